@@ -1,0 +1,114 @@
+"""Database edge: the declarative base, shared column types and engine creation.
+
+Every table of raymarket (ledger, market, settlement) derives from :class:`Base`, so
+one ``MetaData`` with one constraint naming convention covers them all and alembic
+autogenerate / ``alembic check`` sees the whole schema.
+
+Money is stored as ``Numeric(78, 0)``: 78 decimal digits hold any uint256 wei amount,
+and integers never go through floats (SQLAlchemy returns ``Decimal``; :class:`WeiType`
+converts to and from ``int``).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+from sqlalchemy import MetaData, Numeric, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+#: Constraint naming convention (SQLAlchemy docs, "Configuring Constraint Naming Conventions"),
+#: so that migrations name every constraint deterministically on Postgres and SQLite.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Environment variable naming the database URL (used only by the CLI's settings loader).
+DATABASE_URL_ENV = "RAYMARKET_DATABASE_URL"
+
+
+class WeiType(TypeDecorator[int]):
+    """An integer amount of wei stored as ``NUMERIC(78, 0)``; Python side is ``int``.
+
+    Raises:
+        TypeError: when bound a float (money never goes through floats).
+    """
+
+    impl = Numeric(78, 0)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, float) or isinstance(value, bool):
+            raise TypeError(f"wei amounts must be int, got {type(value).__name__}")
+        return Decimal(int(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return int(value)
+
+
+#: ``Mapped[Wei]`` annotates a wei column.
+Wei = Annotated[int, mapped_column(WeiType())]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every raymarket table (one ``MetaData``, one naming convention)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def default_sqlite_url() -> str:
+    """The embedded default: a SQLite file under the user's data directory.
+
+    Returns:
+        ``sqlite:///<user data dir>/raymarket/ledger.db`` (the directory is created).
+    """
+    from platformdirs import user_data_dir
+
+    path = Path(user_data_dir("raymarket", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / 'ledger.db'}"
+
+
+def resolve_database_url(url: str | None) -> str:
+    """Pick the database URL: the explicit one, else ``$RAYMARKET_DATABASE_URL``, else SQLite.
+
+    Plain ``postgresql://`` URLs are mapped to the psycopg 3 driver.
+    """
+    url = url or os.environ.get(DATABASE_URL_ENV) or default_sqlite_url()
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (see :func:`resolve_database_url`).
+
+    SQLite gets foreign keys on, WAL journaling and a busy timeout so that the
+    watcher and the exchange loop can share the file; Postgres gets ``pool_pre_ping``.
+    """
+    url = resolve_database_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)

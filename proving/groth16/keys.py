@@ -1,0 +1,106 @@
+"""Groth16 key and proof types, laid out like a snarkjs ``.zkey`` (iden3 binary container).
+
+Conventions shared by every module of ``proving``:
+
+* Field elements are Python ``int`` in standard (non-Montgomery) form, ``0 <= x < p``.
+* A G1 point is an affine ``(x, y)`` tuple of Fq ints; the point at infinity is ``None``.
+* A G2 point is an affine ``((x_c0, x_c1), (y_c0, y_c1))`` tuple: Fq2 element ``c0 + c1*u``
+  in py_ecc's coefficient order (also snarkjs JSON's order; the EVM precompiles and the
+  Solidity verifier use the reverse, ``(c1, c0)``). Infinity is ``None``.
+* Scalars (witness values, randomness) are Fr ints.
+
+The proving key follows the snarkjs zkey sections (snarkjs ``src/zkey_new.js``,
+``src/groth16_prove.js``): the R1CS is extended with ``n_public + 1`` extra constraints
+``A[n_constraints + i] += 1 * w[i]`` for ``i = 0..n_public`` (so the public inputs are bound
+to the A polynomial), the domain is the smallest power of two ``>= n_constraints + n_public + 1``,
+and ``h_query`` holds the points that, multiplied by the evaluations of ``A*B - C`` on the
+odd coset ``{ w_{2n}^{2i+1} }`` (``w_{2n}`` a primitive 2n-th root of unity), give
+``h(tau) * Z(tau) / delta`` in G1, i.e. ``h_query[i] = -1/2 * L'_i(tau) * Z(tau) / delta * G1`` with
+``L'_i`` the Lagrange basis on that coset and ``Z(X) = X^n - 1`` (``Z = -2`` on the coset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+G1Point = Optional[tuple[int, int]]
+G2Point = Optional[tuple[tuple[int, int], tuple[int, int]]]
+
+#: BN254 (alt_bn128) base field modulus q (EIP-196).
+FQ_MODULUS = 21888242871839275222246405745257275088696311157297823662689037894645226208583
+#: BN254 scalar field modulus r (EIP-196), the order of G1 and G2.
+FR_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+
+
+@dataclass(frozen=True)
+class VerifyingKey:
+    """A Groth16 verification key (snarkjs ``verification_key.json`` content).
+
+    Attributes:
+        alpha_g1, beta_g2, gamma_g2, delta_g2: the key's fixed points.
+        ic: ``n_public + 1`` G1 points; ``ic[0]`` is the constant term.
+    """
+
+    alpha_g1: G1Point
+    beta_g2: G2Point
+    gamma_g2: G2Point
+    delta_g2: G2Point
+    ic: tuple[G1Point, ...]
+
+    @property
+    def n_public(self) -> int:
+        """Number of public inputs (outputs first, then public inputs, as circom orders them)."""
+        return len(self.ic) - 1
+
+
+@dataclass
+class ProvingKey:
+    """A Groth16 proving key in snarkjs zkey layout (sections 2-9 of the zkey file).
+
+    Attributes:
+        n_vars: number of witness signals including the constant ``w[0] = 1``.
+        n_public: number of public signals (``w[1..n_public]``).
+        domain_size: power of two ``n >= n_constraints + n_public + 1``.
+        alpha_g1, beta_g1, beta_g2, delta_g1, delta_g2: toxic-waste images.
+        vk: the matching :class:`VerifyingKey`.
+        coef_matrix, coef_constraint, coef_signal, coef_value: the A and B matrices of the
+            extended R1CS as parallel sequences (zkey section 4): matrix 0 = A, 1 = B; row
+            (constraint) index; column (signal) index; the Fr coefficient in standard form.
+        a_query: ``n_vars`` G1 points ``A_i(tau)`` (zkey section 5).
+        b_g1_query: ``n_vars`` G1 points ``B_i(tau)`` (section 6).
+        b_g2_query: ``n_vars`` G2 points ``B_i(tau)`` (section 7).
+        c_query: ``n_vars - n_public - 1`` G1 points for the private signals (section 8):
+            ``(beta*A_i(tau) + alpha*B_i(tau) + C_i(tau)) / delta``.
+        h_query: ``domain_size`` G1 points (section 9), see the module docstring.
+        cache: backend-private precomputations (e.g. numba limb arrays); not serialised.
+    """
+
+    n_vars: int
+    n_public: int
+    domain_size: int
+    alpha_g1: G1Point
+    beta_g1: G1Point
+    beta_g2: G2Point
+    delta_g1: G1Point
+    delta_g2: G2Point
+    vk: VerifyingKey
+    coef_matrix: list[int]
+    coef_constraint: list[int]
+    coef_signal: list[int]
+    coef_value: list[int]
+    a_query: list[G1Point]
+    b_g1_query: list[G1Point]
+    b_g2_query: list[G2Point]
+    c_query: list[G1Point]
+    h_query: list[G1Point]
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A Groth16 proof ``(A in G1, B in G2, C in G1)`` (snarkjs ``proof.json``: pi_a, pi_b, pi_c)."""
+
+    a: G1Point
+    b: G2Point
+    c: G1Point
