@@ -44,4 +44,6 @@ def npm_bin(name: str) -> str:
 
 def npm_modules_dir() -> Path:
     """The ``node_modules`` directory holding circomlib etc. (beside the tool binaries)."""
-    return Path(npm_bin("snarkjs")).resolve().parent.parent.parent if False else _REPO_BIN.parent
+    if os.environ.get(NPM_BIN_ENV):
+        return Path(os.environ[NPM_BIN_ENV]).parent
+    return _REPO_BIN.parent
