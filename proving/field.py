@@ -1,0 +1,223 @@
+"""BN254 prime fields Fq (base) and Fr (scalar) in Montgomery form on numba limb arrays.
+
+Layout: an array of ``n`` field elements is a C-contiguous ``(n, 4)`` ``np.uint64`` array, four
+little-endian 64-bit limbs per row (the byte layout of snarkjs/ffjavascript buffers, so files
+can be viewed without copying), in Montgomery form ``x * 2^256 mod p`` unless a function says
+"standard". 64-bit limbs with LLVM 128-bit products (see :mod:`proving._kernels.limbs`) beat
+32-bit sub-limbs: 4x4 limb products instead of 8x8.
+
+Measured here (2-core AMD EPYC, numba 0.68): one Montgomery multiplication ~26 ns latency,
+~30 ns per element vectorised (FIELD-NOTES saw 83-127 ns for a first numba version; Python
+``a * b % p`` ~400 ns).
+
+Public API: :data:`FQ`, :data:`FR` (:class:`PrimeField`), :func:`to_limbs`, :func:`from_limbs`,
+:func:`to_mont`, :func:`from_mont`, :func:`mul`, :func:`add`, :func:`sub`, :func:`neg`,
+:func:`inverse`, :func:`batch_inverse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from proving._kernels import fields as _f
+from proving._kernels.limbs import add_mod, is_zero, load, mont_mul, mont_pow, neg_mod, store, sub_mod
+
+
+class FieldError(ValueError):
+    """Bad input to a field function.
+
+    Attributes:
+        field: the argument at fault.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PrimeField:
+    """A prime field with 4-limb Montgomery parameters.
+
+    Attributes:
+        name: ``"Fq"`` or ``"Fr"``.
+        modulus: the prime p (EIP-196).
+        p_limbs: p as 4 ``np.uint64`` limbs.
+        inv: ``-p^-1 mod 2^64`` (CIOS constant).
+        one: ``2^256 mod p`` (1 in Montgomery form) as limbs.
+        r2: ``2^512 mod p`` as limbs (multiplying by it converts to Montgomery form).
+        pm2: ``p - 2`` as limbs (Fermat inverse exponent).
+    """
+
+    name: str
+    modulus: int
+    p_limbs: tuple
+    inv: np.uint64
+    one: tuple
+    r2: tuple
+    pm2: tuple
+
+
+FQ = PrimeField("Fq", _f.FQ_MODULUS, _f.FQ_P, _f.FQ_INV, _f.FQ_ONE, _f.FQ_R2, _f.FQ_PM2)
+FR = PrimeField("Fr", _f.FR_MODULUS, _f.FR_P, _f.FR_INV, _f.FR_ONE, _f.FR_R2, _f.FR_PM2)
+
+
+def to_limbs(values: Sequence[int]) -> np.ndarray:
+    """Standard-form ints ``0 <= v < 2^256`` -> ``(n, 4)`` uint64 limb array (no reduction).
+
+    Raises:
+        FieldError: a value is negative or needs more than 256 bits.
+    """
+    try:
+        buf = b"".join(v.to_bytes(32, "little") for v in values)
+    except OverflowError as exc:
+        raise FieldError("values", "every value must satisfy 0 <= v < 2^256") from exc
+    return np.frombuffer(buf, dtype="<u8").reshape(-1, 4).astype(np.uint64)
+
+
+def from_limbs(arr: np.ndarray) -> list[int]:
+    """``(n, 4)`` uint64 limb array -> list of Python ints (no Montgomery conversion)."""
+    buf = np.ascontiguousarray(arr, dtype="<u8").tobytes()
+    return [int.from_bytes(buf[i:i + 32], "little") for i in range(0, len(buf), 32)]
+
+
+@njit(cache=True)
+def _mul_arr(x, y, out, p, inv):
+    for i in range(x.shape[0]):
+        store(out, i, mont_mul(load(x, i), load(y, i), p, inv))
+
+
+@njit(cache=True)
+def _mul_const(x, c, out, p, inv):
+    for i in range(x.shape[0]):
+        store(out, i, mont_mul(load(x, i), c, p, inv))
+
+
+@njit(cache=True)
+def _add_arr(x, y, out, p):
+    for i in range(x.shape[0]):
+        store(out, i, add_mod(load(x, i), load(y, i), p))
+
+
+@njit(cache=True)
+def _sub_arr(x, y, out, p):
+    for i in range(x.shape[0]):
+        store(out, i, sub_mod(load(x, i), load(y, i), p))
+
+
+@njit(cache=True)
+def _neg_arr(x, out, p):
+    for i in range(x.shape[0]):
+        store(out, i, neg_mod(load(x, i), p))
+
+
+@njit(cache=True)
+def _inv_arr(x, out, pm2, one, p, inv):
+    for i in range(x.shape[0]):
+        store(out, i, mont_pow(load(x, i), pm2, one, p, inv))
+
+
+@njit(cache=True)
+def batch_inverse_kernel(x, out, pm2, one, p, inv):
+    """Montgomery's trick: all inverses with one exponentiation and 3(n-1) products; zeros map to 0.
+
+    Source: P. Montgomery, "Speeding the Pollard and elliptic curve methods of factorization",
+    Math. Comp. 48 (1987), section 10.3.1. ``out`` may alias ``x``.
+    """
+    n = x.shape[0]
+    prefix = np.empty((n, 4), dtype=np.uint64)
+    acc = one
+    for i in range(n):
+        store(prefix, i, acc)
+        a = load(x, i)
+        if not is_zero(a):
+            acc = mont_mul(acc, a, p, inv)
+    acc = mont_pow(acc, pm2, one, p, inv)
+    for i in range(n - 1, -1, -1):
+        a = load(x, i)
+        if is_zero(a):
+            store(out, i, a)
+            continue
+        store(out, i, mont_mul(acc, load(prefix, i), p, inv))
+        acc = mont_mul(acc, a, p, inv)
+
+
+def _check(field: PrimeField, x: np.ndarray, name: str) -> np.ndarray:
+    if x.dtype != np.uint64 or x.ndim != 2 or x.shape[1] != 4:
+        raise FieldError(name, f"expected an (n, 4) uint64 {field.name} limb array, got {x.dtype} {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def to_mont(field: PrimeField, values: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Ints (reduced mod p here) or a standard-form limb array -> Montgomery limb array ``(n, 4)``."""
+    std = values if isinstance(values, np.ndarray) else to_limbs([v % field.modulus for v in values])
+    std = _check(field, std, "values")
+    out = np.empty_like(std)
+    _mul_const(std, field.r2, out, field.p_limbs, field.inv)
+    return out
+
+
+def from_mont_limbs(field: PrimeField, x: np.ndarray) -> np.ndarray:
+    """Montgomery limb array -> standard-form limb array (multiplies by 1)."""
+    x = _check(field, x, "x")
+    out = np.empty_like(x)
+    one_std = (np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0))
+    _mul_const(x, one_std, out, field.p_limbs, field.inv)
+    return out
+
+
+def from_mont(field: PrimeField, x: np.ndarray) -> list[int]:
+    """Montgomery limb array -> list of standard-form Python ints."""
+    return from_limbs(from_mont_limbs(field, x))
+
+
+def mul(field: PrimeField, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise product of two Montgomery arrays of equal shape."""
+    x, y = _check(field, x, "x"), _check(field, y, "y")
+    out = np.empty_like(x)
+    _mul_arr(x, y, out, field.p_limbs, field.inv)
+    return out
+
+
+def add(field: PrimeField, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise sum (Montgomery or standard form alike)."""
+    x, y = _check(field, x, "x"), _check(field, y, "y")
+    out = np.empty_like(x)
+    _add_arr(x, y, out, field.p_limbs)
+    return out
+
+
+def sub(field: PrimeField, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise difference (Montgomery or standard form alike)."""
+    x, y = _check(field, x, "x"), _check(field, y, "y")
+    out = np.empty_like(x)
+    _sub_arr(x, y, out, field.p_limbs)
+    return out
+
+
+def neg(field: PrimeField, x: np.ndarray) -> np.ndarray:
+    """Elementwise negation."""
+    x = _check(field, x, "x")
+    out = np.empty_like(x)
+    _neg_arr(x, out, field.p_limbs)
+    return out
+
+
+def inverse(field: PrimeField, x: np.ndarray) -> np.ndarray:
+    """Elementwise inverse by Fermat's little theorem, one exponentiation each (0 -> 0)."""
+    x = _check(field, x, "x")
+    out = np.empty_like(x)
+    _inv_arr(x, out, field.pm2, field.one, field.p_limbs, field.inv)
+    return out
+
+
+def batch_inverse(field: PrimeField, x: np.ndarray) -> np.ndarray:
+    """Elementwise inverse with Montgomery's trick (one exponentiation in all; 0 -> 0)."""
+    x = _check(field, x, "x")
+    out = np.empty_like(x)
+    batch_inverse_kernel(x, out, field.pm2, field.one, field.p_limbs, field.inv)
+    return out
