@@ -1,0 +1,138 @@
+"""Validation of untrusted Groth16 inputs (proof points, public inputs) and py_ecc conversions.
+
+Checks run in the order a verifier must apply them before any pairing (EIP-196/197,
+gnark/arkworks verifiers): shape and length, field range, curve equation, subgroup.
+G1 of BN254 has cofactor 1, so on-curve implies in-subgroup; G2 (the sextic twist over Fq2)
+has a large cofactor, so ``r * P = O`` is checked explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from py_ecc import optimized_bn128 as bn
+
+from proving.errors import FieldElementOutOfRange, MalformedProof, NotInSubgroup, PointNotOnCurve
+from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point, Proof, VerifyingKey
+
+Q = FQ_MODULUS
+#: G2 twist coefficient ``b' = 3 / (9 + u)`` (EIP-197), as ``(c0, c1)``.
+B2 = (int(bn.b2.coeffs[0]), int(bn.b2.coeffs[1]))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_fq(field: str, x: Any) -> None:
+    if not _is_int(x):
+        raise MalformedProof(field, f"expected an int coordinate, got {type(x).__name__}")
+    if not 0 <= x < Q:
+        raise FieldElementOutOfRange(field, x, Q)
+
+
+def _fq2_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return ((a[0] * b[0] - a[1] * b[1]) % Q, (a[0] * b[1] + a[1] * b[0]) % Q)
+
+
+def check_g1(field: str, p: Any, *, allow_infinity: bool = False) -> None:
+    """Shape, range and curve checks of an affine G1 point ``(x, y)``.
+
+    Raises:
+        MalformedProof: not a pair of ints (or infinity when not allowed).
+        FieldElementOutOfRange: a coordinate ``>= q``.
+        PointNotOnCurve: ``y^2 != x^3 + 3``.
+    """
+    if p is None:
+        if allow_infinity:
+            return
+        raise MalformedProof(field, "point at infinity is not allowed here")
+    if not isinstance(p, (tuple, list)) or len(p) != 2:
+        raise MalformedProof(field, "expected a G1 point (x, y)")
+    _check_fq(f"{field}.x", p[0])
+    _check_fq(f"{field}.y", p[1])
+    x, y = p
+    if (y * y - x * x * x - 3) % Q:
+        raise PointNotOnCurve(field)
+
+
+def check_g2(field: str, p: Any, *, allow_infinity: bool = False) -> None:
+    """Shape, range, twist-curve and subgroup checks of an affine G2 point ``((x0, x1), (y0, y1))``.
+
+    Raises:
+        MalformedProof: wrong shape (or infinity when not allowed).
+        FieldElementOutOfRange: a coordinate ``>= q``.
+        PointNotOnCurve: ``y^2 != x^3 + 3/(9+u)``.
+        NotInSubgroup: on the twist but ``r * P != O``.
+    """
+    if p is None:
+        if allow_infinity:
+            return
+        raise MalformedProof(field, "point at infinity is not allowed here")
+    if not (isinstance(p, (tuple, list)) and len(p) == 2
+            and all(isinstance(c, (tuple, list)) and len(c) == 2 for c in p)):
+        raise MalformedProof(field, "expected a G2 point ((x_c0, x_c1), (y_c0, y_c1))")
+    for name, c in (("x", p[0]), ("y", p[1])):
+        _check_fq(f"{field}.{name}.c0", c[0])
+        _check_fq(f"{field}.{name}.c1", c[1])
+    x, y = tuple(p[0]), tuple(p[1])
+    lhs, rhs = _fq2_mul(y, y), _fq2_mul(_fq2_mul(x, x), x)
+    if (lhs[0] - rhs[0] - B2[0]) % Q or (lhs[1] - rhs[1] - B2[1]) % Q:
+        raise PointNotOnCurve(field)
+    if not bn.is_inf(bn.multiply(to_pyecc_g2(p), FR_MODULUS)):
+        raise NotInSubgroup(field)
+
+
+def check_public_inputs(vk: VerifyingKey, public_inputs: Sequence[int]) -> None:
+    """Length (``vk.n_public``) and range (``< r``) of the public inputs.
+
+    Raises:
+        MalformedProof: wrong count or a non-int.
+        FieldElementOutOfRange: a value outside ``[0, r)``.
+    """
+    if len(public_inputs) != vk.n_public:
+        raise MalformedProof("public_inputs", f"got {len(public_inputs)} values, the key expects {vk.n_public}")
+    for i, v in enumerate(public_inputs):
+        if not _is_int(v):
+            raise MalformedProof(f"public_inputs[{i}]", f"expected an int, got {type(v).__name__}")
+        if not 0 <= v < FR_MODULUS:
+            raise FieldElementOutOfRange(f"public_inputs[{i}]", v, FR_MODULUS)
+
+
+def check_proof(proof: Any) -> None:
+    """All structural checks of a proof (see :func:`check_g1`, :func:`check_g2`), A and C before B
+    (the G2 subgroup check is the expensive one)."""
+    if not isinstance(proof, Proof):
+        raise MalformedProof("proof", f"expected a Proof, got {type(proof).__name__}")
+    check_g1("proof.a", proof.a)
+    check_g1("proof.c", proof.c)
+    check_g2("proof.b", proof.b)
+
+
+def to_pyecc_g1(p: G1Point):
+    """Affine int tuple -> py_ecc ``optimized_bn128`` projective point."""
+    return bn.Z1 if p is None else (bn.FQ(p[0]), bn.FQ(p[1]), bn.FQ.one())
+
+
+def to_pyecc_g2(p: G2Point):
+    """Affine ``((x0, x1), (y0, y1))`` -> py_ecc ``optimized_bn128`` projective G2 point."""
+    if p is None:
+        return bn.Z2
+    return (bn.FQ2([p[0][0], p[0][1]]), bn.FQ2([p[1][0], p[1][1]]), bn.FQ2.one())
+
+
+def from_pyecc_g1(p) -> G1Point:
+    """py_ecc projective G1 point -> affine int tuple (``None`` at infinity)."""
+    if bn.is_inf(p):
+        return None
+    x, y = bn.normalize(p)
+    return (int(x), int(y))
+
+
+def from_pyecc_g2(p) -> G2Point:
+    """py_ecc projective G2 point -> affine ``((x0, x1), (y0, y1))`` (``None`` at infinity)."""
+    if bn.is_inf(p):
+        return None
+    x, y = bn.normalize(p)
+    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))

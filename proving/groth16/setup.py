@@ -1,0 +1,247 @@
+"""A Groth16 DEVELOPMENT setup from an R1CS: NOT FOR PRODUCTION.
+
+:func:`dev_setup` samples the toxic waste ``tau, alpha, beta, gamma, delta`` itself (from a
+seed, if given), so whoever ran it can forge proofs. Use it for tests, benchmarks and local
+circuits; real deployments use a multi-party ceremony (``snarkjs powersoftau`` +
+``zkey contribute``) and :func:`proving.formats.zkey.read_zkey`.
+
+The key is laid out exactly like a snarkjs zkey (``snarkjs/src/zkey_new.js``), so every prover
+that reads snarkjs zkeys proves with it and ``snarkjs groth16 prove`` accepts it once written
+with :func:`proving.formats.zkey.write_zkey`:
+
+* the R1CS is extended with ``A[m + i] += w[i]`` for ``i = 0..n_public`` (m = n_constraints);
+* ``domain_size`` is the least power of two ``>= m + n_public + 1``;
+* the QAP polynomials are Lagrange interpolations on ``{w_n^j}`` with ffjavascript's roots of
+  unity (``w_{2^28} = nqr^t``, ``nqr`` the least quadratic non-residue, ``r - 1 = 2^28 t``);
+* ``h_query[i] = L^{(2n)}_{2i+1}(tau) / delta * G1``, the Lagrange basis of the 2n-th roots at
+  odd indices (``proving.groth16.keys`` explains why this is the snarkjs convention).
+
+Formulas: Groth, "On the Size of Pairing-based Non-interactive Arguments", EUROCRYPT 2016, sec. 3.2.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from py_ecc.optimized_bn128 import G1 as _G1, G2 as _G2, add as _add, normalize as _normalize
+from py_ecc.optimized_bn128 import Z1 as _Z1, Z2 as _Z2
+
+from proving.groth16.keys import FR_MODULUS, G1Point, G2Point, ProvingKey, VerifyingKey
+from proving.r1cs import R1CS
+
+R = FR_MODULUS
+#: 2-adicity of r - 1 for BN254's Fr.
+FR_TWO_ADICITY = 28
+
+
+def _least_non_residue() -> int:
+    """ffjavascript's ``nqr``: the least ``x >= 2`` with ``x^((r-1)/2) != 1``."""
+    x = 2
+    while pow(x, (R - 1) // 2, R) == 1:
+        x += 1
+    return x
+
+
+def root_of_unity(n: int) -> int:
+    """Primitive ``n``-th root of unity in Fr as ffjavascript picks it (``Fr.w[log2 n]``).
+
+    Raises:
+        ValueError: ``n`` not a power of two in ``[1, 2^28]``.
+    """
+    if n < 1 or n & (n - 1) or n > 1 << FR_TWO_ADICITY:
+        raise ValueError(f"domain size must be a power of two <= 2^28, got {n}")
+    t = (R - 1) >> FR_TWO_ADICITY
+    w = pow(_least_non_residue(), t, R)
+    return pow(w, (1 << FR_TWO_ADICITY) // n, R)
+
+
+def domain_size_for(r1cs: R1CS) -> int:
+    """snarkjs's Groth16 domain size: least power of two ``>= n_constraints + n_public + 1``."""
+    need, n = r1cs.n_constraints + r1cs.n_public + 1, 1
+    while n < need:
+        n <<= 1
+    return n
+
+
+def lagrange_at(tau: int, n: int) -> list[int]:
+    """``[L_j(tau) for j < n]``, the Lagrange basis of the ``n``-th roots of unity at ``tau``.
+
+    ``L_j(X) = (X^n - 1) / n * w^j / (X - w^j)``; ``tau`` must not be a root of unity.
+    """
+    w, z = root_of_unity(n), (pow(tau, n, R) - 1) % R
+    if z == 0:
+        raise ValueError("tau is an n-th root of unity; sample another")
+    factor, out, wj = z * pow(n, -1, R) % R, [], 1
+    denominators = []
+    for _ in range(n):
+        denominators.append((tau - wj) % R)
+        wj = wj * w % R
+    inverses = _batch_inverse(denominators)
+    wj = 1
+    for inv in inverses:
+        out.append(factor * wj % R * inv % R)
+        wj = wj * w % R
+    return out
+
+
+def _batch_inverse(values: Sequence[int]) -> list[int]:
+    """Montgomery's trick: all inverses mod r with one exponentiation."""
+    prefix, acc = [], 1
+    for v in values:
+        prefix.append(acc)
+        acc = acc * v % R
+    inv, out = pow(acc, -1, R), [0] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = prefix[i] * inv % R
+        inv = inv * values[i] % R
+    return out
+
+
+@dataclass(frozen=True)
+class ToxicWaste:
+    """The secret scalars of a dev setup (Fr ints); anyone holding them can forge proofs."""
+
+    tau: int
+    alpha: int
+    beta: int
+    gamma: int
+    delta: int
+
+
+def sample_toxic_waste(seed: int | None = None) -> ToxicWaste:
+    """Five non-zero Fr scalars: from ``random.Random(seed)`` if a seed is given (reproducible,
+    for tests), else from :mod:`secrets`."""
+    draw = random.Random(seed).randrange if seed is not None else (lambda a, b: a + secrets.randbelow(b - a))
+    return ToxicWaste(*(draw(1, R) for _ in range(5)))
+
+
+class FixedBase:
+    """Fixed-base scalar multiplication with a table of ``j * 2^(8i) * P`` (8-bit windows).
+
+    32 point additions per multiplication instead of ~380 for double-and-add; built once per
+    base point (py_ecc ``optimized_bn128`` projective arithmetic underneath).
+    """
+
+    WINDOW_BITS = 8
+
+    def __init__(self, base, zero) -> None:
+        self._zero = zero
+        self._table = []
+        for _ in range(256 // self.WINDOW_BITS):
+            row, acc = [zero], zero
+            for _ in range(1, 1 << self.WINDOW_BITS):
+                acc = _add(acc, base)
+                row.append(acc)
+            self._table.append(row)
+            base = _add(acc, base)
+
+    def mul(self, k: int):
+        """``k * P`` in projective coordinates (``k`` reduced mod r)."""
+        k %= R
+        acc, i, mask = self._zero, 0, (1 << self.WINDOW_BITS) - 1
+        while k:
+            digit = k & mask
+            if digit:
+                acc = _add(acc, self._table[i][digit])
+            k >>= self.WINDOW_BITS
+            i += 1
+        return acc
+
+
+def to_affine_g1(p) -> G1Point:
+    """py_ecc projective G1 point -> affine int tuple (``None`` at infinity)."""
+    if p[2] == 0:
+        return None
+    x, y = _normalize(p)
+    return (int(x), int(y))
+
+
+def to_affine_g2(p) -> G2Point:
+    """py_ecc projective G2 point -> affine ``((x_c0, x_c1), (y_c0, y_c1))`` (``None`` at infinity)."""
+    if p[2] == p[2].zero():
+        return None
+    x, y = _normalize(p)
+    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+
+
+def qap_at_tau(r1cs: R1CS, lagrange: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
+    """``(A_i(tau), B_i(tau), C_i(tau))`` for every signal ``i`` of the extended R1CS."""
+    a, b, c = ([0] * r1cs.n_vars for _ in range(3))
+    for j, row in enumerate(r1cs.constraints):
+        for terms, acc in ((row.a, a), (row.b, b), (row.c, c)):
+            for signal, coeff in terms:
+                acc[signal] = (acc[signal] + coeff * lagrange[j]) % R
+    for i in range(r1cs.n_public + 1):
+        a[i] = (a[i] + lagrange[r1cs.n_constraints + i]) % R
+    return a, b, c
+
+
+def extended_coefficients(r1cs: R1CS) -> tuple[list[int], list[int], list[int], list[int]]:
+    """zkey section 4 in snarkjs's order: per constraint its A then B terms, then the
+    ``n_public + 1`` public-binding A terms. Returns ``(matrix, constraint, signal, value)``."""
+    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+    for j, row in enumerate(r1cs.constraints):
+        for matrix, terms in ((0, row.a), (1, row.b)):
+            for signal, coeff in terms:
+                for column, v in zip(out, (matrix, j, signal, coeff % R)):
+                    column.append(v)
+    for i in range(r1cs.n_public + 1):
+        for column, v in zip(out, (0, r1cs.n_constraints + i, i, 1)):
+            column.append(v)
+    return out
+
+
+def dev_setup(r1cs: R1CS, *, seed: int | None = None, waste: ToxicWaste | None = None) -> ProvingKey:
+    """Run a single-party Groth16 setup for ``r1cs``: NOT FOR PRODUCTION (the caller could keep
+    the toxic waste and forge proofs).
+
+    Args:
+        r1cs: the circuit.
+        seed: makes the setup reproducible (tests); ``None`` draws from :mod:`secrets`.
+        waste: explicit toxic waste (overrides ``seed``; tests of the verifier use it).
+
+    Returns:
+        A :class:`ProvingKey` in snarkjs zkey layout (see the module docstring).
+
+    Raises:
+        ValueError: the circuit is too large for Fr's 2-adic domain.
+    """
+    tw = waste or sample_toxic_waste(seed)
+    n = domain_size_for(r1cs)
+    a, b, c = qap_at_tau(r1cs, lagrange_at(tw.tau, n))
+    g1, g2 = FixedBase(_G1, _Z1), FixedBase(_G2, _Z2)
+    inv_gamma, inv_delta = pow(tw.gamma, -1, R), pow(tw.delta, -1, R)
+    lin = [(tw.beta * a[i] + tw.alpha * b[i] + c[i]) % R for i in range(r1cs.n_vars)]
+    n_pub = r1cs.n_public
+    lagrange_2n = lagrange_at(tw.tau, 2 * n)
+    vk = VerifyingKey(
+        alpha_g1=to_affine_g1(g1.mul(tw.alpha)),
+        beta_g2=to_affine_g2(g2.mul(tw.beta)),
+        gamma_g2=to_affine_g2(g2.mul(tw.gamma)),
+        delta_g2=to_affine_g2(g2.mul(tw.delta)),
+        ic=tuple(to_affine_g1(g1.mul(lin[i] * inv_gamma)) for i in range(n_pub + 1)),
+    )
+    matrix, constraint, signal, value = extended_coefficients(r1cs)
+    return ProvingKey(
+        n_vars=r1cs.n_vars,
+        n_public=n_pub,
+        domain_size=n,
+        alpha_g1=vk.alpha_g1,
+        beta_g1=to_affine_g1(g1.mul(tw.beta)),
+        beta_g2=vk.beta_g2,
+        delta_g1=to_affine_g1(g1.mul(tw.delta)),
+        delta_g2=vk.delta_g2,
+        vk=vk,
+        coef_matrix=matrix,
+        coef_constraint=constraint,
+        coef_signal=signal,
+        coef_value=value,
+        a_query=[to_affine_g1(g1.mul(x)) for x in a],
+        b_g1_query=[to_affine_g1(g1.mul(x)) for x in b],
+        b_g2_query=[to_affine_g2(g2.mul(x)) for x in b],
+        c_query=[to_affine_g1(g1.mul(lin[i] * inv_delta)) for i in range(n_pub + 1, r1cs.n_vars)],
+        h_query=[to_affine_g1(g1.mul(lagrange_2n[2 * i + 1] * inv_delta)) for i in range(n)],
+    )
