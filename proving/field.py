@@ -24,10 +24,11 @@ import numpy as np
 from numba import njit
 
 from proving._kernels import fields as _f
+from proving.errors import ProvingError
 from proving._kernels.limbs import add_mod, is_zero, load, mont_mul, mont_pow, neg_mod, store, sub_mod
 
 
-class FieldError(ValueError):
+class FieldError(ProvingError, ValueError):
     """Bad input to a field function.
 
     Attributes:

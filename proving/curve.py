@@ -1,0 +1,256 @@
+"""BN254 G1 and G2 on numba limb arrays: Jacobian arithmetic, batch affine conversion.
+
+Curves (EIP-196/197): G1 ``y^2 = x^3 + 3`` over Fq; G2 the sextic twist
+``y^2 = x^3 + 3/(9 + u)`` over Fq2 = Fq[u]/(u^2 + 1). Formulas and array layouts are in
+:mod:`proving._kernels.ec`: G1 affine ``(n, 8)`` / Jacobian ``(n, 12)``, G2 affine ``(n, 16)`` /
+Jacobian ``(n, 24)``, ``uint64`` limbs in Montgomery form; an affine row of zeros is the point
+at infinity, a Jacobian row with ``Z = 0`` too.
+
+Python-facing points use the :mod:`proving.groth16.keys` conventions (affine int tuples,
+``None`` = infinity, Fq2 as ``(c0, c1)``). Batch affine conversion uses one field inversion
+for the whole array (Montgomery's trick).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from proving._kernels import ec
+from proving._kernels.fields import FQ_INV, FQ_ONE, FQ_P, FQ_PM2, fq2_mul, fq2_sqr, fq_mul
+from proving._kernels.limbs import is_zero, load, store
+from proving.field import FQ, FR, FieldError, batch_inverse_kernel, from_mont, to_mont
+from proving.groth16.keys import G1Point, G2Point
+
+
+# ---------------------------------------------------------------- conversions ----
+
+def g1_to_affine_array(points: Sequence[G1Point]) -> np.ndarray:
+    """G1 points (``(x, y)`` ints or None) -> ``(n, 8)`` Montgomery affine array (None -> zeros)."""
+    flat = []
+    for p in points:
+        flat.extend((0, 0) if p is None else p)
+    return to_mont(FQ, flat).reshape(-1, 8) if flat else np.zeros((0, 8), np.uint64)
+
+
+def g1_from_affine_array(arr: np.ndarray) -> list[G1Point]:
+    """Inverse of :func:`g1_to_affine_array`."""
+    vals = from_mont(FQ, np.ascontiguousarray(arr).reshape(-1, 4))
+    return [None if vals[i] == 0 and vals[i + 1] == 0 else (vals[i], vals[i + 1])
+            for i in range(0, len(vals), 2)]
+
+
+def g2_to_affine_array(points: Sequence[G2Point]) -> np.ndarray:
+    """G2 points (``((x0, x1), (y0, y1))`` or None) -> ``(n, 16)`` Montgomery affine array."""
+    flat = []
+    for p in points:
+        flat.extend((0, 0, 0, 0) if p is None else (p[0][0], p[0][1], p[1][0], p[1][1]))
+    return to_mont(FQ, flat).reshape(-1, 16) if flat else np.zeros((0, 16), np.uint64)
+
+
+def g2_from_affine_array(arr: np.ndarray) -> list[G2Point]:
+    """Inverse of :func:`g2_to_affine_array`."""
+    v = from_mont(FQ, np.ascontiguousarray(arr).reshape(-1, 4))
+    out: list[G2Point] = []
+    for i in range(0, len(v), 4):
+        out.append(None if not any(v[i:i + 4]) else ((v[i], v[i + 1]), (v[i + 2], v[i + 3])))
+    return out
+
+
+# ---------------------------------------------------------------- batch affine ----
+
+@njit(cache=True)
+def _g1_batch_to_affine(jac, out):
+    n = jac.shape[0]
+    zs = np.empty((n, 4), dtype=np.uint64)
+    for i in range(n):
+        store(zs, i, (jac[i, 8], jac[i, 9], jac[i, 10], jac[i, 11]))
+    batch_inverse_kernel(zs, zs, FQ_PM2, FQ_ONE, FQ_P, FQ_INV)
+    for i in range(n):
+        zi = load(zs, i)
+        if is_zero(zi):
+            for k in range(8):
+                out[i, k] = 0
+            continue
+        p = ec.g1_load_jac(jac, i)
+        zi2 = fq_mul(zi, zi)
+        x = fq_mul(p[0], zi2)
+        y = fq_mul(p[1], fq_mul(zi2, zi))
+        for k in range(4):
+            out[i, k] = x[k]
+            out[i, 4 + k] = y[k]
+
+
+@njit(cache=True)
+def _g2_batch_to_affine(jac, out):
+    n = jac.shape[0]
+    # Fq2 inverse of z = conj(z) / norm(z): batch-invert the Fq norms.
+    norms = np.empty((n, 4), dtype=np.uint64)
+    for i in range(n):
+        z0 = (jac[i, 16], jac[i, 17], jac[i, 18], jac[i, 19])
+        z1 = (jac[i, 20], jac[i, 21], jac[i, 22], jac[i, 23])
+        store(norms, i, ec.fq_add(fq_mul(z0, z0), fq_mul(z1, z1)))
+    batch_inverse_kernel(norms, norms, FQ_PM2, FQ_ONE, FQ_P, FQ_INV)
+    for i in range(n):
+        ni = load(norms, i)
+        if is_zero(ni):
+            for k in range(16):
+                out[i, k] = 0
+            continue
+        p = ec.g2_load_jac(jac, i)
+        zi = (fq_mul(p[2][0], ni), ec.fq_neg(fq_mul(p[2][1], ni)))
+        zi2 = fq2_sqr(zi)
+        x = fq2_mul(p[0], zi2)
+        y = fq2_mul(p[1], fq2_mul(zi2, zi))
+        for k in range(4):
+            out[i, k] = x[0][k]
+            out[i, 4 + k] = x[1][k]
+            out[i, 8 + k] = y[0][k]
+            out[i, 12 + k] = y[1][k]
+
+
+def _check(arr: np.ndarray, width: int, name: str) -> np.ndarray:
+    if arr.dtype != np.uint64 or arr.ndim != 2 or arr.shape[1] != width:
+        raise FieldError(name, f"expected an (n, {width}) uint64 array, got {arr.dtype} {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def g1_batch_to_affine(jac: np.ndarray) -> np.ndarray:
+    """``(n, 12)`` Jacobian -> ``(n, 8)`` affine with one Fq inversion in all."""
+    jac = _check(jac, 12, "jac")
+    out = np.empty((jac.shape[0], 8), np.uint64)
+    _g1_batch_to_affine(jac, out)
+    return out
+
+
+def g2_batch_to_affine(jac: np.ndarray) -> np.ndarray:
+    """``(n, 24)`` Jacobian -> ``(n, 16)`` affine with one Fq inversion in all."""
+    jac = _check(jac, 24, "jac")
+    out = np.empty((jac.shape[0], 16), np.uint64)
+    _g2_batch_to_affine(jac, out)
+    return out
+
+
+# ---------------------------------------------------------------- elementwise arrays ----
+
+@njit(cache=True)
+def _g1_from_affine_arr(aff, out):
+    for i in range(aff.shape[0]):
+        x, y = ec.g1_load_affine(aff, i)
+        ec.g1_store_jac(out, i, ec.g1_from_affine(x, y))
+
+
+@njit(cache=True)
+def _g1_ops(op, a, b, scal, out):
+    for i in range(a.shape[0]):
+        p = ec.g1_load_jac(a, i)
+        if op == 0:
+            r = ec.g1_add(p, ec.g1_load_jac(b, i))
+        elif op == 1:
+            x, y = ec.g1_load_affine(b, i)
+            r = p if is_zero(x) and is_zero(y) else ec.g1_add_mixed(p, x, y)
+        elif op == 2:
+            r = ec.g1_double(p)
+        elif op == 3:
+            r = ec.g1_neg(p)
+        else:
+            r = ec.g1_mul(p, load(scal, i))
+        ec.g1_store_jac(out, i, r)
+
+
+@njit(cache=True)
+def _g2_from_affine_arr(aff, out):
+    for i in range(aff.shape[0]):
+        x, y = ec.g2_load_affine(aff, i)
+        ec.g2_store_jac(out, i, ec.g2_from_affine(x, y))
+
+
+@njit(cache=True)
+def _g2_ops(op, a, b, scal, out):
+    for i in range(a.shape[0]):
+        p = ec.g2_load_jac(a, i)
+        if op == 0:
+            r = ec.g2_add(p, ec.g2_load_jac(b, i))
+        elif op == 1:
+            x, y = ec.g2_load_affine(b, i)
+            r = p if ec.fq2_is_zero(x) and ec.fq2_is_zero(y) else ec.g2_add_mixed(p, x, y)
+        elif op == 2:
+            r = ec.g2_double(p)
+        elif op == 3:
+            r = ec.g2_neg(p)
+        else:
+            r = ec.g2_mul(p, load(scal, i))
+        ec.g2_store_jac(out, i, r)
+
+
+_OPS = {"add": 0, "add_mixed": 1, "double": 2, "neg": 3, "mul": 4}
+
+
+def g1_to_jacobian(aff: np.ndarray) -> np.ndarray:
+    """``(n, 8)`` affine -> ``(n, 12)`` Jacobian (``Z = 1``, or the infinity ``(1, 1, 0)``)."""
+    aff = _check(aff, 8, "aff")
+    out = np.empty((aff.shape[0], 12), np.uint64)
+    _g1_from_affine_arr(aff, out)
+    return out
+
+
+def g2_to_jacobian(aff: np.ndarray) -> np.ndarray:
+    """``(n, 16)`` affine -> ``(n, 24)`` Jacobian."""
+    aff = _check(aff, 16, "aff")
+    out = np.empty((aff.shape[0], 24), np.uint64)
+    _g2_from_affine_arr(aff, out)
+    return out
+
+
+def g1_apply(op: str, jac: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """Elementwise G1 operation on Jacobian rows; ``op`` one of:
+
+    ``"add"`` (other: ``(n, 12)`` Jacobian), ``"add_mixed"`` (other: ``(n, 8)`` affine),
+    ``"double"``, ``"neg"``, ``"mul"`` (other: ``(n, 4)`` standard-form scalars). Returns ``(n, 12)``.
+    """
+    jac = _check(jac, 12, "jac")
+    other = jac if other is None else np.ascontiguousarray(other)
+    scal = other if op == "mul" else np.zeros((1, 4), np.uint64)
+    out = np.empty_like(jac)
+    _g1_ops(_OPS[op], jac, other if op in ("add", "add_mixed") else jac, scal, out)
+    return out
+
+
+def g2_apply(op: str, jac: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """As :func:`g1_apply` for G2 (Jacobian ``(n, 24)``, affine ``(n, 16)``)."""
+    jac = _check(jac, 24, "jac")
+    other = jac if other is None else np.ascontiguousarray(other)
+    scal = other if op == "mul" else np.zeros((1, 4), np.uint64)
+    out = np.empty_like(jac)
+    _g2_ops(_OPS[op], jac, other if op in ("add", "add_mixed") else jac, scal, out)
+    return out
+
+
+# ---------------------------------------------------------------- single points ----
+
+def g1_add(p: G1Point, q: G1Point) -> G1Point:
+    """``p + q`` on G1 (affine int tuples, None = infinity)."""
+    jp, jq = g1_to_jacobian(g1_to_affine_array([p])), g1_to_jacobian(g1_to_affine_array([q]))
+    return g1_from_affine_array(g1_batch_to_affine(g1_apply("add", jp, jq)))[0]
+
+
+def g1_mul(p: G1Point, k: int) -> G1Point:
+    """``k * p`` on G1 (``k`` reduced mod r)."""
+    jp = g1_to_jacobian(g1_to_affine_array([p]))
+    scal = np.array([[(k % FR.modulus >> (64 * i)) & (2**64 - 1) for i in range(4)]], np.uint64)
+    return g1_from_affine_array(g1_batch_to_affine(g1_apply("mul", jp, scal)))[0]
+
+
+def g2_add(p: G2Point, q: G2Point) -> G2Point:
+    """``p + q`` on G2."""
+    jp, jq = g2_to_jacobian(g2_to_affine_array([p])), g2_to_jacobian(g2_to_affine_array([q]))
+    return g2_from_affine_array(g2_batch_to_affine(g2_apply("add", jp, jq)))[0]
+
+
+def g2_mul(p: G2Point, k: int) -> G2Point:
+    """``k * p`` on G2 (``k`` reduced mod r)."""
+    jp = g2_to_jacobian(g2_to_affine_array([p]))
+    scal = np.array([[(k % FR.modulus >> (64 * i)) & (2**64 - 1) for i in range(4)]], np.uint64)
+    return g2_from_affine_array(g2_batch_to_affine(g2_apply("mul", jp, scal)))[0]
