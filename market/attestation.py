@@ -1,0 +1,237 @@
+"""EIP-712 attestations of completed jobs: the typed data a provider signs, and its settlement leaf.
+
+Typed data (EIP-712, https://eips.ethereum.org/EIPS/eip-712)::
+
+    EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)
+        name = "raymarket", version = "1", verifyingContract = the Settlement contract
+    Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind)
+
+A provider signs ``keccak256(0x1901 || domainSeparator || hashStruct(attestation))`` with its secp256k1 key
+(65-byte ``r || s || v`` signature, low ``s`` per EIP-2). The settlement leaf commits to the attestation, the
+signature and, for proof jobs, the Groth16 proof and public signals (``proof_commitment``); its hash is
+``keccak256(keccak256(abi.encode(structHash, keccak256(signature), proofCommitment)))``, exactly as
+``Settlement.leafHash`` computes it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_hash.auto import keccak
+from eth_utils import is_address, to_checksum_address
+
+from market.merkle import hash_leaf
+
+ZERO32 = bytes(32)
+ATTESTATION_TYPE = (
+    "Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind)"
+)
+ATTESTATION_TYPEHASH = keccak(ATTESTATION_TYPE.encode())
+DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+DOMAIN_NAME = "raymarket"
+DOMAIN_VERSION = "1"
+#: secp256k1 group order n (SEC 2); signatures with s > n/2 are rejected (EIP-2).
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+UINT256_MAX = 2**256 - 1
+
+
+class AttestationError(ValueError):
+    """Root of attestation errors: a field of an attestation or signature is malformed."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field_name = field_name
+
+
+class JobKind(enum.IntEnum):
+    """The ``kind`` field of an attestation (uint8 on chain)."""
+
+    INFERENCE = 0
+    PROOF = 1
+
+
+def _bytes32(value: bytes, name: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise AttestationError(name, f"must be 32 bytes, got {value!r:.80}")
+    return bytes(value)
+
+
+def job_id_bytes32(job_id: bytes | str | int | uuid.UUID) -> bytes:
+    """Map an exchange job id to the 32-byte ``jobId`` of an attestation.
+
+    32 raw bytes pass through; a ``0x`` + 64-hex string is decoded; an int (< 2**256) is big-endian;
+    a UUID (or UUID string) is its 16 bytes left-padded with zeros; any other string is ``keccak256(utf-8)``.
+    """
+    if isinstance(job_id, (bytes, bytearray)):
+        return _bytes32(job_id, "job_id")
+    if isinstance(job_id, bool):
+        raise AttestationError("job_id", "must not be a bool")
+    if isinstance(job_id, int):
+        if not 0 <= job_id <= UINT256_MAX:
+            raise AttestationError("job_id", "int must be in [0, 2**256)")
+        return job_id.to_bytes(32, "big")
+    if isinstance(job_id, uuid.UUID):
+        return bytes(16) + job_id.bytes
+    if re.fullmatch(r"0x[0-9a-fA-F]{64}", job_id):
+        return bytes.fromhex(job_id[2:])
+    try:
+        return bytes(16) + uuid.UUID(job_id).bytes
+    except ValueError:
+        return keccak(job_id.encode())
+
+
+@dataclass(frozen=True)
+class Eip712Domain:
+    """The EIP-712 domain of a Settlement deployment (chain id + contract address)."""
+
+    chain_id: int
+    verifying_contract: str
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+
+    def __post_init__(self) -> None:
+        if not is_address(self.verifying_contract):
+            raise AttestationError("verifying_contract", f"not an address: {self.verifying_contract!r}")
+        object.__setattr__(self, "verifying_contract", to_checksum_address(self.verifying_contract))
+
+    @property
+    def separator(self) -> bytes:
+        """``hashStruct(EIP712Domain)``, 32 bytes."""
+        return keccak(
+            abi_encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [DOMAIN_TYPEHASH, keccak(self.name.encode()), keccak(self.version.encode()), self.chain_id,
+                 self.verifying_contract],
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """What a provider attests for one job.
+
+    Attributes:
+        job_id, input_hash, result_hash: 32 bytes each (see :func:`job_id_bytes32`).
+        provider: the provider's address (checksummed on construction).
+        price_wei: the cleared price paid for the job, in wei (uint256).
+        kind: :class:`JobKind`.
+    Raises:
+        AttestationError: naming the malformed field.
+    """
+
+    job_id: bytes
+    input_hash: bytes
+    result_hash: bytes
+    provider: str
+    price_wei: int
+    kind: JobKind
+
+    def __post_init__(self) -> None:
+        for name in ("job_id", "input_hash", "result_hash"):
+            object.__setattr__(self, name, _bytes32(getattr(self, name), name))
+        if not is_address(self.provider):
+            raise AttestationError("provider", f"not an address: {self.provider!r}")
+        object.__setattr__(self, "provider", to_checksum_address(self.provider))
+        if isinstance(self.price_wei, bool) or not isinstance(self.price_wei, int) or not 0 <= self.price_wei <= UINT256_MAX:
+            raise AttestationError("price_wei", f"must be an int wei amount in [0, 2**256), got {self.price_wei!r}")
+        try:
+            object.__setattr__(self, "kind", JobKind(self.kind))
+        except ValueError:
+            raise AttestationError("kind", f"must be 0 (inference) or 1 (proof), got {self.kind!r}") from None
+
+    def abi_tuple(self) -> tuple:
+        """The ``Attestation`` struct as an ABI tuple."""
+        return (self.job_id, self.input_hash, self.result_hash, self.provider, self.price_wei, int(self.kind))
+
+
+def struct_hash(att: Attestation) -> bytes:
+    """EIP-712 ``hashStruct(Attestation)``."""
+    return keccak(
+        abi_encode(["bytes32", "bytes32", "bytes32", "bytes32", "address", "uint256", "uint8"],
+                   [ATTESTATION_TYPEHASH, *att.abi_tuple()])
+    )
+
+
+def attestation_digest(att: Attestation, domain: Eip712Domain) -> bytes:
+    """The 32-byte EIP-712 digest ``keccak256(0x1901 || domainSeparator || hashStruct(att))``."""
+    return keccak(b"\x19\x01" + domain.separator + struct_hash(att))
+
+
+@dataclass(frozen=True)
+class SignedAttestation:
+    """An attestation with its provider's 65-byte ``r || s || v`` signature under ``domain``."""
+
+    attestation: Attestation
+    signature: bytes
+    domain: Eip712Domain
+
+
+def sign_attestation(att: Attestation, private_key: bytes | str, domain: Eip712Domain) -> SignedAttestation:
+    """Sign ``att`` under ``domain`` with a secp256k1 key (32 bytes or 0x-hex).
+
+    Raises:
+        AttestationError: when the key does not belong to ``att.provider``.
+    """
+    account = Account.from_key(private_key)
+    if account.address != att.provider:
+        raise AttestationError("private_key", f"belongs to {account.address}, not to provider {att.provider}")
+    signed = Account.unsafe_sign_hash(attestation_digest(att, domain), private_key)
+    return SignedAttestation(att, bytes(signed.signature), domain)
+
+
+def recover_signer(att: Attestation, signature: bytes, domain: Eip712Domain) -> str | None:
+    """The checksummed address that signed ``att`` under ``domain``; ``None`` for a malformed signature.
+
+    Same rules as ``Settlement.recoverSigner``: 65 bytes, ``v`` in {27, 28}, ``s <= n/2``.
+    """
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return None
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2:
+        return None
+    try:
+        return Account._recover_hash(attestation_digest(att, domain), signature=bytes(signature))
+    except Exception:  # eth-keys raises BadSignature for r/s out of range or no point
+        return None
+
+
+def proof_commitment(circuit_id: bytes, proof: Sequence[int], pub_signals: Sequence[int]) -> bytes:
+    """``keccak256(abi.encode(bytes32 circuitId, uint256[8] proof, uint256[] pubSignals))``.
+
+    ``proof`` words: ``[A.x, A.y, B.x.c1, B.x.c0, B.y.c1, B.y.c0, C.x, C.y]`` (EIP-197 G2 order).
+    """
+    if len(proof) != 8:
+        raise AttestationError("proof", f"needs 8 uint256 words, got {len(proof)}")
+    return keccak(abi_encode(["bytes32", "uint256[8]", "uint256[]"],
+                             [_bytes32(circuit_id, "circuit_id"), list(proof), list(pub_signals)]))
+
+
+@dataclass(frozen=True)
+class AttestationLeaf:
+    """One settlement leaf: a signed attestation and its proof commitment (zero for inference jobs)."""
+
+    signed: SignedAttestation
+    proof_commitment: bytes = field(default=ZERO32)
+
+    def __post_init__(self) -> None:
+        _bytes32(self.proof_commitment, "proof_commitment")
+
+    @property
+    def preimage(self) -> bytes:
+        """``abi.encode(structHash, keccak256(signature), proofCommitment)``."""
+        return abi_encode(["bytes32", "bytes32", "bytes32"],
+                          [struct_hash(self.signed.attestation), keccak(self.signed.signature), self.proof_commitment])
+
+    @property
+    def hash(self) -> bytes:
+        """The leaf hash (``Settlement.leafHash``)."""
+        return hash_leaf(self.preimage)
+
+    def abi_tuple(self) -> tuple:
+        """The ``Leaf`` struct as an ABI tuple ``(attestation, signature, proofCommitment)``."""
+        return (self.signed.attestation.abi_tuple(), self.signed.signature, self.proof_commitment)
