@@ -1,0 +1,67 @@
+"""Alembic environment of raymarket.
+
+The database URL comes from ``config.attributes["url"]`` (set by :mod:`market.migrate`), else the
+``sqlalchemy.url`` option of ``alembic.ini``, else ``$RAYMARKET_DATABASE_URL``, else the SQLite
+default (:func:`market.db.resolve_database_url`). ``target_metadata`` is ``market.db.Base.metadata``
+after importing every ``market/*models.py`` module, so ``alembic check`` sees all tables.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from alembic import context
+
+import market
+from market.db import Base, make_engine, resolve_database_url
+
+
+def _import_models() -> None:
+    for mod in pkgutil.iter_modules(market.__path__):
+        if mod.name.endswith("models"):
+            importlib.import_module(f"market.{mod.name}")
+
+
+_import_models()
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    return resolve_database_url(config.attributes.get("url") or config.get_main_option("sqlalchemy.url") or None)
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL to stdout (``alembic upgrade --sql``)."""
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=_url().startswith("sqlite"))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run against a live connection (one given in ``config.attributes["connection"]`` or a new engine)."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(_url())
+    try:
+        with engine.connect() as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
+
+
+def _run(connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
