@@ -26,36 +26,11 @@ from collections.abc import Sequence
 
 from py_ecc import optimized_bn128 as bn
 
+from proving.errors import WitnessError
 from proving.groth16.keys import FR_MODULUS, G1Point, G2Point, Proof, ProvingKey
+from proving.ntt import FR_ROOT_OF_UNITY_2_28, root_of_unity  # noqa: F401 (re-exported)
 
 R = FR_MODULUS
-#: 2-adicity of r - 1 (r - 1 = 2^28 * t, t odd).
-FR_TWO_ADICITY = 28
-#: Primitive 2^28-th root of unity of Fr: ``5^((r - 1) / 2^28) mod r`` (ffjavascript ``Fr.w[28]``).
-FR_ROOT_OF_UNITY_2_28 = 19103219067921713944291392827692070036145651957329286315305642004821462161904
-
-
-class ProverInputError(ValueError):
-    """The witness or key does not fit the prover (wrong length, out-of-range value).
-
-    Attributes:
-        field: the name of the offending input.
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-def root_of_unity(order: int) -> int:
-    """Primitive root of unity of Fr of the given power-of-two ``order`` (ffjavascript ``Fr.w[log2 order]``).
-
-    Raises:
-        ProverInputError: ``order`` is not a power of two in ``[1, 2^28]``.
-    """
-    if order < 1 or order & (order - 1) or order > 1 << FR_TWO_ADICITY:
-        raise ProverInputError("order", f"{order} is not a power of two <= 2^28")
-    return pow(FR_ROOT_OF_UNITY_2_28, (1 << FR_TWO_ADICITY) // order, R)
 
 
 def ntt_naive(values: Sequence[int], omega: int) -> list[int]:
@@ -149,15 +124,15 @@ def check_witness(pk: ProvingKey, witness: Sequence[int]) -> None:
     """Check the witness length and range against the key.
 
     Raises:
-        ProverInputError: ``len(witness) != pk.n_vars``, a value outside ``[0, r)`` or ``w[0] != 1``.
+        WitnessError: ``len(witness) != pk.n_vars``, a value outside ``[0, r)`` or ``w[0] != 1``.
     """
     if len(witness) != pk.n_vars:
-        raise ProverInputError("witness", f"has {len(witness)} values, the key expects n_vars={pk.n_vars}")
+        raise WitnessError(f"witness has {len(witness)} values, the key expects n_vars={pk.n_vars}")
     for i, w in enumerate(witness):
         if not 0 <= w < R:
-            raise ProverInputError("witness", f"w[{i}] is not a reduced Fr element (0 <= w < r)")
+            raise WitnessError(f"witness[{i}] is not a reduced Fr element (0 <= w < r); reduce it mod r")
     if witness[0] != 1:
-        raise ProverInputError("witness", "w[0] must be 1 (the constant signal)")
+        raise WitnessError("witness[0] must be 1 (the constant signal)")
 
 
 def _random_fr() -> int:
@@ -176,7 +151,7 @@ def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: in
         The proof with affine points (G1 as ``(x, y)``, G2 as ``((x0, x1), (y0, y1))``).
 
     Raises:
-        ProverInputError: bad witness length or values.
+        WitnessError: bad witness length or values.
     """
     check_witness(pk, witness)
     r = _random_fr() if r is None else r % R
