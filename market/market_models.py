@@ -1,0 +1,131 @@
+"""Market tables: providers and their offers, jobs and their history, auction rounds.
+
+Money columns are wei (``NUMERIC(78, 0)``, Python ``int``); times are Unix seconds (float).
+Balances do not live here: they are in the ledger (``market.ledger_models``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from market.db import Base, Wei, WeiType
+
+
+class ProviderRecord(Base):
+    """A registered provider: its identity, detected resources and standing offer.
+
+    Attributes:
+        name: provider id, also the Ray node label ``provider=<name>``.
+        address: the provider's Ethereum address (signs attestations, EIP-712).
+        cpus, memory_bytes, gpus, gpu_model: detected resources offered.
+        price_per_cpu_s_wei, price_per_gpu_s_wei: the offer, wei per resource-second.
+        speed: benchmarked speed factor (1.0 = the reference machine).
+        reputation: 0..1, lowered by faults.
+        node_id: the Ray node id it runs on, when known.
+    """
+
+    __tablename__ = "providers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    cpus: Mapped[int]
+    memory_bytes: Mapped[int]
+    gpus: Mapped[int] = mapped_column(default=0)
+    gpu_model: Mapped[Optional[str]] = mapped_column(String(64))
+    price_per_cpu_s_wei: Mapped[Wei]
+    price_per_gpu_s_wei: Mapped[Wei]
+    speed: Mapped[float] = mapped_column(default=1.0)
+    reputation: Mapped[float] = mapped_column(default=1.0)
+    node_id: Mapped[Optional[str]] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    registered_at: Mapped[float]
+    hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        CheckConstraint("cpus >= 0", name="cpus_nonnegative"),
+        CheckConstraint("gpus >= 0", name="gpus_nonnegative"),
+    )
+
+
+class JobRecord(Base):
+    """A client's job and where it stands.
+
+    Attributes:
+        job_id: caller-given id (idempotent submission).
+        kind: ``inference`` or ``proof`` (:class:`market.jobs.JobKind`).
+        status: :class:`market.jobs.JobStatus` value.
+        spec: the job's parameters (resources, input location, circuit, ...), JSON.
+        input_hash, result_hash: ``0x`` + 64 hex (keccak-256).
+        max_price_wei: the client's ceiling, escrowed at submission.
+        cleared_price_wei: the price the round cleared at (paid to the provider, fee included).
+        deadline_s: absolute Unix time by which the result is due.
+        attempt: 1 + number of re-auctions.
+        batch_id, settle_tx: the settlement batch and the transaction that settled it.
+    """
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    input_hash: Mapped[str] = mapped_column(String(66))
+    max_price_wei: Mapped[Wei]
+    collateral_wei: Mapped[Wei]
+    deadline_s: Mapped[float]
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+    attempt: Mapped[int] = mapped_column(default=1)
+    provider: Mapped[Optional[str]] = mapped_column(ForeignKey("providers.name"))
+    cleared_price_wei: Mapped[Optional[int]] = mapped_column(WeiType())
+    round_id: Mapped[Optional[str]] = mapped_column(String(80))
+    result_path: Mapped[Optional[str]] = mapped_column(String(1024))
+    result_hash: Mapped[Optional[str]] = mapped_column(String(66))
+    attestation: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    batch_id: Mapped[Optional[str]] = mapped_column(String(80))
+    settle_tx: Mapped[Optional[str]] = mapped_column(String(66))
+    error: Mapped[Optional[str]] = mapped_column(String(2000))
+
+    __table_args__ = (
+        CheckConstraint("max_price_wei > 0", name="max_price_positive"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        CheckConstraint(
+            "status in ('open','assigned','running','verified','paid','settled','failed','cancelled')",
+            name="status_known",
+        ),
+    )
+
+
+class JobEventRecord(Base):
+    """One line of a job's history (what the client sees with ``raymarket status JOB``)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    at_s: Mapped[float]
+    event: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RoundRecord(Base):
+    """One auction round: its canonical inputs and the hashes of inputs and outputs (for replay)."""
+
+    __tablename__ = "rounds"
+
+    round_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    at_s: Mapped[float]
+    rule: Mapped[str] = mapped_column(String(32))
+    inputs: Mapped[str] = mapped_column(Text)  # canonical JSON text of the round's inputs
+    input_hash: Mapped[str] = mapped_column(String(66))
+    output_hash: Mapped[str] = mapped_column(String(66))
+    n_jobs: Mapped[int]
+    n_offers: Mapped[int]
+    n_matched: Mapped[int]
+
+    __table_args__ = (Index("ix_rounds_at_s", "at_s"),)
