@@ -1,0 +1,233 @@
+"""snarkjs JSON files: ``proof.json``, ``public.json``, ``verification_key.json`` (Groth16, BN254).
+
+Shapes exactly as snarkjs 0.7 writes them (``src/groth16_prove.js``,
+``src/zkey_export_verificationkey.js``): integers as decimal strings; points in projective
+form with ``z = "1"`` (G1 ``[x, y, "1"]``, G2 ``[[x0, x1], [y0, y1], ["1", "0"]]``, Fq2 in
+``(c0, c1)`` order); ``"protocol": "groth16"``, ``"curve": "bn128"``.
+
+On reading, ``z = 0`` is the point at infinity and another ``z`` is undone as ffjavascript's
+Jacobian coordinates (``x / z^2, y / z^3``). Out-of-range integers are kept, so that the
+verifier reports them as :class:`proving.errors.FieldElementOutOfRange`.
+
+``vk_alphabeta_12 = e(alpha, beta)`` is written in snarkjs's tower layout
+(``Fq12 = Fq6[w]/(w^2 - v)``, ``Fq6 = Fq2[v]/(v^3 - (9 + u))``) and with snarkjs's pairing
+normalisation, which is py_ecc's pairing raised to ``2x(6x^2 + 3x + 1)`` (``x`` the BN
+parameter; ffjavascript's hard part of the final exponentiation, Fuentes-Castaneda et al.
+2011). snarkjs's verifier does not read it; we write it so files match byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proving.errors import FormatError
+from proving.groth16.keys import FQ_MODULUS, G1Point, G2Point, Proof, VerifyingKey
+
+Q = FQ_MODULUS
+#: BN254's curve parameter x (EIP-197: ``q = 36x^4 + 36x^3 + 24x^2 + 6x + 1``).
+BN_X = 4965661367192848881
+#: snarkjs's GT elements are py_ecc's raised to this power (see the module docstring).
+SNARKJS_GT_EXPONENT = 2 * BN_X * (6 * BN_X * BN_X + 3 * BN_X + 1)
+
+
+def _int(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FormatError(where, f"expected a decimal string, got {type(value).__name__}")
+    try:
+        out = int(value, 10) if isinstance(value, str) else value
+    except ValueError:
+        raise FormatError(where, f"{value!r} is not a decimal integer") from None
+    if out < 0:
+        raise FormatError(where, f"negative integer {out}")
+    return out
+
+
+def _list(where: str, value: Any, length: int) -> list:
+    if not isinstance(value, list) or len(value) != length:
+        raise FormatError(where, f"expected a list of {length} items")
+    return value
+
+
+def g1_from_json(where: str, value: Any) -> G1Point:
+    """``[x, y, z]`` decimal strings -> affine G1 point (``z = 0``: infinity)."""
+    x, y, z = (_int(f"{where}[{i}]", v) for i, v in enumerate(_list(where, value, 3)))
+    if z % Q == 0:
+        return None
+    if z == 1:
+        return (x, y)
+    zi = pow(z, -1, Q)
+    return (x * zi * zi % Q, y * zi * zi * zi % Q)
+
+
+def _fq2(where: str, value: Any) -> tuple[int, int]:
+    c0, c1 = (_int(f"{where}[{i}]", v) for i, v in enumerate(_list(where, value, 2)))
+    return (c0, c1)
+
+
+def _fq2_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return ((a[0] * b[0] - a[1] * b[1]) % Q, (a[0] * b[1] + a[1] * b[0]) % Q)
+
+
+def _fq2_inv(a: tuple[int, int]) -> tuple[int, int]:
+    t = pow(a[0] * a[0] + a[1] * a[1], -1, Q)
+    return (a[0] * t % Q, -a[1] * t % Q)
+
+
+def g2_from_json(where: str, value: Any) -> G2Point:
+    """``[[x0, x1], [y0, y1], [z0, z1]]`` -> affine G2 point (``z = 0``: infinity)."""
+    x, y, z = (_fq2(f"{where}[{i}]", v) for i, v in enumerate(_list(where, value, 3)))
+    if z[0] % Q == 0 and z[1] % Q == 0:
+        return None
+    if z == (1, 0):
+        return (x, y)
+    zi = _fq2_inv(z)
+    zi2 = _fq2_mul(zi, zi)
+    return (_fq2_mul(x, zi2), _fq2_mul(y, _fq2_mul(zi2, zi)))
+
+
+def g1_to_json(p: G1Point) -> list[str]:
+    """Affine G1 point -> snarkjs ``[x, y, "1"]`` (infinity: ``["0", "1", "0"]``)."""
+    return ["0", "1", "0"] if p is None else [str(p[0]), str(p[1]), "1"]
+
+
+def g2_to_json(p: G2Point) -> list[list[str]]:
+    """Affine G2 point -> snarkjs ``[[x0, x1], [y0, y1], ["1", "0"]]``."""
+    if p is None:
+        return [["0", "0"], ["1", "0"], ["0", "0"]]
+    return [[str(p[0][0]), str(p[0][1])], [str(p[1][0]), str(p[1][1])], ["1", "0"]]
+
+
+def _check_tags(where: str, obj: Any) -> dict:
+    if not isinstance(obj, dict):
+        raise FormatError(where, "expected a JSON object")
+    if obj.get("protocol", "groth16") != "groth16":
+        raise FormatError(where, f"protocol is {obj.get('protocol')!r}; only groth16 is supported")
+    if obj.get("curve", "bn128") not in ("bn128", "bn254"):
+        raise FormatError(where, f"curve is {obj.get('curve')!r}; only bn128 (BN254) is supported")
+    return obj
+
+
+def proof_from_json(obj: Any, *, where: str = "proof") -> Proof:
+    """A :class:`Proof` from a parsed ``proof.json`` object.
+
+    Raises:
+        FormatError: missing keys, wrong shapes, non-decimal values, other protocol/curve.
+    """
+    obj = _check_tags(where, obj)
+    try:
+        return Proof(g1_from_json(f"{where}.pi_a", obj["pi_a"]), g2_from_json(f"{where}.pi_b", obj["pi_b"]),
+                     g1_from_json(f"{where}.pi_c", obj["pi_c"]))
+    except KeyError as e:
+        raise FormatError(where, f"missing key {e.args[0]!r}") from None
+
+
+def proof_to_json(proof: Proof) -> dict:
+    """snarkjs ``proof.json`` object of a proof (key order as snarkjs writes it)."""
+    return {"pi_a": g1_to_json(proof.a), "pi_b": g2_to_json(proof.b), "pi_c": g1_to_json(proof.c),
+            "protocol": "groth16", "curve": "bn128"}
+
+
+def public_from_json(obj: Any, *, where: str = "public") -> list[int]:
+    """Public signals from a parsed ``public.json`` list of decimal strings."""
+    if not isinstance(obj, list):
+        raise FormatError(where, "expected a JSON list of decimal strings")
+    return [_int(f"{where}[{i}]", v) for i, v in enumerate(obj)]
+
+
+def public_to_json(public_inputs: Sequence[int]) -> list[str]:
+    """snarkjs ``public.json`` list of decimal strings."""
+    return [str(int(v)) for v in public_inputs]
+
+
+def vk_from_json(obj: Any, *, where: str = "verification_key") -> VerifyingKey:
+    """A :class:`VerifyingKey` from a parsed snarkjs ``verification_key.json`` (``vk_alphabeta_12`` ignored).
+
+    Raises:
+        FormatError: missing keys, wrong shapes, ``nPublic`` inconsistent with ``IC``.
+    """
+    obj = _check_tags(where, obj)
+    try:
+        ic = obj["IC"]
+        if not isinstance(ic, list) or not ic:
+            raise FormatError(where, "IC must be a non-empty list of G1 points")
+        if "nPublic" in obj and _int(f"{where}.nPublic", obj["nPublic"]) != len(ic) - 1:
+            raise FormatError(where, f"nPublic = {obj['nPublic']} but IC has {len(ic)} points (expected nPublic + 1)")
+        return VerifyingKey(
+            g1_from_json(f"{where}.vk_alpha_1", obj["vk_alpha_1"]),
+            g2_from_json(f"{where}.vk_beta_2", obj["vk_beta_2"]),
+            g2_from_json(f"{where}.vk_gamma_2", obj["vk_gamma_2"]),
+            g2_from_json(f"{where}.vk_delta_2", obj["vk_delta_2"]),
+            tuple(g1_from_json(f"{where}.IC[{i}]", p) for i, p in enumerate(ic)),
+        )
+    except KeyError as e:
+        raise FormatError(where, f"missing key {e.args[0]!r}") from None
+
+
+def alphabeta_12(vk: VerifyingKey) -> list:
+    """``e(alpha, beta)`` in snarkjs's ``vk_alphabeta_12`` layout (2 x 3 x Fq2 decimal strings)."""
+    from py_ecc import optimized_bn128 as bn
+
+    from proving.groth16.points import to_pyecc_g1, to_pyecc_g2
+
+    f = bn.pairing(to_pyecc_g2(vk.beta_g2), to_pyecc_g1(vk.alpha_g1)) ** SNARKJS_GT_EXPONENT
+    c = [int(x) for x in f.coeffs]
+    # py_ecc: Fq[w]/(w^12 - 18 w^6 + 82) with u = w^6 - 9, v = w^2; coefficient of w^(2j+i)
+    return [[[str((c[2 * j + i] + 9 * c[2 * j + i + 6]) % Q), str(c[2 * j + i + 6])] for j in range(3)]
+            for i in range(2)]
+
+
+def vk_to_json(vk: VerifyingKey, *, with_alphabeta: bool = True) -> dict:
+    """snarkjs ``verification_key.json`` object (``with_alphabeta=False`` skips the ~1 s pairing)."""
+    out: dict[str, Any] = {"protocol": "groth16", "curve": "bn128", "nPublic": vk.n_public,
+                           "vk_alpha_1": g1_to_json(vk.alpha_g1), "vk_beta_2": g2_to_json(vk.beta_g2),
+                           "vk_gamma_2": g2_to_json(vk.gamma_g2), "vk_delta_2": g2_to_json(vk.delta_g2)}
+    if with_alphabeta:
+        out["vk_alphabeta_12"] = alphabeta_12(vk)
+    out["IC"] = [g1_to_json(p) for p in vk.ic]
+    return out
+
+
+def _load(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise FormatError(str(path), f"not valid JSON: {e}") from None
+    except OSError as e:
+        raise FormatError(str(path), f"cannot read: {e.strerror}") from None
+
+
+def _dump(path: str | Path, obj: Any) -> None:
+    Path(path).write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def read_proof(path: str | Path) -> Proof:
+    """Read a snarkjs ``proof.json``."""
+    return proof_from_json(_load(path), where=str(path))
+
+
+def write_proof(path: str | Path, proof: Proof) -> None:
+    """Write a snarkjs ``proof.json``."""
+    _dump(path, proof_to_json(proof))
+
+
+def read_public(path: str | Path) -> list[int]:
+    """Read a snarkjs ``public.json``."""
+    return public_from_json(_load(path), where=str(path))
+
+
+def write_public(path: str | Path, public_inputs: Sequence[int]) -> None:
+    """Write a snarkjs ``public.json``."""
+    _dump(path, public_to_json(public_inputs))
+
+
+def read_verification_key(path: str | Path) -> VerifyingKey:
+    """Read a snarkjs ``verification_key.json``."""
+    return vk_from_json(_load(path), where=str(path))
+
+
+def write_verification_key(path: str | Path, vk: VerifyingKey, *, with_alphabeta: bool = True) -> None:
+    """Write a snarkjs ``verification_key.json``."""
+    _dump(path, vk_to_json(vk, with_alphabeta=with_alphabeta))
