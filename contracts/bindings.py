@@ -174,20 +174,24 @@ class ContractHandle:
 
 def send_transaction(chain: Chain, account: Any, tx: dict[str, Any], on_revert: Any = None) -> Any:
     """Sign ``tx`` locally, send it raw, wait for the receipt; a mined revert is replayed to get its reason."""
-    raw, tx_hash = chain.sign_tx(account, tx)
-    try:
-        chain.send_raw(raw)
-    except Exception as exc:
-        chain.forget_nonce(account.address)
-        if on_revert is None:
-            raise
-        raise on_revert(exc) from None
+    for attempt in (0, 1):
+        raw, tx_hash = chain.sign_tx(account, tx)
+        try:
+            chain.send_raw(raw)
+            break
+        except Exception as exc:
+            chain.forget_nonce(account.address)
+            if attempt == 0 and "nonce" in str(exc).lower():
+                continue  # another sender used this key: re-read the nonce once
+            if on_revert is None:
+                raise
+            raise on_revert(exc) from None
     receipt = chain.wait(tx_hash)
     if receipt["status"] == 1:
         return receipt
     replay = {"from": account.address, **{k: tx[k] for k in ("to", "data", "gas") if k in tx}}
     try:
-        chain.w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1)
+        chain.w3.eth.call(replay, block_identifier=receipt["blockNumber"])  # alone in its automined block: same pre-state
     except Exception as exc:
         err = on_revert(exc, tx_hash) if on_revert else exc
         raise err from None

@@ -32,7 +32,8 @@ class Chain:
         w3: the web3 instance.
         kind: ``"in-process"`` (eth-tester) or ``"rpc"``.
         chain_id: the chain id (cached).
-        dev_keys: funded well-known development keys (hex) usable for tests and demos.
+        dev_keys: funded well-known development keys (hex) usable for tests and demos (in-process: eth-tester's
+            10 funded accounts, the first being :data:`IN_PROCESS_DEV_KEY`).
         rpc_url: the endpoint, ``None`` for the in-process chain.
     """
 
@@ -121,8 +122,10 @@ def connect(rpc_url: str | None = None, dev_keys: tuple[str, ...] | None = None,
         from eth_tester import EthereumTester
         from web3 import EthereumTesterProvider
 
-        w3 = Web3(EthereumTesterProvider(EthereumTester()))
-        return Chain(w3, "in-process", w3.eth.chain_id, (IN_PROCESS_DEV_KEY,))
+        tester = EthereumTester()
+        w3 = Web3(EthereumTesterProvider(tester))
+        keys = tuple(k.to_hex() for k in tester.backend.account_keys)  # funded; keys[0] == IN_PROCESS_DEV_KEY
+        return Chain(w3, "in-process", w3.eth.chain_id, keys)
     if not rpc_url.startswith(("http://", "https://")):
         raise ContractsError(f"rpc_url must be http(s)://host:port, got {rpc_url!r}")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
