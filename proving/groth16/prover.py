@@ -1,0 +1,217 @@
+"""Fast Groth16 prover on numba kernels: same algorithm and output as :mod:`prover_ref`.
+
+For the same key, witness, ``r`` and ``s`` this returns exactly the proof that
+:func:`proving.groth16.prover_ref.prove` (and snarkjs ``groth16 prove``) computes. Steps:
+
+1. QAP evaluations: ``A_T``, ``B_T`` from the zkey coefficient list (a numba scatter-add in
+   Montgomery form), ``C_T = A_T * B_T``.
+2. Each of A, B, C to the odd coset (iNTT, scale by ``w_2n^i / n``, NTT;
+   :func:`proving.ntt.odd_coset_from_evaluations`); ``p = A*B - C`` there.
+3. Five MSMs (Pippenger, :mod:`proving.msm`): ``a_query``, ``b_g1_query``, ``b_g2_query`` and
+   ``c_query`` against the witness with its zero entries dropped first (circom witnesses are
+   mostly 0/1), ``h_query`` against ``p``.
+4. The blinding terms with ``r`` and ``s`` (snarkjs ``groth16_prove.js``).
+
+The key's limb arrays are built once and kept in ``pk.cache["numba_prover"]`` (a
+:class:`PreparedKey`); :func:`prove_many` proves many witnesses of one circuit with that one
+preparation.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from proving._kernels.fields import fr_add, fr_mul, fr_sub
+from proving._kernels.limbs import is_zero, load, store
+from proving.curve import (
+    g1_apply, g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g1_to_jacobian,
+    g2_apply, g2_batch_to_affine, g2_from_affine_array, g2_to_affine_array, g2_to_jacobian,
+)
+from proving.field import FR, from_mont_limbs, to_limbs, to_mont
+from proving.groth16.keys import Proof, ProvingKey
+from proving.groth16.prover_ref import check_witness
+from proving.msm import msm_g1_arrays, msm_g2_arrays
+from proving.ntt import odd_coset_from_evaluations
+
+CACHE_KEY = "numba_prover"
+R = FR.modulus
+
+
+@dataclass(frozen=True)
+class PreparedKey:
+    """A proving key as numba arrays (Montgomery affine points, see :mod:`proving.curve`).
+
+    Attributes:
+        a_query, b_g1_query, c_query, h_query: ``(k, 8)`` G1 affine arrays.
+        b_g2_query: ``(n_vars, 16)`` G2 affine array.
+        coef_matrix, coef_constraint, coef_signal: ``int64`` arrays of the A/B coefficient list.
+        coef_value: ``(m, 4)`` Montgomery Fr coefficients.
+        alpha1, beta1, delta1: ``(1, 12)`` G1 Jacobian rows; beta2, delta2: ``(1, 24)`` G2 rows.
+    """
+
+    n_vars: int
+    n_public: int
+    domain_size: int
+    a_query: np.ndarray
+    b_g1_query: np.ndarray
+    b_g2_query: np.ndarray
+    c_query: np.ndarray
+    h_query: np.ndarray
+    coef_matrix: np.ndarray
+    coef_constraint: np.ndarray
+    coef_signal: np.ndarray
+    coef_value: np.ndarray
+    alpha1: np.ndarray
+    beta1: np.ndarray
+    delta1: np.ndarray
+    beta2: np.ndarray
+    delta2: np.ndarray
+
+
+def prepare(pk: ProvingKey) -> PreparedKey:
+    """Build (once) and cache in ``pk.cache`` the limb arrays the fast prover needs."""
+    cached = pk.cache.get(CACHE_KEY)
+    if cached is not None:
+        return cached
+    g1j = lambda p: g1_to_jacobian(g1_to_affine_array([p]))  # noqa: E731
+    g2j = lambda p: g2_to_jacobian(g2_to_affine_array([p]))  # noqa: E731
+    prepared = PreparedKey(
+        n_vars=pk.n_vars, n_public=pk.n_public, domain_size=pk.domain_size,
+        a_query=g1_to_affine_array(pk.a_query), b_g1_query=g1_to_affine_array(pk.b_g1_query),
+        b_g2_query=g2_to_affine_array(pk.b_g2_query), c_query=g1_to_affine_array(pk.c_query),
+        h_query=g1_to_affine_array(pk.h_query),
+        coef_matrix=np.asarray(pk.coef_matrix, dtype=np.int64),
+        coef_constraint=np.asarray(pk.coef_constraint, dtype=np.int64),
+        coef_signal=np.asarray(pk.coef_signal, dtype=np.int64),
+        coef_value=to_mont(FR, pk.coef_value) if pk.coef_value else np.zeros((0, 4), np.uint64),
+        alpha1=g1j(pk.alpha_g1), beta1=g1j(pk.beta_g1), delta1=g1j(pk.delta_g1),
+        beta2=g2j(pk.beta_g2), delta2=g2j(pk.delta_g2),
+    )
+    pk.cache[CACHE_KEY] = prepared
+    return prepared
+
+
+@njit(cache=True)
+def _qap_ab(matrix, constraint, signal, value, w_mont, n):
+    """``(2, n, 4)`` Montgomery evaluations of A and B (snarkjs ``buildABC1``)."""
+    ab = np.zeros((2, n, 4), dtype=np.uint64)
+    for i in range(matrix.shape[0]):
+        wv = load(w_mont, signal[i])
+        if is_zero(wv):
+            continue
+        m = matrix[i]
+        c = constraint[i]
+        t = fr_mul(load(value, i), wv)
+        acc = (ab[m, c, 0], ab[m, c, 1], ab[m, c, 2], ab[m, c, 3])
+        acc = fr_add(acc, t)
+        for k in range(4):
+            ab[m, c, k] = acc[k]
+    return ab
+
+
+@njit(cache=True, parallel=True)
+def _pointwise_mul(a, b, out):
+    for i in prange(a.shape[0]):
+        store(out, i, fr_mul(load(a, i), load(b, i)))
+
+
+@njit(cache=True, parallel=True)
+def _join_abc(a, b, c, out):
+    """``out = a * b - c`` (snarkjs ``joinABC``)."""
+    for i in prange(a.shape[0]):
+        store(out, i, fr_sub(fr_mul(load(a, i), load(b, i)), load(c, i)))
+
+
+def h_scalars(prepared: PreparedKey, w_mont: np.ndarray) -> np.ndarray:
+    """Standard-form ``(n, 4)`` scalars of the h_query MSM: ``A*B - C`` on the odd coset."""
+    n = prepared.domain_size
+    ab = _qap_ab(prepared.coef_matrix, prepared.coef_constraint, prepared.coef_signal,
+                 prepared.coef_value, w_mont, n)
+    a, b = ab[0], ab[1]
+    c = np.empty_like(a)
+    _pointwise_mul(a, b, c)
+    for arr in (a, b, c):
+        odd_coset_from_evaluations(arr, inplace=True)
+    p = np.empty_like(a)
+    _join_abc(a, b, c, p)
+    return from_mont_limbs(FR, p)
+
+
+def _msm_nonzero_g1(points: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+    nz = scalars.any(axis=1)
+    return msm_g1_arrays(points[nz], scalars[nz])
+
+
+def _scalar_row(k: int) -> np.ndarray:
+    return to_limbs([k % R])
+
+
+def _random_fr() -> int:
+    return secrets.randbelow(R - 1) + 1
+
+
+def _prove_prepared(pk: ProvingKey, prep: PreparedKey, witness: Sequence[int], r: int, s: int) -> Proof:
+    check_witness(pk, witness)
+    w_std = to_limbs(witness)
+    w_mont = to_mont(FR, w_std)
+    h = h_scalars(prep, w_mont)
+    nz = w_std.any(axis=1)
+    pi_a = msm_g1_arrays(prep.a_query[nz], w_std[nz])
+    pi_a = g1_apply("add", g1_apply("add", pi_a, prep.alpha1), g1_apply("mul", prep.delta1, _scalar_row(r)))
+    pi_b = msm_g2_arrays(prep.b_g2_query[nz], w_std[nz])
+    pi_b = g2_apply("add", g2_apply("add", pi_b, prep.beta2), g2_apply("mul", prep.delta2, _scalar_row(s)))
+    b1 = msm_g1_arrays(prep.b_g1_query[nz], w_std[nz])
+    b1 = g1_apply("add", g1_apply("add", b1, prep.beta1), g1_apply("mul", prep.delta1, _scalar_row(s)))
+    priv = prep.n_public + 1
+    pi_c = _msm_nonzero_g1(prep.c_query, w_std[priv:])
+    pi_c = g1_apply("add", pi_c, _msm_nonzero_g1(prep.h_query, h))
+    pi_c = g1_apply("add", pi_c, g1_apply("mul", pi_a, _scalar_row(s)))
+    pi_c = g1_apply("add", pi_c, g1_apply("mul", b1, _scalar_row(r)))
+    pi_c = g1_apply("add", pi_c, g1_apply("mul", prep.delta1, _scalar_row(-r * s)))
+    g1s = g1_from_affine_array(g1_batch_to_affine(np.vstack([pi_a, pi_c])))
+    return Proof(a=g1s[0], b=g2_from_affine_array(g2_batch_to_affine(pi_b))[0], c=g1s[1])
+
+
+def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: int | None = None) -> Proof:
+    """Groth16 proof of ``witness`` under ``pk`` (same contract and output as ``prover_ref.prove``).
+
+    Args:
+        pk: proving key; its limb arrays are cached in ``pk.cache`` on first use.
+        witness: ``pk.n_vars`` Fr ints with ``witness[0] == 1``.
+        r, s: blinding scalars; random non-zero Fr (:mod:`secrets`) when None.
+
+    Raises:
+        WitnessError: bad witness length or values.
+    """
+    prep = prepare(pk)
+    r = _random_fr() if r is None else r % R
+    s = _random_fr() if s is None else s % R
+    return _prove_prepared(pk, prep, witness, r, s)
+
+
+def prove_many(pk: ProvingKey, witnesses: Sequence[Sequence[int]], *,
+               randomness: Sequence[tuple[int, int]] | None = None) -> list[Proof]:
+    """Proofs of many witnesses of one circuit, preparing the key once.
+
+    Args:
+        pk: the circuit's proving key.
+        witnesses: one witness per proof.
+        randomness: optional ``(r, s)`` per witness (for reproducible batches); random otherwise.
+
+    Raises:
+        WitnessError: a witness is malformed (the message names it by the witness check).
+        ValueError: ``randomness`` is given with a different length than ``witnesses``.
+    """
+    if randomness is not None and len(randomness) != len(witnesses):
+        raise ValueError(f"randomness: {len(randomness)} (r, s) pairs for {len(witnesses)} witnesses")
+    prep = prepare(pk)
+    proofs = []
+    for i, w in enumerate(witnesses):
+        r, s = randomness[i] if randomness is not None else (_random_fr(), _random_fr())
+        proofs.append(_prove_prepared(pk, prep, w, r % R, s % R))
+    return proofs
