@@ -1,0 +1,412 @@
+"""The exchange: the loop that takes jobs from submission to payment.
+
+It is the only place where the parts meet, and each step is a short function over a
+SQLAlchemy ``Session`` (opened by the caller, one transaction per step, so money moves
+atomically with the job's state):
+
+1. :func:`register_provider` — record a provider's detected hardware and offer; bond its stake.
+2. :func:`submit_job` — record the job and escrow its max price from the client's balance.
+3. :func:`run_round` — clear open jobs against offers (``market.matching``), lock collateral,
+   record the round's canonical inputs and hashes (``raymarket replay ROUND``).
+4. :func:`complete_job` — check the provider's signed result (signature, hashes, and for a proof
+   job the Groth16 proof), pay the cleared price minus the fee, refund the rest, unlock
+   collateral. :func:`fail_job` — slash or release collateral and re-open the job for the next
+   round (re-auction), excluding the provider that failed it.
+5. Settlement (``market.settlement``) batches the paid jobs' attestations on-chain; the
+   watcher marks them ``settled`` (:func:`mark_settled`).
+
+Ray, the chain and files are touched by the caller (``market.runner``); this module only
+reads and writes the database through the ledger and the market tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from market import ledger
+from market.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
+from market.market_models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
+from market.orders import JobOrder, Offer, Usage
+
+GIB = 1024**3
+
+
+class ExchangeError(Exception):
+    """Root of the exchange's errors."""
+
+
+class UnknownJob(ExchangeError, KeyError):
+    """No job with this id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}; list jobs with `raymarket status`")
+        self.job_id = job_id
+
+
+class UnknownProvider(ExchangeError, KeyError):
+    """No provider with this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no provider named {name!r}")
+        self.name = name
+
+
+class InvalidJob(ExchangeError, ValueError):
+    """A job spec field is invalid; ``field`` names it and the message says the fix."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class ProviderOffer:
+    """A provider's registration: identity, detected resources, prices (wei per resource-second), bond."""
+
+    name: str
+    address: str
+    cpus: int
+    memory_bytes: int
+    price_per_cpu_s_wei: int
+    bond_wei: int
+    gpus: int = 0
+    gpu_model: str | None = None
+    price_per_gpu_s_wei: int = 0
+    speed: float = 1.0
+    node_id: str | None = None
+    hardware: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A client's job request.
+
+    Attributes:
+        job_id: client-chosen id (a retry with the same id is idempotent).
+        client: the client's account name.
+        kind: ``inference`` or ``proof``.
+        input_hash: ``0x``-hex keccak-256 of the canonical input.
+        params: kind-specific parameters (input path; circuit, rounds, preimage).
+        max_price_wei: the ceiling, escrowed at submission.
+        deadline_s: seconds from submission until the result is due.
+        cpus, gpus, memory_bytes: resources needed; duration_estimate_s at reference speed.
+        collateral_wei: provider bond locked while the job runs (slashed on fault).
+    """
+
+    job_id: str
+    client: str
+    kind: str
+    input_hash: str
+    params: dict[str, Any]
+    max_price_wei: int
+    deadline_s: float = 3600.0
+    cpus: int = 1
+    gpus: int = 0
+    gpu_model: str | None = None
+    memory_bytes: int = 1 * GIB
+    duration_estimate_s: int = 60
+    collateral_wei: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in (JobKind.INFERENCE.value, JobKind.PROOF.value):
+            raise InvalidJob("kind", f"unknown job kind {self.kind!r}; use 'inference' or 'proof'")
+        if isinstance(self.max_price_wei, bool) or not isinstance(self.max_price_wei, int) or self.max_price_wei <= 0:
+            raise InvalidJob("max_price_wei", f"must be a positive integer number of wei, got {self.max_price_wei!r}")
+        if self.deadline_s <= 0:
+            raise InvalidJob("deadline_s", f"must be > 0 seconds, got {self.deadline_s}")
+        if self.cpus < 0 or self.gpus < 0 or (self.cpus == 0 and self.gpus == 0):
+            raise InvalidJob("cpus", "a job needs at least one CPU or one GPU")
+        if self.duration_estimate_s <= 0:
+            raise InvalidJob("duration_estimate_s", f"must be > 0, got {self.duration_estimate_s}")
+        if self.collateral_wei < 0:
+            raise InvalidJob("collateral_wei", f"must be >= 0, got {self.collateral_wei}")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A job matched to a provider in a round, at ``price_wei`` (fee included)."""
+
+    job_id: str
+    provider: str
+    price_wei: int
+    round_id: str
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _record(s: Session, job: JobRecord, event: JobEvent, now_s: float, **detail: Any) -> None:
+    """Apply ``event`` to ``job`` (pure transition) and append it to the job's history."""
+    job.status = transition(JobStatus(job.status), event).value
+    job.updated_at = now_s
+    s.add(JobEventRecord(job_id=job.job_id, at_s=now_s, event=event.value, status=job.status, detail=detail))
+
+
+def get_job(s: Session, job_id: str) -> JobRecord:
+    """The job ``job_id``.
+
+    Raises:
+        UnknownJob: no such job.
+    """
+    job = s.get(JobRecord, job_id)
+    if job is None:
+        raise UnknownJob(job_id)
+    return job
+
+
+def job_history(s: Session, job_id: str) -> list[JobEventRecord]:
+    """The job's events, oldest first."""
+    return list(s.scalars(select(JobEventRecord).where(JobEventRecord.job_id == job_id).order_by(JobEventRecord.id)))
+
+
+# --------------------------------------------------------------------------- providers and clients
+
+
+def register_provider(s: Session, offer: ProviderOffer, now_s: float | None = None) -> ProviderRecord:
+    """Record (or update) a provider's offer and bond ``offer.bond_wei`` of fresh stake.
+
+    The bond is deposited from outside (``world``) and bonded in one transaction; the
+    transfer ids derive from the provider name and the bond amount so a retry is idempotent.
+    """
+    now_s = time.time() if now_s is None else now_s
+    rec = s.get(ProviderRecord, offer.name)
+    if rec is None:
+        rec = ProviderRecord(name=offer.name, registered_at=now_s)
+        s.add(rec)
+    rec.address, rec.cpus, rec.memory_bytes = offer.address, offer.cpus, offer.memory_bytes
+    rec.gpus, rec.gpu_model = offer.gpus, offer.gpu_model
+    rec.price_per_cpu_s_wei, rec.price_per_gpu_s_wei = offer.price_per_cpu_s_wei, offer.price_per_gpu_s_wei
+    rec.speed, rec.node_id, rec.hardware, rec.active = offer.speed, offer.node_id, offer.hardware, True
+    s.flush()
+    ledger.open_provider(s, offer.name)
+    if offer.bond_wei > 0:
+        tag = f"{offer.name}:{offer.address}:{offer.bond_wei}"
+        ledger.deposit(s, f"bond-deposit:{tag}", ledger.provider_account(offer.name), offer.bond_wei)
+        ledger.bond(s, f"bond:{tag}", offer.name, offer.bond_wei)
+    return rec
+
+
+def fund_client(s: Session, client: str, amount_wei: int, transfer_id: str) -> int:
+    """Open ``client``'s account if needed and deposit ``amount_wei``; returns the new balance (wei)."""
+    ledger.open_client(s, client)
+    ledger.deposit(s, transfer_id, ledger.client_account(client), amount_wei)
+    return ledger.balance(s, ledger.client_account(client))
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def submit_job(s: Session, spec: JobSpec, now_s: float | None = None) -> JobRecord:
+    """Record ``spec`` as an open job and escrow its max price from the client's balance.
+
+    Idempotent on ``spec.job_id``: a retry with the same spec returns the job.
+
+    Raises:
+        InvalidJob: the same id was used for a different job.
+        market.ledger_errors.InsufficientFunds: the client's balance is below the max price.
+        market.ledger_errors.UnknownAccount: the client has no account (deposit first).
+    """
+    now_s = time.time() if now_s is None else now_s
+    existing = s.get(JobRecord, spec.job_id)
+    params = _spec_json(spec)
+    if existing is not None:
+        if existing.spec != params or existing.max_price_wei != spec.max_price_wei:
+            raise InvalidJob("job_id", f"{spec.job_id!r} is already used by a different job; pick a new id")
+        return existing
+    job = JobRecord(job_id=spec.job_id, client=spec.client, kind=spec.kind, status=JobStatus.OPEN.value,
+                    spec=params, input_hash=spec.input_hash, max_price_wei=spec.max_price_wei,
+                    collateral_wei=spec.collateral_wei, deadline_s=now_s + spec.deadline_s, created_at=now_s,
+                    updated_at=now_s, attempt=1)
+    s.add(job)
+    s.flush()
+    ledger.escrow_job(s, f"escrow:{spec.job_id}", spec.client, spec.job_id, spec.max_price_wei)
+    s.add(JobEventRecord(job_id=spec.job_id, at_s=now_s, event="submitted", status=job.status,
+                         detail={"max_price_wei": str(spec.max_price_wei)}))
+    return job
+
+
+def _spec_json(spec: JobSpec) -> dict[str, Any]:
+    return {"params": spec.params, "cpus": spec.cpus, "gpus": spec.gpus, "gpu_model": spec.gpu_model,
+            "memory_bytes": spec.memory_bytes, "duration_estimate_s": spec.duration_estimate_s,
+            "excluded": []}
+
+
+def _job_order(job: JobRecord) -> JobOrder:
+    sp = job.spec
+    return JobOrder(job_id=job.job_id, client=job.client, kind=job.kind,
+                    duration_estimate_s=int(sp["duration_estimate_s"]), max_price_wei=int(job.max_price_wei),
+                    deadline_s=float(job.deadline_s), cpus=int(sp["cpus"]), gpus=int(sp["gpus"]),
+                    gpu_model=sp.get("gpu_model"), memory_bytes=int(sp["memory_bytes"]),
+                    collateral_wei=int(job.collateral_wei), exclude_providers=frozenset(sp.get("excluded", [])),
+                    attempt=job.attempt - 1)
+
+
+def _offer(s: Session, p: ProviderRecord) -> Offer:
+    return Offer(provider=p.name, cpus=p.cpus, memory_bytes=p.memory_bytes,
+                 price_per_cpu_s_wei=int(p.price_per_cpu_s_wei), free_bond_wei=ledger.free_bond(s, p.name),
+                 gpus=p.gpus, gpu_model=p.gpu_model, price_per_gpu_s_wei=int(p.price_per_gpu_s_wei),
+                 reputation=float(p.reputation), speed=float(p.speed))
+
+
+def _running_usage(s: Session) -> dict[str, Usage]:
+    busy = (JobStatus.ASSIGNED.value, JobStatus.RUNNING.value)
+    usage: dict[str, Usage] = {}
+    for job in s.scalars(select(JobRecord).where(JobRecord.status.in_(busy))):
+        u = usage.get(job.provider, Usage())
+        usage[job.provider] = Usage(cpus=u.cpus + int(job.spec["cpus"]), gpus=u.gpus + int(job.spec["gpus"]),
+                                    memory_bytes=u.memory_bytes + int(job.spec["memory_bytes"]))
+    return usage
+
+
+def expire_jobs(s: Session, now_s: float) -> list[str]:
+    """Fail open jobs past their deadline and refund their escrow; returns their ids."""
+    expired = []
+    for job in s.scalars(select(JobRecord).where(JobRecord.status == JobStatus.OPEN.value,
+                                                 JobRecord.deadline_s < now_s)):
+        ledger.refund_job(s, f"refund:{job.job_id}:{job.attempt}", job.job_id)
+        _record(s, job, JobEvent.EXPIRED, now_s, reason="deadline passed before any provider could run it")
+        expired.append(job.job_id)
+    return expired
+
+
+def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: float | None = None,
+              seed: int = 0) -> tuple[list[Assignment], dict[str, str]]:
+    """Clear the open jobs against the active providers' offers; lock collateral for each match.
+
+    Returns:
+        (assignments, explanations): the matches, and for each unmatched job the reasons counted
+        over the offers (``market.explain``), e.g. ``"2 offers too expensive ..."``.
+    """
+    from market.matching import RoundInputs
+
+    now_s = time.time() if now_s is None else now_s
+    jobs = list(s.scalars(select(JobRecord).where(JobRecord.status == JobStatus.OPEN.value)
+                          .order_by(JobRecord.created_at, JobRecord.job_id)))
+    providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))
+                               .order_by(ProviderRecord.name)))
+    orders = [_job_order(j) for j in jobs]
+    offers = [_offer(s, p) for p in providers]
+    inputs = RoundInputs(jobs=tuple(orders), offers=tuple(offers), rule=rule, now_s=now_s,
+                         running=_running_usage(s), seed=seed)
+    result = inputs.clear()
+    inputs_json = inputs.to_json(input_hash=result.input_hash, output_hash=result.output_hash)
+    s.add(RoundRecord(round_id=round_id, at_s=now_s, rule=rule, inputs=inputs_json,
+                      input_hash=result.input_hash, output_hash=result.output_hash, n_jobs=len(orders),
+                      n_offers=len(offers), n_matched=len(result.assignments)))
+    by_id = {j.job_id: j for j in jobs}
+    assignments = []
+    for a in result.assignments:
+        job = by_id[a.job_id]
+        if job.collateral_wei > 0:
+            ledger.lock_collateral(s, f"lock:{job.job_id}:{job.attempt}", a.provider, job.job_id,
+                                   int(job.collateral_wei))
+        job.provider, job.cleared_price_wei, job.round_id = a.provider, int(a.price_wei), round_id
+        _record(s, job, JobEvent.MATCHED, now_s, provider=a.provider, price_wei=str(a.price_wei), round=round_id)
+        assignments.append(Assignment(a.job_id, a.provider, int(a.price_wei), round_id))
+    return assignments, {k: e.text for k, e in result.explanations.items()}
+
+
+def mark_started(s: Session, job_id: str, now_s: float | None = None) -> None:
+    """The provider has the job (``assigned -> running``)."""
+    _record(s, get_job(s, job_id), JobEvent.STARTED, time.time() if now_s is None else now_s)
+
+
+def complete_job(s: Session, job_id: str, *, result_path: str, result_hash: str, attestation: dict[str, Any],
+                 fee_bps: int, now_s: float | None = None) -> JobRecord:
+    """Pay for a verified result: cleared price minus fee to the provider, fee to the protocol,
+    the rest of the escrow back to the client; unlock the collateral. One transaction.
+
+    The caller has verified the result (signature, hashes, proof) before calling.
+    """
+    now_s = time.time() if now_s is None else now_s
+    job = get_job(s, job_id)
+    job.result_path, job.result_hash, job.attestation = result_path, result_hash, attestation
+    _record(s, job, JobEvent.VERIFIED, now_s)
+    if job.collateral_wei > 0:
+        ledger.unlock_collateral(s, f"unlock:{job_id}:{job.attempt}", job.provider, job_id)
+    ledger.release_payment(s, f"pay:{job_id}", job_id, job.provider, int(job.cleared_price_wei), fee_bps=fee_bps)
+    _record(s, job, JobEvent.PAID, now_s, price_wei=str(job.cleared_price_wei), fee_bps=fee_bps)
+    return job
+
+
+def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_attempts: int,
+             now_s: float | None = None) -> JobRecord:
+    """A provider failed ``job_id``: slash (wrong result) or release (infrastructure fault) the
+    collateral, lower the provider's reputation, and re-open the job for the next round without
+    that provider — or fail it (refunding the escrow) when attempts or time are exhausted.
+    """
+    now_s = time.time() if now_s is None else now_s
+    job = get_job(s, job_id)
+    provider = job.provider
+    if job.collateral_wei > 0:
+        if wrong_result:
+            ledger.slash(s, f"slash:{job_id}:{job.attempt}", provider, job_id, "wrong_result", now_s,
+                         client=job.client)
+        else:
+            ledger.unlock_collateral(s, f"unlock:{job_id}:{job.attempt}", provider, job_id)
+    prov = s.get(ProviderRecord, provider)
+    if prov is not None:
+        prov.reputation = max(0.0, round(prov.reputation * (0.5 if wrong_result else 0.9), 6))
+    _record(s, job, JobEvent.FAULT, now_s, provider=provider, reason=reason, wrong_result=wrong_result)
+    spec = dict(job.spec)
+    spec["excluded"] = sorted(set(spec.get("excluded", [])) | {provider})
+    job.spec, job.provider, job.cleared_price_wei = spec, None, None
+    job.attempt += 1
+    if job.attempt > max_attempts or job.deadline_s < now_s:
+        ledger.refund_job(s, f"refund:{job_id}:{job.attempt}", job_id)
+        _record(s, job, JobEvent.EXPIRED, now_s, reason=f"gave up after {job.attempt - 1} attempts")
+    return job
+
+
+def mark_settled(s: Session, job_ids: Sequence[str], *, batch_id: str, tx_hash: str,
+                 now_s: float | None = None) -> int:
+    """The watcher saw the batch holding ``job_ids`` on-chain: ``paid -> settled``. Idempotent.
+
+    Returns:
+        How many jobs changed state.
+    """
+    now_s = time.time() if now_s is None else now_s
+    changed = 0
+    for job_id in job_ids:
+        job = s.get(JobRecord, job_id)
+        if job is None or job.status != JobStatus.PAID.value:
+            continue
+        job.batch_id, job.settle_tx = batch_id, tx_hash
+        _record(s, job, JobEvent.SETTLED, now_s, batch_id=batch_id, tx=tx_hash)
+        changed += 1
+    return changed
+
+
+def mark_unsettled(s: Session, job_ids: Sequence[str], now_s: float | None = None) -> int:
+    """A reorg removed the batch holding ``job_ids``: ``settled -> paid`` until it lands again."""
+    now_s = time.time() if now_s is None else now_s
+    changed = 0
+    for job_id in job_ids:
+        job = s.get(JobRecord, job_id)
+        if job is None or job.status != JobStatus.SETTLED.value:
+            continue
+        job.settle_tx = None
+        _record(s, job, JobEvent.UNSETTLED, now_s)
+        changed += 1
+    return changed
+
+
+def open_job_count(s: Session) -> int:
+    """Jobs not yet in a terminal state."""
+    return len(list(s.scalars(select(JobRecord.job_id).where(JobRecord.status.notin_([t.value for t in TERMINAL])))))
+
+
+def job_summary(job: JobRecord) -> dict[str, Any]:
+    """The JSON-ready view of a job that the CLI prints."""
+    return {"job_id": job.job_id, "kind": job.kind, "client": job.client, "status": job.status,
+            "provider": job.provider, "max_price_wei": str(job.max_price_wei),
+            "cleared_price_wei": None if job.cleared_price_wei is None else str(job.cleared_price_wei),
+            "attempt": job.attempt, "result_path": job.result_path, "result_hash": job.result_hash,
+            "batch_id": job.batch_id, "settle_tx": job.settle_tx, "input_hash": job.input_hash,
+            "round_id": job.round_id}
+

@@ -1,0 +1,135 @@
+"""Checks a provider's result before any payment: signature, hashes, and the job kind's own check.
+
+* every job: the result hash is keccak-256 of the returned bytes, and the EIP-712 attestation
+  over (job id, input hash, result hash, provider, cleared price, kind) recovers to the
+  provider's registered address;
+* ``inference``: a ``.npy`` of shape ``(n_sentences, 384)``, ``float32``, finite, unit rows;
+* ``proof``: the Groth16 proof verifies against the circuit's verification key for the
+  job's public input (``proving.groth16.verifier``).
+
+A failed check raises :class:`ResultRejected`; ``wrong_result`` tells a provable fault (a bad
+result, slashed) from a malformed answer.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from eth_utils import keccak
+
+from market.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, recover_signer
+
+
+class ResultRejected(Exception):
+    """A provider's result failed verification.
+
+    Attributes:
+        job_id: the job.
+        reason: what failed, for the job's history.
+        wrong_result: True when the provider signed a result that is provably wrong (slashable).
+    """
+
+    def __init__(self, job_id: str, reason: str, wrong_result: bool = True) -> None:
+        super().__init__(f"job {job_id}: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+        self.wrong_result = wrong_result
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the exchange knows about a job independently of the provider's answer.
+
+    Attributes:
+        job_id, kind, input_hash (32 bytes), price_wei, provider_address, domain.
+        n_sentences: inference only, rows expected.
+        public_inputs: proof only, the public signals the proof must be for.
+        vk: proof only, the circuit's :class:`proving.groth16.keys.VerifyingKey`.
+    """
+
+    job_id: str
+    kind: str
+    input_hash: bytes
+    price_wei: int
+    provider_address: str
+    domain: Eip712Domain
+    n_sentences: int = 0
+    public_inputs: tuple[int, ...] = ()
+    vk: object = None
+
+
+def verify_attestation(exp: Expected, result_hash: bytes, signature: bytes) -> Attestation:
+    """Rebuild the attestation from what the exchange expects and check the provider signed it.
+
+    Raises:
+        ResultRejected: the signature does not recover to the provider's address.
+    """
+    att = Attestation(job_id=job_id_bytes32(exp.job_id), input_hash=exp.input_hash, result_hash=result_hash,
+                      provider=exp.provider_address, price_wei=exp.price_wei,
+                      kind=JobKind.INFERENCE if exp.kind == "inference" else JobKind.PROOF)
+    signer = recover_signer(att, signature, exp.domain)
+    if signer != att.provider:
+        raise ResultRejected(exp.job_id, f"attestation signed by {signer}, not by provider {att.provider}")
+    return att
+
+
+def verify_embeddings(exp: Expected, npy: bytes) -> np.ndarray:
+    """Check an inference result: ``(n_sentences, 384)`` float32, finite, unit-norm rows.
+
+    Raises:
+        ResultRejected: any check fails.
+    """
+    try:
+        arr = np.load(io.BytesIO(npy), allow_pickle=False)
+    except Exception as exc:  # malformed file
+        raise ResultRejected(exp.job_id, f"result is not a .npy array ({exc})") from None
+    if arr.dtype != np.float32 or arr.shape != (exp.n_sentences, 384):
+        raise ResultRejected(exp.job_id, f"expected float32 ({exp.n_sentences}, 384), got {arr.dtype} {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ResultRejected(exp.job_id, "result has non-finite values")
+    norms = np.linalg.norm(arr, axis=1)
+    if not np.allclose(norms, 1.0, atol=1e-3):
+        raise ResultRejected(exp.job_id, f"rows are not unit vectors (norms {norms.min():.4f}..{norms.max():.4f})")
+    return arr
+
+
+def verify_proof_result(exp: Expected, result: dict) -> None:
+    """Check a proof result: its public signals are the job's and the Groth16 proof verifies.
+
+    Raises:
+        ResultRejected: wrong public signals, malformed proof, or a failed pairing check (with the reason).
+    """
+    from proving.errors import ProvingError
+    from proving.formats.snarkjs_json import proof_from_json, public_from_json
+    from proving.groth16.verifier import verify
+
+    try:
+        public = public_from_json(result["public"])
+        proof = proof_from_json(result["proof"])
+    except (ProvingError, KeyError, TypeError, ValueError) as exc:
+        raise ResultRejected(exp.job_id, f"malformed proof result: {exc}") from None
+    if tuple(public) != tuple(exp.public_inputs):
+        raise ResultRejected(exp.job_id, f"proof is for public inputs {public}, not {list(exp.public_inputs)}")
+    try:
+        verify(exp.vk, public, proof)
+    except ProvingError as exc:
+        raise ResultRejected(exp.job_id, f"proof rejected: {type(exc).__name__}: {exc}") from None
+
+
+def verify_output(exp: Expected, result: object, result_bytes: bytes, result_hash: bytes,
+                  signature: bytes) -> Attestation:
+    """All checks for one job's output; returns the verified attestation.
+
+    Raises:
+        ResultRejected: the first failing check.
+    """
+    if keccak(result_bytes) != result_hash:
+        raise ResultRejected(exp.job_id, "result hash does not match the result bytes")
+    att = verify_attestation(exp, result_hash, signature)
+    if exp.kind == "inference":
+        verify_embeddings(exp, result_bytes)
+    else:
+        verify_proof_result(exp, result)  # type: ignore[arg-type]
+    return att
