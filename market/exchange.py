@@ -183,6 +183,7 @@ def register_provider(s: Session, offer: ProviderOffer, now_s: float | None = No
     rec.price_per_cpu_s_wei, rec.price_per_gpu_s_wei = offer.price_per_cpu_s_wei, offer.price_per_gpu_s_wei
     rec.speed, rec.node_id, rec.hardware, rec.active = offer.speed, offer.node_id, offer.hardware, True
     s.flush()
+    ledger.open_system_accounts(s)
     ledger.open_provider(s, offer.name)
     if offer.bond_wei > 0:
         tag = f"{offer.name}:{offer.address}:{offer.bond_wei}"
@@ -193,6 +194,7 @@ def register_provider(s: Session, offer: ProviderOffer, now_s: float | None = No
 
 def fund_client(s: Session, client: str, amount_wei: int, transfer_id: str) -> int:
     """Open ``client``'s account if needed and deposit ``amount_wei``; returns the new balance (wei)."""
+    ledger.open_system_accounts(s)
     ledger.open_client(s, client)
     ledger.deposit(s, transfer_id, ledger.client_account(client), amount_wei)
     return ledger.balance(s, ledger.client_account(client))
@@ -248,7 +250,7 @@ def _job_order(job: JobRecord) -> JobOrder:
 
 def _offer(s: Session, p: ProviderRecord) -> Offer:
     return Offer(provider=p.name, cpus=p.cpus, memory_bytes=p.memory_bytes,
-                 price_per_cpu_s_wei=int(p.price_per_cpu_s_wei), free_bond_wei=ledger.free_bond(s, p.name),
+                 price_per_cpu_s_wei=int(p.price_per_cpu_s_wei), free_bond_wei=ledger.balance(s, ledger.bond_account(p.name)),
                  gpus=p.gpus, gpu_model=p.gpu_model, price_per_gpu_s_wei=int(p.price_per_gpu_s_wei),
                  reputation=float(p.reputation), speed=float(p.speed))
 
@@ -268,7 +270,7 @@ def expire_jobs(s: Session, now_s: float) -> list[str]:
     expired = []
     for job in s.scalars(select(JobRecord).where(JobRecord.status == JobStatus.OPEN.value,
                                                  JobRecord.deadline_s < now_s)):
-        ledger.refund_job(s, f"refund:{job.job_id}:{job.attempt}", job.job_id)
+        ledger.void_escrow(s, f"refund:{job.job_id}:{job.attempt}", job.job_id)
         _record(s, job, JobEvent.EXPIRED, now_s, reason="deadline passed before any provider could run it")
         expired.append(job.job_id)
     return expired
@@ -358,7 +360,7 @@ def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_at
     job.spec, job.provider, job.cleared_price_wei = spec, None, None
     job.attempt += 1
     if job.attempt > max_attempts or job.deadline_s < now_s:
-        ledger.refund_job(s, f"refund:{job_id}:{job.attempt}", job_id)
+        ledger.void_escrow(s, f"refund:{job_id}:{job.attempt}", job_id)
         _record(s, job, JobEvent.EXPIRED, now_s, reason=f"gave up after {job.attempt - 1} attempts")
     return job
 

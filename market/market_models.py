@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from market.db import Base, Wei, WeiType
@@ -32,7 +32,7 @@ class ProviderRecord(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(42))
     cpus: Mapped[int]
-    memory_bytes: Mapped[int]
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
     gpus: Mapped[int] = mapped_column(default=0)
     gpu_model: Mapped[Optional[str]] = mapped_column(String(64))
     price_per_cpu_s_wei: Mapped[Wei]
