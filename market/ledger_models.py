@@ -4,7 +4,7 @@ The model is TigerBeetle's (accounts, immutable transfers with client-given ids,
 pending transfers) realised the way Formance does it: a reservation moves the money into
 a holding account (``escrow:<job>``, ``collateral:<provider>``, ``unbonding:<provider>``,
 ``slashing:<provider>``) by an ordinary journal transfer, and a row in a side table
-(:class:`Pending`, :class:`UnbondRequest`, :class:`PendingSlash`) tracks what is held and its
+(:class:`PendingTransfer`, :class:`UnbondRequest`, :class:`PendingSlash`) tracks what is held and its
 status. So every balance change is a row of :class:`Transfer`, and balances replay exactly
 from the journal.
 
@@ -91,7 +91,7 @@ class Transfer(Base):
     job_id: Mapped[str | None] = mapped_column(String(ID_LEN))
 
 
-class Pending(Base):
+class PendingTransfer(Base):
     """A reservation: ``amount_wei`` moved from ``debit_account_id`` into holding ``credit_account_id``.
 
     ``kind`` is ``escrow`` (a job budget; ``party`` = client) or ``collateral`` (a provider's

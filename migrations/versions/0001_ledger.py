@@ -273,6 +273,14 @@ def upgrade() -> None:
     if _is_postgres():
         op.execute(_PG_FUNCTIONS)
         op.execute(_PG_TRIGGERS)
+    # The system accounts (market.ledger.SYSTEM_ACCOUNTS), opened once here with zero balances.
+    accounts = sa.table("ledger_accounts", sa.column("id", ID), sa.column("kind", sa.String(16)),
+                        sa.column("allow_negative", sa.Boolean()), sa.column("balance_wei", WEI))
+    op.bulk_insert(accounts, [
+        {"id": "world", "kind": "world", "allow_negative": True, "balance_wei": 0},
+        {"id": "protocol:fees", "kind": "protocol", "allow_negative": False, "balance_wei": 0},
+        {"id": "burn", "kind": "burn", "allow_negative": False, "balance_wei": 0},
+    ])
 
 
 def downgrade() -> None:
