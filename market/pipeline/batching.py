@@ -103,6 +103,7 @@ class FlushReason(str, Enum):
     WINDOW = "window"
     DEADLINE = "deadline"
     DRAIN = "drain"
+    REQUEUE = "requeue"
 
 
 @dataclass(frozen=True)
