@@ -189,6 +189,23 @@ class MarketRunner:
                       f"{offer.gpus} GPUs, bond {bond_wei} wei, node {info['node_id'][:8]}")
         return handle
 
+    def attach_providers(self, timeout_s: float = 60.0) -> list[str]:
+        """Find the detached workers of the registered providers (``raymarket provider start``); returns names."""
+        import ray
+
+        from providers.workers import find_worker
+
+        for name in self.provider_names():
+            if name in self.providers:
+                continue
+            actor = find_worker(name)
+            if actor is None:
+                self.progress(f"provider {name}: no running worker; its offer is skipped")
+                continue
+            info = ray.get(actor.info.remote(), timeout=timeout_s)
+            self.providers[name] = ProviderHandle(name, info["address"], actor, info)
+        return sorted(self.providers)
+
     def fund_client(self, client: str, amount_wei: int) -> int:
         """Deposit ``amount_wei`` for ``client`` (idempotent per client and amount); returns the balance."""
         with Session(self.engine) as s, s.begin():

@@ -160,12 +160,33 @@ class ProviderWorker:
         return result, canonical_proof_bytes(proof_json, public_json)
 
 
-def worker_actor(provider: str, private_key: str):
+#: Ray namespace and name prefix of the detached workers that ``raymarket provider start`` leaves running.
+WORKER_NAMESPACE = "raymarket"
+WORKER_PREFIX = "raymarket-worker-"
+
+
+def worker_actor(provider: str, private_key: str, *, detached: bool = False):
     """Create the :class:`ProviderWorker` actor on provider ``provider``'s node (label ``provider=<name>``).
 
-    No restarts and no task retries: the market re-auctions, not Ray (FIELD-NOTES).
+    No restarts and no task retries: the market re-auctions, not Ray (FIELD-NOTES). A
+    ``detached`` worker outlives the agent process and is found by name
+    (:func:`find_worker`) by the exchange.
     """
     import ray
 
     cls = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(ProviderWorker)
-    return cls.options(label_selector={"provider": provider}).remote(provider, private_key)
+    opts: dict[str, Any] = {"label_selector": {"provider": provider}}
+    if detached:
+        opts |= {"name": WORKER_PREFIX + provider, "namespace": WORKER_NAMESPACE, "lifetime": "detached",
+                 "get_if_exists": True}
+    return cls.options(**opts).remote(provider, private_key)
+
+
+def find_worker(provider: str):
+    """The detached worker of ``provider``, or None when it is not running."""
+    import ray
+
+    try:
+        return ray.get_actor(WORKER_PREFIX + provider, namespace=WORKER_NAMESPACE)
+    except ValueError:
+        return None
