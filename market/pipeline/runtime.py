@@ -355,10 +355,19 @@ class ProvingPipeline:
     def _finish(self, job_id: str, status: OutcomeStatus, **fields: Any) -> None:
         with self._cv:
             out = self.outcomes[job_id]
+            if out.status is not OutcomeStatus.PENDING:
+                return
             out.status = status
             for k, v in fields.items():
                 setattr(out, k, v)
             self._cv.notify_all()
+        if status in (OutcomeStatus.REJECTED, OutcomeStatus.FAILED):
+            if status is OutcomeStatus.FAILED:
+                self.metrics.count("failed")
+            try:
+                self.payments.refund(out.job, fields.get("error") or status.value)
+            except Exception:  # the ledger refused the refund: visible in the log, job stays failed
+                log.exception("refund of %s failed", job_id)
 
     # ---- intake ------------------------------------------------------------------------------
 
@@ -627,7 +636,8 @@ class ProvingPipeline:
                 self.metrics.count("duplicate_results")
                 return False
         try:
-            self.payments.pay(item.job, item.provider, item.proof_sha256, item.batch_id)
+            if not self.payments.pay(item.job, item.provider, item.proof_sha256, item.batch_id):
+                self.metrics.count("duplicate_results")  # the ledger had it paid already: not paid again
         except Exception as exc:  # the ledger refused: the job is not paid, say why
             log.exception("payment of %s failed", item.job.job_id)
             self._finish(item.job.job_id, OutcomeStatus.FAILED, error=f"payment failed: {exc}")

@@ -256,11 +256,14 @@ class Payments(Protocol):
     def slash(self, job: ProofJob, provider: str, batch_id: str, reason: str) -> bool:
         """Slash ``provider`` for a bad proof of ``job``; True if slashed now, False if already slashed."""
 
+    def refund(self, job: ProofJob, reason: str) -> bool:
+        """Return a rejected or failed job's escrow to its client; True if refunded now."""
+
 
 class InMemoryPayments:
     """A :class:`Payments` that records transfers in memory with idempotent ids (benchmarks, demos).
 
-    Transfer ids are ``pay:<job_id>`` and ``slash:<job_id>:<provider>``: paying a job twice is a
+    Transfer ids are ``pay:<job_id>``, ``slash:<job_id>:<provider>`` and ``void:<job_id>``: paying a job twice is a
     no-op, which :attr:`duplicate_attempts` counts.
     """
 
@@ -288,6 +291,10 @@ class InMemoryPayments:
         return self._record(f"slash:{job.job_id}:{provider}", {"kind": "slash", "job_id": job.job_id,
                                                                "provider": provider, "batch_id": batch_id,
                                                                "reason": reason})
+
+    def refund(self, job: ProofJob, reason: str) -> bool:
+        """Record the refund ``void:<job_id>``."""
+        return self._record(f"void:{job.job_id}", {"kind": "refund", "job_id": job.job_id, "reason": reason})
 
     def paid_job_ids(self) -> list[str]:
         """Ids of the paid jobs."""

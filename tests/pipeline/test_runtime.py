@@ -1,8 +1,8 @@
 """The proving pipeline on the real multi-node Ray cluster (head + providers p1, p2, p3).
 
 Real components only: Ray actors pinned to the provider nodes, the py_ecc reference prover, the
-proving library's batch verifier; payments through the in-memory idempotent sink here (the
-ledger-backed sink is tested in ``test_ledger_payments.py``).
+proving library's batch verifier, and for the fault tests the real ledger on Postgres (the
+burst and window tests pay through the in-memory idempotent sink to keep CI time down).
 """
 
 from __future__ import annotations
@@ -36,22 +36,71 @@ class CorruptingWorker(ProverWorker):
         return proof
 
 
-def make_pipeline(circuit, tmp_path, speeds, *, worker_cls=ProverWorker, batch=(1, 8), window_s=0.05, **kw):
+PRICE_WEI = 10**15
+CLIENT = "alice"
+PROVIDER_FUNDS_WEI = 10**18
+BOND_WEI = 10**17
+SLASH_WEI = 10**16
+
+
+def ledger_with_escrows(pg_url, job_ids, providers):
+    """Migrate a fresh database, fund the client, open and bond the providers, escrow every job."""
+    from sqlalchemy.orm import Session
+
+    from market import ledger
+    from market.db import make_engine
+    from market.migrate import upgrade
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    with Session(engine) as s, s.begin():
+        ledger.open_system_accounts(s)
+        ledger.open_client(s, CLIENT)
+        ledger.deposit(s, "dep:alice", ledger.client_account(CLIENT), 10**18)
+        for p in providers:
+            ledger.open_provider(s, p)
+            ledger.deposit(s, f"dep:{p}", ledger.provider_account(p), PROVIDER_FUNDS_WEI)
+            ledger.bond(s, f"bond:{p}", p, BOND_WEI)
+        for j in job_ids:
+            ledger.escrow_job(s, f"escrow:{j}", CLIENT, j, PRICE_WEI)
+    return engine
+
+
+def assert_ledger_paid_once(engine, job_ids, providers):
+    """Every escrow posted exactly once, provider earnings = n * (price - fee), invariants hold."""
+    from sqlalchemy.orm import Session
+
+    from market import ledger
+    from market.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
+
+    net = PRICE_WEI - protocol_fee_wei(PRICE_WEI, DEFAULT_PROTOCOL_FEE_BPS)
+    with Session(engine) as s:
+        for j in job_ids:
+            assert [p.status for p in ledger.pending_for_job(s, j)] == ["posted"], j
+            assert ledger.balance(s, ledger.escrow_account(j)) == 0
+        earned = sum(ledger.balance(s, ledger.provider_account(p)) - (PROVIDER_FUNDS_WEI - BOND_WEI)
+                     for p in providers)
+        assert earned == len(job_ids) * net
+        assert ledger.check_invariants(s) == []
+
+
+def make_pipeline(circuit, tmp_path, speeds, *, worker_cls=ProverWorker, batch=(1, 8), window_s=0.05,
+                  payments=None, **kw):
     settings = PipelineSettings(window=WindowPolicy(window_s=window_s, deadline_margin_s=1.0),
                                 controller=ControllerConfig(min_batch=batch[0], max_batch=batch[1],
                                                             target_latency_s=10.0, prior_per_proof_s=0.3),
                                 data_dir=tmp_path / "data", metrics_interval_s=0.1, **kw)
     slots = [ProviderSlot(name, speed) for name, speed in speeds.items()]
-    payments = InMemoryPayments()
+    payments = payments or InMemoryPayments()
     settled = []
     pipe = ProvingPipeline([circuit.spec], slots, payments, settings, worker_cls=worker_cls,
                            on_settled=settled.extend)
     return pipe.start(), payments, settled
 
 
-def submit_all(pipe, circuit, names, deadline_in_s=180.0, price_wei=1_000):
+def submit_all(pipe, circuit, names, deadline_in_s=180.0, price_wei=PRICE_WEI):
     jobs = [pipe.new_job(name, circuit.spec.circuit_id, circuit.witness(1000 + i), deadline_in_s=deadline_in_s,
-                         price_wei=price_wei) for i, name in enumerate(names)]
+                         price_wei=price_wei, client=CLIENT) for i, name in enumerate(names)]
     for j in jobs:
         pipe.submit(j, timeout_s=10)
     return jobs
@@ -111,13 +160,17 @@ def test_burst_completes_every_proof_verified_and_provenance_recorded(ray_cluste
         replay_batch(ids[0], tmp_path / "data")
 
 
-def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mimc_circuit, tmp_path):
+def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mimc_circuit, tmp_path, pg_url):
     import ray
 
+    from market.pipeline.payments import LedgerPayments
+
+    names = [f"kill-{i}" for i in range(6)]
+    providers = ["p1", "p2", "p3"]
+    engine = ledger_with_escrows(pg_url, names, providers)
     pipe, payments, _ = make_pipeline(mimc_circuit, tmp_path, {"p1": 50.0, "p2": 1.0, "p3": 1.0}, batch=(3, 3),
-                                      window_s=1.0)
+                                      window_s=1.0, payments=LedgerPayments(engine))
     try:
-        names = [f"kill-{i}" for i in range(6)]
         submit_all(pipe, mimc_circuit, names)
         end = time.monotonic() + 30
         while not any(p == "p1" for p, _ in pipe.inflight().values()) and time.monotonic() < end:
@@ -131,16 +184,27 @@ def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mim
     assert {o.status for o in out.values()} == {OutcomeStatus.PAID}
     for j in on_p1:
         assert out[j].attempts >= 2 and "p1" in out[j].failed_providers and out[j].provider != "p1"
-    assert_paid_once(payments, names)
+    assert_ledger_paid_once(engine, names, providers)
+    # a duplicate completion (the same job delivered again) moves no money
+    assert payments.pay(out[names[0]].job, "p3", "00" * 32, "dup") is False
+    assert_ledger_paid_once(engine, names, providers)
     counters = pipe.metrics.snapshot()["counters"]
     assert counters["worker_failures"] >= 1 and counters["requeued"] >= len(on_p1)
 
 
-def test_invalid_proof_isolated_provider_slashed_rest_of_batch_paid(ray_cluster, mimc_circuit, tmp_path):
+def test_invalid_proof_isolated_provider_slashed_rest_of_batch_paid(ray_cluster, mimc_circuit, tmp_path, pg_url):
+    from sqlalchemy.orm import Session
+
+    from market import ledger
+    from market.pipeline.payments import LedgerPayments, slash_transfer_id
+
+    names = ["iso-0", "iso-1-bad", "iso-2"]
+    providers = ["p1", "p2", "p3"]
+    engine = ledger_with_escrows(pg_url, names, providers)
     pipe, payments, _ = make_pipeline(mimc_circuit, tmp_path, {"p1": 1.0, "p2": 50.0, "p3": 1.0},
-                                      worker_cls=CorruptingWorker, batch=(3, 3), window_s=2.0)
+                                      worker_cls=CorruptingWorker, batch=(3, 3), window_s=2.0,
+                                      payments=LedgerPayments(engine, slash_amount_wei=SLASH_WEI))
     try:
-        names = ["iso-0", "iso-1-bad", "iso-2"]
         submit_all(pipe, mimc_circuit, names)
         out = pipe.wait(names, timeout_s=150)
     finally:
@@ -148,8 +212,13 @@ def test_invalid_proof_isolated_provider_slashed_rest_of_batch_paid(ray_cluster,
     assert {o.status for o in out.values()} == {OutcomeStatus.PAID}
     assert out["iso-0"].provider == "p2" and out["iso-2"].provider == "p2"
     assert out["iso-1-bad"].provider in {"p1", "p3"} and out["iso-1-bad"].failed_providers == ["p2"]
-    assert payments.slashed() == [("iso-1-bad", "p2")]
-    assert_paid_once(payments, names)
+    with Session(engine) as s:
+        sl = ledger.get_slash(s, slash_transfer_id("iso-1-bad", "p2"))
+        assert (sl.provider, sl.reason, sl.amount_wei, sl.status) == ("p2", "wrong_result", SLASH_WEI, "pending")
+        assert ledger.balance(s, ledger.slashing_account("p2")) == SLASH_WEI
+        assert all(ledger.balance(s, ledger.slashing_account(p)) == 0 for p in ("p1", "p3"))
+    assert_ledger_paid_once(engine, names, providers)
+    assert pipe.metrics.snapshot()["counters"]["slashed"] == 1
     assert "p2" in pipe.quarantined
     # the bad batch's provenance shows the isolated job, and its replay exposes the mismatch
     store = ProvenanceStore(tmp_path / "data")
