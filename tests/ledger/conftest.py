@@ -62,9 +62,11 @@ def funded(s: Session, *, clients: dict[str, int] = {}, providers: dict[str, int
     """Open and fund clients/providers (deposit ids ``fund:<name>``), and bond ``bonds``."""
     for name, amount in clients.items():
         L.open_client(s, name)
-        L.deposit(s, f"fund:{name}", L.client_account(name), amount)
+        if amount:
+            L.deposit(s, f"fund:{name}", L.client_account(name), amount)
     for name, amount in providers.items():
         L.open_provider(s, name)
-        L.deposit(s, f"fund:{name}", L.provider_account(name), amount)
+        if amount:
+            L.deposit(s, f"fund:{name}", L.provider_account(name), amount)
     for name, amount in bonds.items():
         L.bond(s, f"bond:{name}", name, amount)
