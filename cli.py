@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+#: Data on stdout; when it is not a terminal (a pipe, a file) tables keep their full width.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class ExitCode(enum.IntEnum):

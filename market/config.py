@@ -35,7 +35,8 @@ class Settings:
         fee_bps: protocol fee on each payment, basis points.
         job_timeout_s: how long a provider may take on one job before it is re-auctioned.
         max_attempts: auctions per job before it fails.
-        settlement_batch_size: attestations per on-chain batch (a batch also closes at each flush).
+        settlement_batch_size: attestations per on-chain batch at most.
+        settlement_window_s: a batch closes at the end of its deterministic time window, seconds.
         confirmations: blocks the watcher waits before it trusts an event.
         matching_rule: ``pay-as-bid`` | ``second-price`` (see ``market.pricing``).
     """
@@ -44,10 +45,11 @@ class Settings:
     rpc_url: str | None = None
     ray_address: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
-    fee_bps: int = 250
+    fee_bps: int = 100
     job_timeout_s: float = 600.0
     max_attempts: int = 3
     settlement_batch_size: int = 256
+    settlement_window_s: float = 30.0
     confirmations: int = 0
     matching_rule: str = "pay-as-bid"
 

@@ -14,7 +14,7 @@ import secrets
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
@@ -37,8 +37,12 @@ def demo_text_path() -> Path:
 
 
 def run_demo(settings: Settings, *, text_path: Path | None = None, proof_rounds: int = 91, proof_jobs: int = 2,
-             progress: Progress) -> dict[str, Any]:
-    """Run the demo and return what happened (jobs, ledger check, contract, stage timings in seconds)."""
+             progress: Progress, inspect: Callable[[MarketRunner, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the demo and return what happened (jobs, ledger check, contract, stage timings in seconds).
+
+    ``inspect(runner, report)``, when given, is called before the runner shuts down (tests use it
+    to read the chain and the database the demo used).
+    """
     from providers.keys import new_key
 
     runner = MarketRunner(settings, progress)
@@ -60,7 +64,10 @@ def run_demo(settings: Settings, *, text_path: Path | None = None, proof_rounds:
                                             max_price_wei=DEMO_MAX_PRICE_WEI, collateral_wei=DEMO_COLLATERAL_WEI))
         progress(f"submitted {len(jobs)} jobs; running rounds")
         runner.run_until_done()
-        return summarize(runner, jobs, time.perf_counter() - t_start)
+        report = summarize(runner, jobs, time.perf_counter() - t_start)
+        if inspect is not None:
+            inspect(runner, report)
+        return report
     finally:
         runner.shutdown()
 

@@ -25,6 +25,7 @@ from market import exchange as ex
 from market.config import Settings
 from market.jobs import JobStatus
 from market.market_models import JobRecord, ProviderRecord
+from market.settlement import add_attestation
 from market.verification import Expected, ResultRejected, verify_output
 
 #: Seed of the demo's dev ceremony for the MiMC circuit (NOT FOR PRODUCTION: the toxic waste is derivable).
@@ -65,6 +66,15 @@ class StepReport:
     paid: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failed remote call: the worker's own exception when Ray wraps it."""
+    cause = getattr(exc, "cause", None)
+    if cause is not None and cause is not exc:
+        exc = cause
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1][:300] if text else ''}"
 
 
 class MarketRunner:
@@ -128,6 +138,7 @@ class MarketRunner:
         t0 = time.perf_counter()
         self.chain = connect(self.settings.rpc_url)
         self.operator_key = self.chain.dev_keys[0]
+        from_block = self.chain.block_number()
         if contract_address:
             self.contract = SettlementContract(self.chain, contract_address)
         else:
@@ -135,17 +146,20 @@ class MarketRunner:
             operator = self.chain.account(self.operator_key).address
             self.contract.set_operator(self.operator_key, operator, True)
         self.progress(f"chain: {self.chain.kind} (chain id {self.chain.chain_id}), Settlement at {self.contract.address}")
-        self._init_settlement()
+        self._init_settlement(0 if contract_address else from_block)
         self._timed("chain", t0)
 
-    def _init_settlement(self) -> None:
-        from market.settlement import Settler
-        from market.watcher import Watcher
+    def _init_settlement(self, from_block: int) -> None:
+        from market.settlement import BatchingPolicy, Settler
+        from market.watcher import Watcher, WatcherConfig, WatcherHooks
 
-        self.settler = Settler(self.chain, self.contract, self.operator_key, self.engine,
-                               batch_size=self.settings.settlement_batch_size)
-        self.watcher = Watcher(self.chain, self.contract, self.engine, confirmations=self.settings.confirmations,
-                               on_batch_settled=self._on_settled, on_batch_reverted=self._on_reverted)
+        policy = BatchingPolicy(max_batch_size=self.settings.settlement_batch_size,
+                                window_s=self.settings.settlement_window_s)
+        self.settler = Settler(self.engine, self.contract, self.operator_key, policy)
+        hooks = WatcherHooks().register(on_batch_settled=self._on_settled, on_batch_reverted=self._on_reverted,
+                                        on_leaf_challenged=self._on_challenged)
+        self.watcher = Watcher(self.contract, self.engine,
+                               WatcherConfig(from_block=from_block, confirmations=self.settings.confirmations), hooks)
 
     def shutdown(self) -> None:
         """Kill the provider actors, stop a local cluster, close the engine."""
@@ -356,7 +370,7 @@ class MarketRunner:
         try:
             out = ray.get(ref, timeout=5)
         except Exception as exc:  # node died, worker crashed, bad input: re-auction
-            self._fail(job_id, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", False, report)
+            self._fail(job_id, _describe(exc), False, report)
             return
         t0 = time.perf_counter()
         with Session(self.engine) as s:
@@ -379,11 +393,32 @@ class MarketRunner:
                        "seconds": round(out.seconds, 3)}
         if job.kind == "proof":
             attestation["proof"] = out.result
+        leaf = self._leaf(job, exp, out)
         with Session(self.engine) as s, s.begin():
             ex.complete_job(s, job_id, result_path=str(path), result_hash=attestation["result_hash"],
                             attestation=attestation, fee_bps=self.settings.fee_bps)
+            add_attestation(s, leaf, added_at_s=time.time(), job_ref=job_id)
         report.paid.append(job_id)
         self.progress(f"job {job_id}: verified and paid ({out.seconds:.1f} s on node {out.node_id[:8]})")
+
+    def _leaf(self, job: JobRecord, exp: Expected, out: Any):
+        """The settlement leaf: the signed attestation and, for a proof job, its proof commitment."""
+        from market.attestation import (Attestation, AttestationLeaf, JobKind, SignedAttestation, job_id_bytes32,
+                                        proof_commitment)
+
+        att = Attestation(job_id=job_id_bytes32(job.job_id), input_hash=exp.input_hash, result_hash=out.result_hash,
+                          provider=exp.provider_address, price_wei=exp.price_wei,
+                          kind=JobKind.INFERENCE if job.kind == "inference" else JobKind.PROOF)
+        signed = SignedAttestation(att, out.signature, exp.domain)
+        if job.kind != "proof":
+            return AttestationLeaf(signed)
+        from contracts.bindings import g1_words, g2_words
+        from proving.formats.snarkjs_json import proof_from_json
+
+        proof = proof_from_json(out.result["proof"])
+        words = [*g1_words(proof.a), *g2_words(proof.b), *g1_words(proof.c)]
+        circuit_id = keccak(f"mimc7-{job.spec['params']['rounds']}".encode())
+        return AttestationLeaf(signed, proof_commitment(circuit_id, words, list(exp.public_inputs)))
 
     def _fail(self, job_id: str, reason: str, wrong_result: bool, report: StepReport) -> None:
         with Session(self.engine) as s, s.begin():
@@ -410,22 +445,32 @@ class MarketRunner:
     def settle(self) -> list[dict[str, Any]]:
         """Put every paid, unsettled job's attestation into batches and submit them (one tx per batch)."""
         t0 = time.perf_counter()
-        batches = self.settler.settle_paid_jobs()
+        # Close every open window now (a demo or a shutdown does not wait for the window's end).
+        batches = self.settler.flush(now_s=time.time() + self.settings.settlement_window_s)
         self._timed("settle", t0)
+        if batches:
+            self.progress(f"settlement: submitted {len(batches)} batch(es) to {self.contract.address}")
         return batches
 
     def watch(self) -> int:
         """Let the watcher catch up with the chain; returns the number of events applied."""
         t0 = time.perf_counter()
-        n = self.watcher.poll_once()
+        events = self.watcher.poll_once()
         self._timed("watch", t0)
-        return n
+        return len(events)
 
-    def _on_settled(self, s: Session, batch_id: str, job_ids: list[str], tx_hash: str) -> None:
-        ex.mark_settled(s, job_ids, batch_id=batch_id, tx_hash=tx_hash)
+    def _on_settled(self, s: Session, batch_id: str, job_ids: list[str]) -> None:
+        from market.settlement_models import BatchRecord
+
+        batch = s.get(BatchRecord, batch_id)
+        n = ex.mark_settled(s, job_ids, batch_id=batch_id, tx_hash=batch.tx_hash if batch else "")
+        self.progress(f"watcher: batch {batch_id[:12]}… settled on-chain, {n} job(s) marked settled")
 
     def _on_reverted(self, s: Session, batch_id: str, job_ids: list[str]) -> None:
         ex.mark_unsettled(s, job_ids)
+
+    def _on_challenged(self, s: Session, job_id: str, provider: str, reason: str) -> None:
+        self.progress(f"watcher: leaf of job {job_id} challenged ({reason}) against {provider}")
 
     def run_until_done(self, max_rounds: int = 10) -> list[StepReport]:
         """Step until no job is open or running (or ``max_rounds``), then settle and watch."""

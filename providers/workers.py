@@ -88,6 +88,7 @@ class ProviderWorker:
         self.provider = provider
         self._key = private_key
         self.address = address_of(private_key)
+        self._keys: dict[str, Any] = {}  # proving keys by object-ref id, loaded once per worker
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs: provider name, address, Ray node id, detected hardware."""
@@ -143,6 +144,8 @@ class ProviderWorker:
         return npy, npy
 
     def _run_proof(self, ticket: JobTicket) -> tuple[dict, bytes]:
+        import ray
+
         from proving.circuits.mimc import preimage_circuit
         from proving.formats.snarkjs_json import proof_to_json, public_to_json
         from proving.groth16.prover import prove
@@ -153,7 +156,10 @@ class ProviderWorker:
         if proof_input_hash("mimc7", int(p["rounds"]), circuit.hash) != ticket.input_hash:
             raise WorkerInputError(f"job {ticket.job_id}: statement does not match the input hash")
         check_witness(circuit.r1cs, circuit.witness)
-        proof = prove(p["proving_key"], circuit.witness)
+        pk = p["proving_key"]
+        if isinstance(pk, ray.ObjectRef):  # nested refs are not resolved by Ray: fetch the shared key once
+            pk = self._keys.get(pk.hex()) or self._keys.setdefault(pk.hex(), ray.get(pk, timeout=300))
+        proof = prove(pk, circuit.witness)
         proof_json = proof_to_json(proof)
         public_json = public_to_json([circuit.hash])
         result = {"proof": proof_json, "public": public_json}
