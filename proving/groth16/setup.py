@@ -25,6 +25,7 @@ import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from py_ecc.optimized_bn128 import G1 as _G1, G2 as _G2, add as _add, normalize as _normalize
 from py_ecc.optimized_bn128 import Z1 as _Z1, Z2 as _Z2
@@ -151,6 +152,12 @@ class FixedBase:
         return acc
 
 
+@lru_cache(maxsize=1)
+def generator_tables() -> tuple[FixedBase, FixedBase]:
+    """The :class:`FixedBase` tables of the G1 and G2 generators, built once per process."""
+    return FixedBase(_G1, _Z1), FixedBase(_G2, _Z2)
+
+
 def to_affine_g1(p) -> G1Point:
     """py_ecc projective G1 point -> affine int tuple (``None`` at infinity)."""
     if p[2] == 0:
@@ -212,7 +219,7 @@ def dev_setup(r1cs: R1CS, *, seed: int | None = None, waste: ToxicWaste | None =
     tw = waste or sample_toxic_waste(seed)
     n = domain_size_for(r1cs)
     a, b, c = qap_at_tau(r1cs, lagrange_at(tw.tau, n))
-    g1, g2 = FixedBase(_G1, _Z1), FixedBase(_G2, _Z2)
+    g1, g2 = generator_tables()
     inv_gamma, inv_delta = pow(tw.gamma, -1, R), pow(tw.delta, -1, R)
     lin = [(tw.beta * a[i] + tw.alpha * b[i] + c[i]) % R for i in range(r1cs.n_vars)]
     n_pub = r1cs.n_public
