@@ -18,6 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def _solcjs() -> str:
     return npm_bin("solcjs")
 
 
+@lru_cache(maxsize=1)
 def solc_version() -> str:
     """The solcjs compiler version string, e.g. ``0.8.37+commit.f401782d.Emscripten.clang``."""
     out = subprocess.run([_solcjs(), "--version"], capture_output=True, text=True, check=True)
