@@ -179,8 +179,11 @@ class MarketRunner:
 
     # ------------------------------------------------------------------ providers and clients
     def add_provider(self, name: str, private_key: str, *, price_per_cpu_s_wei: int, bond_wei: int,
-                     timeout_s: float = 120.0) -> ProviderHandle:
-        """Start ``name``'s worker on its node, detect and benchmark its hardware, register its offer, bond stake."""
+                     speed: float | None = None, timeout_s: float = 120.0) -> ProviderHandle:
+        """Start ``name``'s worker on its node, detect and benchmark its hardware, register its offer, bond stake.
+
+        ``speed`` overrides the benchmarked speed factor (tests pin it to make asks deterministic).
+        """
         import ray
 
         from providers.hardware import benchmark
@@ -194,7 +197,7 @@ class MarketRunner:
                                  bond_wei=bond_wei, gpus=len(hw["gpus"]),
                                  gpu_model=hw["gpus"][0]["model"] if hw["gpus"] else None,
                                  price_per_gpu_s_wei=price_per_cpu_s_wei * 50 if hw["gpus"] else 0,
-                                 speed=benchmark(1), node_id=info["node_id"], hardware=hw)
+                                 speed=speed or benchmark(1), node_id=info["node_id"], hardware=hw)
         with Session(self.engine) as s, s.begin():
             ex.register_provider(s, offer)
         handle = ProviderHandle(name, info["address"], actor, info)
