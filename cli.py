@@ -393,6 +393,8 @@ def _mount_optional() -> None:
             register(app, provider_app)
         elif group and hasattr(mod, f"{group}_app"):
             app.add_typer(getattr(mod, f"{group}_app"), name=group)
+            if group == "settlement" and hasattr(mod, "watch"):
+                app.command("watch")(mod.watch)
         elif hasattr(mod, "app"):
             app.registered_commands.extend(mod.app.registered_commands)
 

@@ -412,3 +412,57 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
             "batch_id": job.batch_id, "settle_tx": job.settle_tx, "input_hash": job.input_hash,
             "round_id": job.round_id}
 
+
+
+# --------------------------------------------------------------------------- watcher hooks
+
+
+def on_leaf_challenged(s: Session, job_id: str, provider_address: str, reason: str,
+                       now_s: float | None = None) -> None:
+    """A settled leaf was successfully challenged on-chain: queue a slash of the provider that signed it.
+
+    The job's collateral was released at payment, so the slash takes ``max(collateral, price)`` from the
+    provider's free bond, under the wrong-result rule (cancel window applies). Idempotent per job.
+    """
+    now_s = time.time() if now_s is None else now_s
+    job = s.get(JobRecord, job_id)
+    if job is None or job.provider is None:
+        return
+    amount = max(int(job.collateral_wei), int(job.cleared_price_wei or 0))
+    free = ledger.balance(s, ledger.bond_account(job.provider))
+    if min(amount, free) > 0:
+        ledger.slash(s, f"challenge-slash:{job_id}", job.provider, job_id, "wrong_result", now_s,
+                     amount_wei=min(amount, free), client=job.client)
+    s.add(JobEventRecord(job_id=job_id, at_s=now_s, event="challenged", status=job.status,
+                         detail={"reason": reason, "provider": provider_address}))
+
+
+def on_challenge_reverted(s: Session, job_id: str, provider_address: str, reason: str,
+                          now_s: float | None = None) -> None:
+    """The block holding a challenge was reorged away: cancel the slash it queued."""
+    from market.ledger_errors import LedgerError
+
+    now_s = time.time() if now_s is None else now_s
+    try:
+        ledger.cancel_slash(s, f"challenge-unslash:{job_id}", f"challenge-slash:{job_id}", now_s)
+    except LedgerError:  # no slash was queued (no bond) or it is already resolved
+        pass
+
+
+def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
+    """Register the exchange's watcher hooks: mark jobs settled / unsettled, slash on challenges.
+
+    Used by ``raymarket watch`` (``--hooks market.exchange:register_settlement_hooks``, the default)
+    and by :class:`market.runner.MarketRunner`.
+    """
+    from market.settlement_models import BatchRecord
+
+    def settled(s: Session, batch_id: str, job_ids: list[str]) -> None:
+        batch = s.get(BatchRecord, batch_id)
+        mark_settled(s, job_ids, batch_id=batch_id, tx_hash=batch.tx_hash if batch and batch.tx_hash else "")
+
+    def reverted(s: Session, batch_id: str, job_ids: list[str]) -> None:
+        mark_unsettled(s, job_ids)
+
+    return hooks.register(on_batch_settled=settled, on_batch_reverted=reverted,
+                          on_leaf_challenged=on_leaf_challenged, on_challenge_reverted=on_challenge_reverted)

@@ -156,8 +156,8 @@ class MarketRunner:
         policy = BatchingPolicy(max_batch_size=self.settings.settlement_batch_size,
                                 window_s=self.settings.settlement_window_s)
         self.settler = Settler(self.engine, self.contract, self.operator_key, policy)
-        hooks = WatcherHooks().register(on_batch_settled=self._on_settled, on_batch_reverted=self._on_reverted,
-                                        on_leaf_challenged=self._on_challenged)
+        hooks = ex.register_settlement_hooks(WatcherHooks())
+        hooks.register(on_batch_settled=self._on_settled, on_leaf_challenged=self._on_challenged)
         self.watcher = Watcher(self.contract, self.engine,
                                WatcherConfig(from_block=from_block, confirmations=self.settings.confirmations), hooks)
 
@@ -463,14 +463,7 @@ class MarketRunner:
         return len(events)
 
     def _on_settled(self, s: Session, batch_id: str, job_ids: list[str]) -> None:
-        from market.settlement_models import BatchRecord
-
-        batch = s.get(BatchRecord, batch_id)
-        n = ex.mark_settled(s, job_ids, batch_id=batch_id, tx_hash=batch.tx_hash if batch else "")
-        self.progress(f"watcher: batch {batch_id[:12]}… settled on-chain, {n} job(s) marked settled")
-
-    def _on_reverted(self, s: Session, batch_id: str, job_ids: list[str]) -> None:
-        ex.mark_unsettled(s, job_ids)
+        self.progress(f"watcher: batch {batch_id[:12]}… settled on-chain ({len(job_ids)} job(s))")
 
     def _on_challenged(self, s: Session, job_id: str, provider: str, reason: str) -> None:
         self.progress(f"watcher: leaf of job {job_id} challenged ({reason}) against {provider}")

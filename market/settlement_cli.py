@@ -77,7 +77,8 @@ def watch(
     chain = _connect(rpc_url)
     engine = make_engine(database_url)
     watch_hooks = WatcherHooks()
-    for spec in hooks or []:
+    # Default: the exchange's hooks (jobs marked settled / unsettled, providers slashed on challenges).
+    for spec in hooks or ["market.exchange:register_settlement_hooks"]:
         _load_hook(spec)(watch_hooks, engine)
 
     def emit(event: Any) -> None:
