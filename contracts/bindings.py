@@ -198,13 +198,15 @@ def send_transaction(chain: Chain, account: Any, tx: dict[str, Any], on_revert: 
     raise ContractReverted("", (), tx_hash)
 
 
-def deploy(chain: Chain, name: str, private_key: str | bytes, *args: Any, gas: int | None = None) -> ContractHandle:
-    """Deploy artifact ``name`` with constructor ``args`` from ``private_key``; returns its handle.
+def deploy(chain: Chain, name: str | Artifact, private_key: str | bytes, *args: Any,
+           gas: int | None = None) -> ContractHandle:
+    """Deploy artifact ``name`` (or an :class:`Artifact`, e.g. a generated verifier) with constructor ``args``
+    from ``private_key``; returns its handle.
 
     Raises:
         ArtifactMissing, ContractReverted.
     """
-    artifact = load_artifact(name)
+    artifact = name if isinstance(name, Artifact) else load_artifact(name)
     factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     data = factory.constructor(*args).data_in_transaction
     account = chain.account(private_key)

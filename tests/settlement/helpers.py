@@ -64,6 +64,15 @@ class SimulatedCircuit:
                 g2_words(bn128.multiply(bn128.G2, self.gamma)), g2_words(bn128.multiply(bn128.G2, self.delta)),
                 ic_words)
 
+    def verifying_key(self):
+        """The key as ``proving.groth16.keys.VerifyingKey`` (py_ecc coordinate order)."""
+        from proving.groth16.keys import VerifyingKey
+
+        g1 = lambda s: tuple(int(c.n) for c in bn128.multiply(bn128.G1, s))  # noqa: E731
+        g2 = lambda s: tuple(tuple(int(c) for c in coord.coeffs) for coord in bn128.multiply(bn128.G2, s))  # noqa: E731
+        return VerifyingKey(g1(self.alpha), g2(self.beta), g2(self.gamma), g2(self.delta),
+                            tuple(g1(s) for s in self.ic))
+
     def prove(self, pub_signals: list[int]) -> list[int]:
         a, b = secrets.randbelow(R - 1) + 1, secrets.randbelow(R - 1) + 1
         lin = (self.ic[0] + sum(s * w for s, w in zip(pub_signals, self.ic[1:]))) % R
