@@ -213,21 +213,23 @@ class SolidityCompileError(ProvingError):
         super().__init__("solc failed:\n" + "\n".join(errors))
 
 
-def compile_verifier(source: str, solcjs: str, *, contract_name: str = "Groth16Verifier", timeout_s: float = 120) -> CompiledContract:
-    """Compile a verifier with solcjs (npm ``solc``) in standard-JSON mode, ``evmVersion: prague``.
+def compile_contracts(sources: dict[str, str], solcjs: str, *, timeout_s: float = 300) -> dict[str, CompiledContract]:
+    """Compile Solidity sources with solcjs (npm ``solc``) in standard-JSON mode, ``evmVersion: prague``.
 
     Args:
-        source: Solidity source (from :func:`export_verifier`).
+        sources: file name -> Solidity source (e.g. from :func:`export_verifier`).
         solcjs: path of the ``solcjs`` executable (e.g. ``market.tools.npm_bin("solcjs")``).
-        contract_name: the contract to extract.
         timeout_s: compiler time limit in seconds.
+
+    Returns:
+        contract name -> :class:`CompiledContract`, over all sources.
 
     Raises:
         SolidityCompileError: compilation errors.
     """
     request = {
         "language": "Solidity",
-        "sources": {"Verifier.sol": {"content": source}},
+        "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": {"evmVersion": EVM_VERSION, "optimizer": {"enabled": True, "runs": 200},
                      "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}}},
     }
@@ -240,5 +242,14 @@ def compile_verifier(source: str, solcjs: str, *, contract_name: str = "Groth16V
     errors = [e.get("formattedMessage", e.get("message", "")) for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise SolidityCompileError(errors)
-    contract = out["contracts"]["Verifier.sol"][contract_name]
-    return CompiledContract(contract["abi"], contract["evm"]["bytecode"]["object"])
+    return {name: CompiledContract(c["abi"], c["evm"]["bytecode"]["object"])
+            for per_file in out["contracts"].values() for name, c in per_file.items()}
+
+
+def compile_verifier(source: str, solcjs: str, *, contract_name: str = "Groth16Verifier", timeout_s: float = 300) -> CompiledContract:
+    """Compile one verifier source (see :func:`compile_contracts`) and return ``contract_name``.
+
+    Raises:
+        SolidityCompileError: compilation errors.
+    """
+    return compile_contracts({"Verifier.sol": source}, solcjs, timeout_s=timeout_s)[contract_name]
