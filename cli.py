@@ -444,9 +444,7 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that maps errors to exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):  # click/typer usage errors
             exc.show()
             sys.exit(exc.exit_code)
         for etype, code, hint in _error_map():
