@@ -385,6 +385,8 @@ class MarketRunner:
             result_bytes = canonical_proof_bytes(out.result["proof"], out.result["public"])
         try:
             verify_output(exp, out.result, result_bytes, out.result_hash, out.signature)
+            if job.kind == "inference":
+                self._spot_check(job, exp, result_bytes)
         except ResultRejected as rej:
             self._fail(job_id, rej.reason, rej.wrong_result, report)
             return
@@ -403,6 +405,38 @@ class MarketRunner:
             add_attestation(s, leaf, added_at_s=time.time(), job_ref=job_id)
         report.paid.append(job_id)
         self.progress(f"job {job_id}: verified and paid ({out.seconds:.1f} s on node {out.node_id[:8]})")
+
+    def _spot_check(self, job: JobRecord, exp: Expected, npy: bytes) -> None:
+        """Re-execute a deterministic sample of sentences on ANOTHER provider and compare (cosine).
+
+        Raises:
+            ResultRejected: the sample disagrees (wrong result). A verifier that cannot answer is
+            not the job provider's fault: the check is then skipped and said so.
+        """
+        import io
+
+        import numpy as np
+        import ray
+
+        from market.verification import check_spot_sample, spot_sample
+        from providers.inference import sentences_from_text
+
+        others = [h for name, h in sorted(self.providers.items()) if name != job.provider]
+        if not others:
+            self.progress(f"job {job.job_id}: no other provider to spot-check with; attestation only")
+            return
+        sentences = sentences_from_text(Path(job.spec["params"]["input_path"]).read_bytes())
+        rows = spot_sample(job.job_id, len(sentences))
+        verifier = others[int.from_bytes(keccak(job.job_id.encode())[:4], "big") % len(others)]
+        try:
+            ref = ray.get(verifier.actor.embed_sample.remote([sentences[i] for i in rows]),
+                          timeout=self.settings.job_timeout_s)
+        except Exception as exc:  # the verifier failed, not the provider
+            self.progress(f"job {job.job_id}: spot check by {verifier.name} failed ({_describe(exc)}); skipped")
+            return
+        worst = check_spot_sample(exp, np.load(io.BytesIO(npy)), rows, ref)
+        self.progress(f"job {job.job_id}: spot re-execution of {len(rows)} sentences by {verifier.name} agrees "
+                      f"(min cosine {worst:.5f})")
 
     def _leaf(self, job: JobRecord, exp: Expected, out: Any):
         """The settlement leaf: the signed attestation and, for a proof job, its proof commitment."""

@@ -95,6 +95,39 @@ def verify_embeddings(exp: Expected, npy: bytes) -> np.ndarray:
     return arr
 
 
+#: Spot re-execution: rows re-embedded by another provider, and the cosine similarity each must reach.
+SPOT_SAMPLE_ROWS = 8
+SPOT_MIN_COSINE = 0.99
+
+
+def spot_sample(job_id: str, n_rows: int, k: int = SPOT_SAMPLE_ROWS) -> list[int]:
+    """Rows to re-execute: ``min(k, n_rows)`` distinct indices drawn deterministically from the job id
+    (keccak-seeded), so a replay checks the same rows and a provider cannot predict them before the job."""
+    rng = np.random.default_rng(int.from_bytes(keccak(job_id.encode())[:8], "big"))
+    return sorted(rng.choice(n_rows, size=min(k, n_rows), replace=False).tolist())
+
+
+def check_spot_sample(exp: Expected, result: np.ndarray, rows: list[int], reference: np.ndarray,
+                      min_cosine: float = SPOT_MIN_COSINE) -> float:
+    """Compare ``result[rows]`` with the same rows re-embedded by another provider.
+
+    Returns:
+        The lowest cosine similarity over the rows.
+
+    Raises:
+        ResultRejected: a row's cosine similarity is below ``min_cosine`` (a wrong result).
+    """
+    got = result[rows].astype(np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    cos = np.sum(got * ref, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+    worst = float(cos.min())
+    if worst < min_cosine:
+        bad = rows[int(np.argmin(cos))]
+        raise ResultRejected(exp.job_id, f"spot re-execution disagrees on sentence {bad}: cosine {worst:.4f} "
+                                         f"< {min_cosine}")
+    return worst
+
+
 def verify_proof_result(exp: Expected, result: dict) -> None:
     """Check a proof result: its public signals are the job's and the Groth16 proof verifies.
 

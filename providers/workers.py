@@ -108,6 +108,12 @@ class ProviderWorker:
             load_model()
         return time.perf_counter() - t0
 
+    def embed_sample(self, sentences: list[str]):
+        """Re-embed ``sentences`` for another provider's spot check: ``float32 (len, 384)``."""
+        from providers.inference import embed
+
+        return embed(sentences)
+
     def run(self, ticket: JobTicket) -> JobOutput:
         """Run ``ticket``'s job and sign the attestation.
 
