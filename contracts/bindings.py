@@ -333,9 +333,12 @@ class SettlementContract(ContractHandle):
         return self.transact(key, "challengeSignature", batch_id, leaf.abi_tuple(), list(proof))
 
     def challenge_proof(self, key: str | bytes, batch_id: bytes, leaf: Any, proof: Sequence[bytes],
-                        circuit_id: bytes, groth_proof: Sequence[int], pub_signals: Sequence[int]) -> Any:
+                        circuit_id: bytes, groth_proof: Sequence[int], pub_signals: Sequence[int],
+                        gas: int | None = None) -> Any:
+        """Challenge (b). ``gas`` skips the estimate (which runs the pairing once more); it must leave the
+        contract's ``verifyGasLimit`` (+1/63) for the verifier or the call reverts ``InsufficientVerifyGas``."""
         return self.transact(key, "challengeProof", batch_id, leaf.abi_tuple(), list(proof), circuit_id,
-                             list(groth_proof), list(pub_signals))
+                             list(groth_proof), list(pub_signals), gas=gas)
 
     def challenge_duplicate(self, key: str | bytes, first_batch_id: bytes, first_leaf: Any,
                             first_proof: Sequence[bytes], batch_id: bytes, leaf: Any, proof: Sequence[bytes]) -> Any:

@@ -121,7 +121,8 @@ def test_proof_challenge_runs_the_pairing_check(deployment: Deployment) -> None:
                   tree.proof(0), CIRCUIT_ID, good_proof, [5, 8])
     expect_revert("NotAProofJob", d.settlement.challenge_proof, d.challenger_key, batch_id, inference,
                   tree.proof(2), CIRCUIT_ID, good_proof, pub)
-    receipt = d.settlement.challenge_proof(d.challenger_key, batch_id, bad, tree.proof(1), CIRCUIT_ID, bad_proof, pub)
+    receipt = d.settlement.challenge_proof(d.challenger_key, batch_id, bad, tree.proof(1), CIRCUIT_ID, bad_proof, pub,
+                                           gas=1_000_000)
     (event,) = d.settlement.events(receipt, "LeafChallenged")
     assert event.args.reason == 2 and event.args.jobId == bad.signed.attestation.job_id
     if d.chain.kind == "in-process":
