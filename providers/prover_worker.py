@@ -112,7 +112,7 @@ class ProvedBatch:
 
 
 class ProverWorker:
-    """Proves batches of one circuit; the proving key is given once at construction.
+    """Proves batches of one circuit; the proving key is given once at construction and kept.
 
     Args:
         provider: the provider's name (``provider=<name>`` on its Ray node).
@@ -120,11 +120,15 @@ class ProverWorker:
         pk: the proving key (a Ray object reference resolves to it before ``__init__``).
         prover: backend name in :data:`PROVERS` (``"ref"`` py_ecc, ``"fast"`` numba).
 
+        warmup: prove one throw-away witness at start (loads the numba kernels and the key's limb
+            arrays once, so the first real batch does not pay for them); skipped for ``"ref"``.
+
     Raises:
         UnknownProver: ``prover`` is not available.
     """
 
-    def __init__(self, provider: str, circuit_id: str, pk: ProvingKey, prover: str = "ref") -> None:
+    def __init__(self, provider: str, circuit_id: str, pk: ProvingKey, prover: str = "fast",
+                 warmup: bool = True) -> None:
         self.provider = provider
         self.circuit_id = circuit_id
         self.pk = pk
@@ -133,6 +137,11 @@ class ProverWorker:
         self._hardware = hardware_info()
         self._code = _worker_code()
         self.batches_proved = 0
+        self.warmup_s = 0.0
+        if warmup and prover != "ref":
+            t = time.perf_counter()
+            self._prove(pk, [1] + [0] * (pk.n_vars - 1), r=1, s=1)  # any witness: proving does not check it
+            self.warmup_s = time.perf_counter() - t
 
     def ping(self) -> str:
         """Liveness probe: the provider's name."""

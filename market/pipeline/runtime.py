@@ -95,7 +95,7 @@ class PipelineSettings:
         batch_timeout_factor, batch_timeout_grace_s: a batch running longer than
             ``factor * predicted latency + grace`` seconds is re-auctioned.
         blinding: ``"derived"`` (replayable proofs, seed kept in provenance) or ``"fresh"``.
-        prover: prover backend of the workers (``"ref"`` or ``"fast"``).
+        prover: prover backend of the workers (``"fast"`` numba, default, or ``"ref"`` py_ecc).
         actor_num_cpus: logical CPUs each prover actor reserves on its node.
         quarantine_on_bad_proof: stop placing work on a provider once it delivered a bad proof.
         data_dir: where provenance and ``metrics.json`` go (None: neither is written).
@@ -115,7 +115,7 @@ class PipelineSettings:
     batch_timeout_factor: float = 4.0
     batch_timeout_grace_s: float = 30.0
     blinding: str = "derived"
-    prover: str = "ref"
+    prover: str = "fast"
     actor_num_cpus: float = 0.0
     quarantine_on_bad_proof: bool = True
     data_dir: Path | None = None
