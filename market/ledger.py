@@ -323,9 +323,13 @@ def _check_amount(c: _Ctx, name: str, value: Any) -> int:
     return value
 
 
+_SEP = "\x1f"  # separates array elements sent to Postgres as one text (ids may not contain it)
+
+
 def _check_id(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > ID_LEN:
-        raise InvalidArgument(name, value, f"give a non-empty str of at most {ID_LEN} characters")
+    if type(value) is not str or not 0 < len(value) <= ID_LEN or _SEP in value:
+        raise InvalidArgument(name, value, f"give a non-empty str of at most {ID_LEN} characters "
+                                           "(no \\x1f control character)")
     return value
 
 
@@ -336,7 +340,15 @@ def _check_time(name: str, value: Any) -> float:
 
 
 def _digest(kind: str, *inputs: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``[kind, *inputs]``: the idempotency fingerprint."""
     blob = json.dumps([kind, *inputs], separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _transfer_digest(spec: TransferSpec) -> str:
+    """Fingerprint of a plain transfer (ids cannot contain the separator, so the encoding is unambiguous)."""
+    blob = _SEP.join((spec.kind, spec.debit_account_id, spec.credit_account_id, str(spec.amount_wei),
+                      spec.job_id or ""))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -358,7 +370,7 @@ def _replay(c: _Ctx, op_id: str, kind: str, digest: str) -> dict | None:
 
 
 _LOCK_PG = text("SELECT id, balance_wei, allow_negative FROM ledger_accounts "
-                "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE")
+                "WHERE id = ANY(string_to_array(:ids, chr(31))) ORDER BY id FOR UPDATE")
 _LOCK_LITE = text("SELECT id, balance_wei, allow_negative FROM ledger_accounts WHERE id IN :ids ORDER BY id"
                   ).bindparams(bindparam("ids", expanding=True))
 
@@ -370,12 +382,14 @@ def _lock(c: _Ctx, ids: Iterable[str | None]) -> dict[str, _Acct]:
     opened first.
     """
     wanted = sorted({i for i in ids if i is not None})
-    rows = c.s.execute(_LOCK_PG if c.pg else _LOCK_LITE, {"ids": wanted}).all()
+    rows = c.s.execute(_LOCK_PG, {"ids": _SEP.join(wanted)}).all() if c.pg else \
+        c.s.execute(_LOCK_LITE, {"ids": wanted}).all()
     got = {r[0]: _Acct(int(r[1]), bool(r[2])) for r in rows}
     missing = [i for i in wanted if i not in got and i in SYSTEM_ACCOUNTS]
     if missing:
         open_system_accounts(c.s)
-        rows = c.s.execute(_LOCK_PG if c.pg else _LOCK_LITE, {"ids": missing}).all()
+        rows = c.s.execute(_LOCK_PG, {"ids": _SEP.join(missing)}).all() if c.pg else \
+            c.s.execute(_LOCK_LITE, {"ids": missing}).all()
         got.update({r[0]: _Acct(int(r[1]), bool(r[2])) for r in rows})
     return got
 
@@ -409,22 +423,42 @@ def _simulate(c: _Ctx, accts: dict[str, _Acct], legs: Sequence[_Leg]) -> dict[st
     return deltas
 
 
+# Postgres: arrays travel as one text each (elements joined by \x1f, '' = NULL) and are split
+# server-side by string_to_array: much cheaper to send than per-element array parameters.
 _INSERT_OPS_PG = text(
     "INSERT INTO ledger_operations (id, kind, inputs_sha256, result_json) "
-    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:kinds AS text[]), CAST(:digests AS text[]), "
-    "CAST(:results AS text[]))")
+    "SELECT * FROM unnest(string_to_array(:ids, chr(31)), string_to_array(:kinds, chr(31)), "
+    "string_to_array(:digests, chr(31)), string_to_array(:results, chr(31), ''))")
 _INSERT_OPS_LITE = text("INSERT INTO ledger_operations (id, kind, inputs_sha256, result_json) "
                         "VALUES (:id, :kind, :digest, :result)")
 _INSERT_LEGS_PG = text(
     "INSERT INTO ledger_transfers (op_id, leg, debit_account_id, credit_account_id, amount_wei, kind, job_id) "
-    "SELECT * FROM unnest(CAST(:op_ids AS text[]), CAST(:legs AS smallint[]), CAST(:debits AS text[]), "
-    "CAST(:credits AS text[]), CAST(:amounts AS numeric[]), CAST(:kinds AS text[]), CAST(:job_ids AS text[]))")
+    "SELECT * FROM unnest(string_to_array(:op_ids, chr(31)), CAST(string_to_array(:legs, ',') AS smallint[]), "
+    "string_to_array(:debits, chr(31)), string_to_array(:credits, chr(31)), "
+    "CAST(string_to_array(:amounts, ',') AS numeric[]), string_to_array(:leg_kinds, chr(31)), "
+    "string_to_array(:job_ids, chr(31), ''))")
 _INSERT_LEGS_LITE = text(
     "INSERT INTO ledger_transfers (op_id, leg, debit_account_id, credit_account_id, amount_wei, kind, job_id) "
     "VALUES (:op_id, :leg, :debit, :credit, :amount, :kind, :job_id)")
 _UPDATE_PG = text(
     "UPDATE ledger_accounts AS a SET balance_wei = a.balance_wei + d.delta "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:deltas AS numeric[])) AS d(id, delta) WHERE a.id = d.id")
+    "FROM unnest(string_to_array(:acct_ids, chr(31)), CAST(string_to_array(:deltas, ',') AS numeric[])) "
+    "AS d(id, delta) "
+    "WHERE a.id = d.id")
+_WRITES_PG: dict[tuple[bool, bool, bool], Any] = {}
+
+
+def _write_pg(ops: bool, legs: bool, deltas: bool):
+    """One statement writing operations, journal legs and balance deltas (data-modifying CTEs: one round trip)."""
+    key = (ops, legs, deltas)
+    if key not in _WRITES_PG:
+        parts = [str(stmt) for flag, stmt in ((ops, _INSERT_OPS_PG), (legs, _INSERT_LEGS_PG), (deltas, _UPDATE_PG))
+                 if flag]
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts[:-1]))
+        _WRITES_PG[key] = text((f"WITH {ctes} " if ctes else "") + parts[-1])
+    return _WRITES_PG[key]
+
+
 _UPDATE_LITE = text("UPDATE ledger_accounts SET balance_wei = balance_wei + :delta WHERE id = :id")
 
 
@@ -438,18 +472,20 @@ def _flush(c: _Ctx, deltas: dict[str, int]) -> None:
     s, ops, legs = c.s, c.ops, c.legs
     deltas = {k: v for k, v in deltas.items() if v}
     if c.pg:
+        j, params = _SEP.join, {}
         if ops:
-            s.execute(_INSERT_OPS_PG, {"ids": [o[0] for o in ops], "kinds": [o[1] for o in ops],
-                                       "digests": [o[2] for o in ops], "results": [o[3] for o in ops]})
+            params.update(ids=j([o[0] for o in ops]), kinds=j([o[1] for o in ops]),
+                          digests=j([o[2] for o in ops]), results=j([o[3] or "" for o in ops]))
         if legs:
-            s.execute(_INSERT_LEGS_PG, {
-                "op_ids": [g.op_id for g in legs], "legs": [g.leg for g in legs],
-                "debits": [g.debit for g in legs], "credits": [g.credit for g in legs],
-                "amounts": [g.amount for g in legs], "kinds": [g.kind for g in legs],
-                "job_ids": [g.job_id for g in legs]})
+            params.update(op_ids=j([g.op_id for g in legs]), legs=",".join([str(g.leg) for g in legs]),
+                          debits=j([g.debit for g in legs]), credits=j([g.credit for g in legs]),
+                          amounts=",".join([str(g.amount) for g in legs]), leg_kinds=j([g.kind for g in legs]),
+                          job_ids=j([g.job_id or "" for g in legs]))
         if deltas:
             ids = sorted(deltas)
-            s.execute(_UPDATE_PG, {"ids": ids, "deltas": [deltas[i] for i in ids]})
+            params.update(acct_ids=j(ids), deltas=",".join([str(deltas[i]) for i in ids]))
+        if params:
+            s.execute(_write_pg(bool(ops), bool(legs), bool(deltas)), params)
     else:
         if ops:
             s.execute(_INSERT_OPS_LITE, [{"id": o[0], "kind": o[1], "digest": o[2], "result": o[3]} for o in ops])
@@ -545,7 +581,7 @@ def transfer(s: Session, transfer_id: str, debit_account_id: str, credit_account
     c = _ctx(s)
     spec = TransferSpec(transfer_id, debit_account_id, credit_account_id, amount_wei, kind, job_id)
     _check_spec(c, spec, "")
-    digest = _digest(kind, debit_account_id, credit_account_id, amount_wei, job_id)
+    digest = _transfer_digest(spec)
     accts = _lock(c, (debit_account_id, credit_account_id))
     if (done := _replay(c, transfer_id, kind, digest)) is not None:
         return Receipt(**done)
@@ -573,7 +609,18 @@ def withdraw(s: Session, transfer_id: str, account_id: str, amount_wei: int) -> 
     return transfer(s, transfer_id, account_id, WORLD_ACCOUNT, amount_wei, kind="withdraw")
 
 
+def _fast_ok(c: _Ctx, spec: TransferSpec) -> bool:
+    """The common case of :func:`_check_spec`, checked without building error messages."""
+    a, d, k = spec.amount_wei, spec.debit_account_id, spec.credit_account_id
+    return (type(a) is int and 0 < a <= _max_wei(c) and type(d) is str and type(k) is str and d != k
+            and 0 < len(d) <= ID_LEN and 0 < len(k) <= ID_LEN and type(spec.transfer_id) is str
+            and 0 < len(spec.transfer_id) <= ID_LEN and _SEP not in spec.transfer_id + d + k
+            and spec.job_id is None and type(spec.kind) is str and 0 < len(spec.kind) <= 16)
+
+
 def _check_spec(c: _Ctx, spec: TransferSpec, where: str) -> None:
+    if _fast_ok(c, spec):
+        return
     _check_id(f"{where}transfer_id", spec.transfer_id)
     _check_id(f"{where}debit_account_id", spec.debit_account_id)
     _check_id(f"{where}credit_account_id", spec.credit_account_id)
@@ -587,7 +634,8 @@ def _check_spec(c: _Ctx, spec: TransferSpec, where: str) -> None:
         _check_id(f"{where}job_id", spec.job_id)
 
 
-_OPS_GET_MANY_PG = text("SELECT id, kind, inputs_sha256 FROM ledger_operations WHERE id = ANY(CAST(:ids AS text[]))")
+_OPS_GET_MANY_PG = text("SELECT id, kind, inputs_sha256 FROM ledger_operations "
+                        "WHERE id = ANY(string_to_array(:ids, chr(31)))")
 _OPS_GET_MANY_LITE = text("SELECT id, kind, inputs_sha256 FROM ledger_operations WHERE id IN :ids"
                           ).bindparams(bindparam("ids", expanding=True))
 
@@ -613,7 +661,7 @@ def post_batch(s: Session, transfers: Sequence[TransferSpec]) -> BatchResult:
     fresh: list[TransferSpec] = []
     for i, spec in enumerate(transfers):
         _check_spec(c, spec, f"transfers[{i}].")
-        d = _digest(spec.kind, spec.debit_account_id, spec.credit_account_id, spec.amount_wei, spec.job_id)
+        d = _transfer_digest(spec)
         if spec.transfer_id in digests:
             if digests[spec.transfer_id] != (spec.kind, d):
                 raise IdempotencyConflict(spec.transfer_id, digests[spec.transfer_id][0], spec.kind)
@@ -621,7 +669,8 @@ def post_batch(s: Session, transfers: Sequence[TransferSpec]) -> BatchResult:
         digests[spec.transfer_id] = (spec.kind, d)
         fresh.append(spec)
     accts = _lock(c, [x.debit_account_id for x in fresh] + [x.credit_account_id for x in fresh])
-    stored = c.s.execute(_OPS_GET_MANY_PG if c.pg else _OPS_GET_MANY_LITE, {"ids": list(digests)}).all()
+    stored = c.s.execute(_OPS_GET_MANY_PG, {"ids": _SEP.join(digests)}).all() if c.pg else \
+        c.s.execute(_OPS_GET_MANY_LITE, {"ids": list(digests)}).all()
     for op_id, kind, digest in stored:
         if (kind, digest) != digests[op_id]:
             raise IdempotencyConflict(op_id, kind, digests[op_id][0])

@@ -102,3 +102,10 @@ def test_a_correct_raw_transfer_is_accepted(raw):
         assert (L.balance(s, "client:a"), L.balance(s, "client:b")) == (60, 40)
         assert L.check_invariants(s) == []
         assert s.execute(L.text("SELECT count(*) FROM ledger_tx_audit")).scalar_one() == 0
+
+
+def test_journal_row_naming_a_missing_account_rejected(raw):
+    """No per-row foreign key on the journal: the audit rejects a row whose account cannot have moved."""
+    assert_rejected(raw, OP.format(op="x"), JOURNAL.format(op="x", debit="client:a", credit="client:ghost", amount=5),
+                    MOVE.format(delta=-5, account="client:a"), MOVE.format(delta=5, account="client:b"),
+                    match="unbalanced transaction")
