@@ -7,6 +7,7 @@ verifier, all proofs are valid (up to probability ~2^-128 of a false accept) iff
         * e(sum r_i C_i, delta) = 1
 
 which costs ``n + 3`` Miller loops and ONE final exponentiation instead of ``4n`` and ``n``
+(:mod:`proving.groth16.pairing`)
 (Bellare, Garay, Rabin, "Fast batch verification for modular exponentiation and digital
 signatures", EUROCRYPT 1998; the Groth16 form as in arkworks/gnark batch verifiers and
 Zcash's ``bellman::groth16::batch``). ``sum r_i vk_x_i`` is computed with ``n_public + 1``
@@ -22,13 +23,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from py_ecc import optimized_bn128 as bn
-from py_ecc.fields import optimized_bn128_FQ12 as FQ12
-
 from proving.errors import BatchVerificationFailed, MalformedProof, PairingCheckFailed, ProvingError
 from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
-from proving.groth16.pairing import miller_product
-from proving.groth16.points import check_proof, check_public_inputs, to_pyecc_g1, to_pyecc_g2
+from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop
+from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_mul, g1_neg
 
 #: Bits of the random combination scalars (soundness error ~2^-128 per batch).
 RANDOMIZER_BITS = 128
@@ -42,12 +40,11 @@ class _Batch:
     publics: list[Sequence[int]]
     proofs: list[Proof]
     r: list[int]
-    own_miller: list[FQ12]
+    own_miller: list[Fq12]
 
 
 def _prepare(vk: VerifyingKey, publics: list[Sequence[int]], proofs: list[Proof], r: list[int]) -> _Batch:
-    own = [miller_product([(bn.neg(bn.multiply(to_pyecc_g1(p.a), ri)), to_pyecc_g2(p.b))])
-           for p, ri in zip(proofs, r)]
+    own = [miller_loop([(g1_neg(g1_mul(p.a, ri)), p.b)]) for p, ri in zip(proofs, r)]
     return _Batch(vk, publics, proofs, r, own)
 
 
@@ -56,21 +53,12 @@ def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
     vk, r = batch.vk, batch.r
     r_sum = sum(r[i] for i in idx) % FR_MODULUS
     scalars = [r_sum] + [sum(r[i] * batch.publics[i][j] for i in idx) % FR_MODULUS for j in range(vk.n_public)]
-    vk_x, c_sum = bn.Z1, bn.Z1
-    for k, point in zip(scalars, vk.ic):
-        if k and point is not None:
-            vk_x = bn.add(vk_x, bn.multiply(to_pyecc_g1(point), k))
+    vk_x = g1_lincomb(vk.ic, scalars)
+    c_sum = g1_lincomb([batch.proofs[i].c for i in idx], [r[i] for i in idx])
+    acc = miller_loop([(g1_mul(vk.alpha_g1, r_sum), vk.beta_g2), (vk_x, vk.gamma_g2), (c_sum, vk.delta_g2)])
     for i in idx:
-        c_sum = bn.add(c_sum, bn.multiply(to_pyecc_g1(batch.proofs[i].c), r[i]))
-    acc = FQ12.one()
-    for i in idx:
-        acc = acc * batch.own_miller[i]
-    acc = acc * miller_product([
-        (bn.multiply(to_pyecc_g1(vk.alpha_g1), r_sum), to_pyecc_g2(vk.beta_g2)),
-        (vk_x, to_pyecc_g2(vk.gamma_g2)),
-        (c_sum, to_pyecc_g2(vk.delta_g2)),
-    ])
-    return bn.final_exponentiate(acc) == FQ12.one()
+        acc = f12_mul(acc, batch.own_miller[i])
+    return final_exponentiation(acc) == F12_ONE
 
 
 def _bisect(batch: _Batch, idx: list[int], known_bad: bool) -> list[int]:

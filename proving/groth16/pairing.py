@@ -1,30 +1,309 @@
-"""Products of BN254 pairings with one final exponentiation (py_ecc ``optimized_bn128``).
+"""The optimal ate pairing on BN254 in plain Python integers, for products of pairings.
 
-``pairing_product_is_one([(P_1, Q_1), ...])`` checks ``prod e(P_i, Q_i) = 1`` with one Miller
-loop per pair and a single final exponentiation ``f^((q^12 - 1) / r)``: the equation the EVM
-precompile 0x08 (EIP-197) checks, and the core of Groth16 verification and of batched
-verification. py_ecc's optimal-ate Miller loop is used unchanged (``final_exponentiate=False``).
+``pairing_product_is_one([(P_1, Q_1), ...])`` checks ``prod e(P_i, Q_i) = 1`` with ONE shared
+Miller loop (one squaring of the accumulator per step for all pairs) and ONE final
+exponentiation: the equation of the EVM precompile 0x08 (EIP-197), of Groth16 verification
+and of batched verification. :func:`pairing` returns ``e(P, Q)`` itself, equal to py_ecc's
+``optimized_bn128.pairing(Q, P)`` (the reference; a test compares them).
+
+Tower (as in EIP-197 and ffjavascript): ``Fq2 = Fq[u]/(u^2 + 1)``,
+``Fq6 = Fq2[v]/(v^3 - xi)`` with ``xi = 9 + u``, ``Fq12 = Fq6[w]/(w^2 - v)``. G2 points live on
+the D-type sextic twist ``y^2 = x^3 + 3/xi`` and untwist as ``(x w^2, y w^3)``.
+
+Miller loop (Vercauteren, "Optimal pairings", IEEE TIT 2010; the loop of py_ecc): over
+``6x + 2`` in signed binary with affine twist coordinates, then the two Frobenius lines with
+``pi(Q)`` and ``-pi^2(Q)``. A line through twist points ``T, T'`` with slope ``lambda``
+evaluated at ``P = (xP, yP)`` is ``yP + (-lambda xP + (lambda xT - yT) v) w`` (sparse);
+factors in Fq6 are dropped, as the final exponentiation kills them.
+Final exponentiation ``f^((q^12 - 1)/r)``: easy part ``(q^6 - 1)(q^2 + 1)`` with conjugation,
+one inversion and the q^2-Frobenius; hard part ``(q^4 - q^2 + 1)/r`` by square-and-multiply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from py_ecc import optimized_bn128 as bn
-from py_ecc.fields import optimized_bn128_FQ12 as FQ12
+from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point
+
+Q = FQ_MODULUS
+Fq2 = tuple[int, int]
+Fq6 = tuple[Fq2, Fq2, Fq2]
+Fq12 = tuple[Fq6, Fq6]
+
+#: BN254's curve parameter x; the optimal ate loop runs over 6x + 2 (EIP-197).
+BN_X = 4965661367192848881
+ATE_LOOP_COUNT = 6 * BN_X + 2
 
 
-def miller_product(pairs: Sequence[tuple[object, object]]) -> FQ12:
-    """``prod_i f_{P_i, Q_i}`` (Miller loops, no final exponentiation) of py_ecc projective
-    ``(G1, G2)`` pairs; pairs with a point at infinity contribute 1."""
-    acc = FQ12.one()
-    for p, q in pairs:
-        if bn.is_inf(p) or bn.is_inf(q):
-            continue
-        acc = acc * bn.pairing(q, p, final_exponentiate=False)
-    return acc
+def _signed_digits(n: int) -> list[int]:
+    """Non-adjacent form of ``n``, least significant digit first."""
+    out = []
+    while n:
+        if n & 1:
+            d = 2 - (n & 3)
+            out.append(d)
+            n -= d
+        else:
+            out.append(0)
+        n >>= 1
+    return out
 
 
-def pairing_product_is_one(pairs: Sequence[tuple[object, object]]) -> bool:
-    """``prod_i e(P_i, Q_i) == 1`` in GT, with ``len(pairs)`` Miller loops and one final exponentiation."""
-    return bn.final_exponentiate(miller_product(pairs)) == FQ12.one()
+# py_ecc's pseudo_binary_encoding of 6x + 2 is this NAF (same length, top digit 1)
+_ATE_DIGITS = _signed_digits(ATE_LOOP_COUNT)
+
+
+# ---------------------------------------------------------------- Fq2
+def f2_add(a: Fq2, b: Fq2) -> Fq2:
+    return ((a[0] + b[0]) % Q, (a[1] + b[1]) % Q)
+
+
+def f2_sub(a: Fq2, b: Fq2) -> Fq2:
+    return ((a[0] - b[0]) % Q, (a[1] - b[1]) % Q)
+
+
+def f2_neg(a: Fq2) -> Fq2:
+    return (-a[0] % Q, -a[1] % Q)
+
+
+def f2_mul(a: Fq2, b: Fq2) -> Fq2:
+    t0, t1 = a[0] * b[0], a[1] * b[1]
+    return ((t0 - t1) % Q, ((a[0] + a[1]) * (b[0] + b[1]) - t0 - t1) % Q)
+
+
+def f2_sqr(a: Fq2) -> Fq2:
+    return ((a[0] + a[1]) * (a[0] - a[1]) % Q, 2 * a[0] * a[1] % Q)
+
+
+def f2_scale(a: Fq2, k: int) -> Fq2:
+    return (a[0] * k % Q, a[1] * k % Q)
+
+
+def f2_inv(a: Fq2) -> Fq2:
+    t = pow(a[0] * a[0] + a[1] * a[1], -1, Q)
+    return (a[0] * t % Q, -a[1] * t % Q)
+
+
+def f2_conj(a: Fq2) -> Fq2:
+    return (a[0], -a[1] % Q)
+
+
+def f2_mul_xi(a: Fq2) -> Fq2:
+    """``a * (9 + u)``."""
+    return ((9 * a[0] - a[1]) % Q, (a[0] + 9 * a[1]) % Q)
+
+
+def f2_pow(a: Fq2, e: int) -> Fq2:
+    out = (1, 0)
+    while e:
+        if e & 1:
+            out = f2_mul(out, a)
+        a = f2_sqr(a)
+        e >>= 1
+    return out
+
+
+F2_ZERO: Fq2 = (0, 0)
+F2_ONE: Fq2 = (1, 0)
+XI: Fq2 = (9, 1)
+#: Frobenius constants of the twist: xi^((q-1)/3), xi^((q-1)/2), xi^((q^2-1)/3), xi^((q^2-1)/2).
+_PI_X = f2_pow(XI, (Q - 1) // 3)
+_PI_Y = f2_pow(XI, (Q - 1) // 2)
+_PI2_X = f2_pow(XI, (Q * Q - 1) // 3)
+_PI2_Y = f2_pow(XI, (Q * Q - 1) // 2)
+#: q^2-Frobenius on Fq12 multiplies the coefficient of w^k by GAMMA2^k, GAMMA2 = xi^((q^2-1)/6).
+_GAMMA2 = f2_pow(XI, (Q * Q - 1) // 6)
+_GAMMA2_POWERS = [f2_pow(_GAMMA2, k) for k in range(6)]
+#: Hard part of the final exponentiation.
+_HARD_EXPONENT = (Q**4 - Q**2 + 1) // FR_MODULUS
+
+
+# ---------------------------------------------------------------- Fq6
+def f6_add(a: Fq6, b: Fq6) -> Fq6:
+    return (f2_add(a[0], b[0]), f2_add(a[1], b[1]), f2_add(a[2], b[2]))
+
+
+def f6_sub(a: Fq6, b: Fq6) -> Fq6:
+    return (f2_sub(a[0], b[0]), f2_sub(a[1], b[1]), f2_sub(a[2], b[2]))
+
+
+def f6_neg(a: Fq6) -> Fq6:
+    return (f2_neg(a[0]), f2_neg(a[1]), f2_neg(a[2]))
+
+
+def f6_mul(a: Fq6, b: Fq6) -> Fq6:
+    t0, t1, t2 = f2_mul(a[0], b[0]), f2_mul(a[1], b[1]), f2_mul(a[2], b[2])
+    c0 = f2_add(t0, f2_mul_xi(f2_sub(f2_sub(f2_mul(f2_add(a[1], a[2]), f2_add(b[1], b[2])), t1), t2)))
+    c1 = f2_add(f2_sub(f2_sub(f2_mul(f2_add(a[0], a[1]), f2_add(b[0], b[1])), t0), t1), f2_mul_xi(t2))
+    c2 = f2_add(f2_sub(f2_sub(f2_mul(f2_add(a[0], a[2]), f2_add(b[0], b[2])), t0), t2), t1)
+    return (c0, c1, c2)
+
+
+def f6_mul_v(a: Fq6) -> Fq6:
+    """``a * v``."""
+    return (f2_mul_xi(a[2]), a[0], a[1])
+
+
+def f6_mul_01(a: Fq6, b0: Fq2, b1: Fq2) -> Fq6:
+    """``a * (b0 + b1 v)`` (sparse)."""
+    t0, t1 = f2_mul(a[0], b0), f2_mul(a[1], b1)
+    c0 = f2_add(t0, f2_mul_xi(f2_mul(a[2], b1)))
+    c1 = f2_sub(f2_sub(f2_mul(f2_add(a[0], a[1]), f2_add(b0, b1)), t0), t1)
+    c2 = f2_add(f2_mul(a[2], b0), t1)
+    return (c0, c1, c2)
+
+
+def f6_scale(a: Fq6, k: int) -> Fq6:
+    return (f2_scale(a[0], k), f2_scale(a[1], k), f2_scale(a[2], k))
+
+
+def f6_inv(a: Fq6) -> Fq6:
+    a0, a1, a2 = a
+    c0 = f2_sub(f2_sqr(a0), f2_mul_xi(f2_mul(a1, a2)))
+    c1 = f2_sub(f2_mul_xi(f2_sqr(a2)), f2_mul(a0, a1))
+    c2 = f2_sub(f2_sqr(a1), f2_mul(a0, a2))
+    t = f2_inv(f2_add(f2_mul(a0, c0), f2_mul_xi(f2_add(f2_mul(a2, c1), f2_mul(a1, c2)))))
+    return (f2_mul(c0, t), f2_mul(c1, t), f2_mul(c2, t))
+
+
+F6_ZERO: Fq6 = (F2_ZERO, F2_ZERO, F2_ZERO)
+F6_ONE: Fq6 = (F2_ONE, F2_ZERO, F2_ZERO)
+
+
+# ---------------------------------------------------------------- Fq12
+F12_ONE: Fq12 = (F6_ONE, F6_ZERO)
+
+
+def f12_mul(a: Fq12, b: Fq12) -> Fq12:
+    t0, t1 = f6_mul(a[0], b[0]), f6_mul(a[1], b[1])
+    c1 = f6_sub(f6_sub(f6_mul(f6_add(a[0], a[1]), f6_add(b[0], b[1])), t0), t1)
+    return (f6_add(t0, f6_mul_v(t1)), c1)
+
+
+def f12_sqr(a: Fq12) -> Fq12:
+    ab = f6_mul(a[0], a[1])
+    c0 = f6_sub(f6_sub(f6_mul(f6_add(a[0], a[1]), f6_add(a[0], f6_mul_v(a[1]))), ab), f6_mul_v(ab))
+    return (c0, f6_add(ab, ab))
+
+
+def f12_conj(a: Fq12) -> Fq12:
+    return (a[0], f6_neg(a[1]))
+
+
+def f12_inv(a: Fq12) -> Fq12:
+    t = f6_inv(f6_sub(f6_mul(a[0], a[0]), f6_mul_v(f6_mul(a[1], a[1]))))
+    return (f6_mul(a[0], t), f6_neg(f6_mul(a[1], t)))
+
+
+def f12_mul_line(f: Fq12, y_p: int, l1: Fq2, l2: Fq2) -> Fq12:
+    """``f * (y_p + (l1 + l2 v) w)``: multiplication by a sparse line value."""
+    t0 = f6_scale(f[0], y_p)
+    t1 = f6_mul_01(f[1], l1, l2)
+    c1 = f6_sub(f6_sub(f6_mul_01(f6_add(f[0], f[1]), f2_add((y_p, 0), l1), l2), t0), t1)
+    return (f6_add(t0, f6_mul_v(t1)), c1)
+
+
+def f12_frobenius2(a: Fq12) -> Fq12:
+    """``a^(q^2)``: the coefficient of ``w^k`` (k = 2j + i) times ``GAMMA2^k``."""
+    return tuple(tuple(f2_mul(a[i][j], _GAMMA2_POWERS[2 * j + i]) for j in range(3)) for i in range(2))  # type: ignore[return-value]
+
+
+def f12_pow(a: Fq12, e: int) -> Fq12:
+    out = F12_ONE
+    for bit in bin(e)[2:]:
+        out = f12_sqr(out)
+        if bit == "1":
+            out = f12_mul(out, a)
+    return out
+
+
+def final_exponentiation(f: Fq12) -> Fq12:
+    """``f^((q^12 - 1) / r)``."""
+    f = f12_mul(f12_conj(f), f12_inv(f))  # ^(q^6 - 1)
+    f = f12_mul(f12_frobenius2(f), f)  # ^(q^2 + 1)
+    return f12_pow(f, _HARD_EXPONENT)
+
+
+def to_pyecc_coeffs(a: Fq12) -> list[int]:
+    """Coefficients of ``a`` in py_ecc's basis ``Fq[w]/(w^12 - 18 w^6 + 82)`` (``u = w^6 - 9``)."""
+    out = [0] * 12
+    for i in range(2):
+        for j in range(3):
+            c0, c1 = a[i][j]
+            out[2 * j + i] = (c0 - 9 * c1) % Q
+            out[2 * j + i + 6] = c1
+    return out
+
+
+# ---------------------------------------------------------------- Miller loop
+def _double_step(t: tuple[Fq2, Fq2], xp: int) -> tuple[tuple[Fq2, Fq2], Fq2, Fq2]:
+    x, y = t
+    lam = f2_mul(f2_scale(f2_sqr(x), 3), f2_inv(f2_add(y, y)))
+    x3 = f2_sub(f2_sqr(lam), f2_add(x, x))
+    y3 = f2_sub(f2_mul(lam, f2_sub(x, x3)), y)
+    return (x3, y3), f2_neg(f2_scale(lam, xp)), f2_sub(f2_mul(lam, x), y)
+
+
+def _add_step(t: tuple[Fq2, Fq2], q: tuple[Fq2, Fq2], xp: int) -> tuple[tuple[Fq2, Fq2], Fq2, Fq2]:
+    (x1, y1), (x2, y2) = t, q
+    if x1 == x2:
+        if y1 == y2:
+            return _double_step(t, xp)
+        raise ValueError("Miller loop hit T = -Q; the G2 point is not in the order-r subgroup")
+    lam = f2_mul(f2_sub(y2, y1), f2_inv(f2_sub(x2, x1)))
+    x3 = f2_sub(f2_sub(f2_sqr(lam), x1), x2)
+    y3 = f2_sub(f2_mul(lam, f2_sub(x1, x3)), y1)
+    return (x3, y3), f2_neg(f2_scale(lam, xp)), f2_sub(f2_mul(lam, x1), y1)
+
+
+def _frobenius_points(q: tuple[Fq2, Fq2]) -> tuple[tuple[Fq2, Fq2], tuple[Fq2, Fq2]]:
+    """``pi(Q)`` and ``-pi^2(Q)`` on the twist."""
+    x, y = q
+    q1 = (f2_mul(f2_conj(x), _PI_X), f2_mul(f2_conj(y), _PI_Y))
+    nq2 = (f2_mul(x, _PI2_X), f2_neg(f2_mul(y, _PI2_Y)))
+    return q1, nq2
+
+
+def miller_loop(pairs: Sequence[tuple[G1Point, G2Point]]) -> Fq12:
+    """``prod_i f_{6x+2, Q_i}(P_i)`` times the Frobenius lines, sharing the squarings.
+
+    Args:
+        pairs: affine ``(P in G1, Q in G2)`` (py_ecc coefficient order); pairs with a point at
+            infinity contribute 1. Points must be valid (on curve, Q in the subgroup).
+    """
+    live = [(p, (tuple(q[0]), tuple(q[1]))) for p, q in pairs if p is not None and q is not None]
+    if not live:
+        return F12_ONE
+    f = F12_ONE
+    ts = [q for _p, q in live]
+    negs = [(q[0], f2_neg(q[1])) for _p, q in live]
+    for digit in reversed(_ATE_DIGITS[:-1]):
+        f = f12_sqr(f)
+        for i, ((xp, yp), _q) in enumerate(live):
+            ts[i], l1, l2 = _double_step(ts[i], xp)
+            f = f12_mul_line(f, yp, l1, l2)
+        if digit:
+            for i, ((xp, yp), q) in enumerate(live):
+                ts[i], l1, l2 = _add_step(ts[i], q if digit == 1 else negs[i], xp)
+                f = f12_mul_line(f, yp, l1, l2)
+    for i, ((xp, yp), q) in enumerate(live):
+        q1, nq2 = _frobenius_points(q)
+        t, l1, l2 = _add_step(ts[i], q1, xp)
+        f = f12_mul_line(f, yp, l1, l2)
+        _t, l1, l2 = _add_step(t, nq2, xp)
+        f = f12_mul_line(f, yp, l1, l2)
+    return f
+
+
+def pairing(p: G1Point, q: G2Point) -> Fq12:
+    """``e(P, Q)`` as an Fq12 tower element (see :func:`to_pyecc_coeffs` for py_ecc's basis)."""
+    return final_exponentiation(miller_loop([(p, q)]))
+
+
+def pairing_product_is_one(pairs: Sequence[tuple[G1Point, G2Point]]) -> bool:
+    """``prod_i e(P_i, Q_i) == 1``: one shared Miller loop and one final exponentiation.
+
+    Args:
+        pairs: affine, validated ``(G1, G2)`` points (py_ecc coefficient order).
+    """
+    return final_exponentiation(miller_loop(pairs)) == F12_ONE

@@ -7,28 +7,22 @@ membership; then the pairing equation (Groth 2016, sec. 3.2, in snarkjs's arrang
     e(-A, B) * e(alpha, beta) * e(vk_x, gamma) * e(C, delta) = 1,
     vk_x = IC[0] + sum_i public_inputs[i] * IC[i + 1]
 
-with 4 Miller loops and one final exponentiation.
+with one 4-pair Miller loop and one final exponentiation (:mod:`proving.groth16.pairing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from py_ecc import optimized_bn128 as bn
-
 from proving.errors import PairingCheckFailed
-from proving.groth16.keys import Proof, VerifyingKey
+from proving.groth16.keys import G1Point, Proof, VerifyingKey
 from proving.groth16.pairing import pairing_product_is_one
-from proving.groth16.points import check_proof, check_public_inputs, to_pyecc_g1, to_pyecc_g2
+from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_neg
 
 
-def public_input_point(vk: VerifyingKey, public_inputs: Sequence[int]):
-    """``vk_x = IC[0] + sum x_i IC[i+1]`` as a py_ecc projective G1 point."""
-    acc = to_pyecc_g1(vk.ic[0])
-    for x, ic in zip(public_inputs, vk.ic[1:]):
-        if x and ic is not None:
-            acc = bn.add(acc, bn.multiply(to_pyecc_g1(ic), x))
-    return acc
+def public_input_point(vk: VerifyingKey, public_inputs: Sequence[int]) -> G1Point:
+    """``vk_x = IC[0] + sum x_i IC[i+1]`` (affine G1)."""
+    return g1_lincomb(vk.ic, [1, *public_inputs])
 
 
 def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> None:
@@ -49,10 +43,10 @@ def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> None
     check_public_inputs(vk, public_inputs)
     check_proof(proof)
     pairs = [
-        (bn.neg(to_pyecc_g1(proof.a)), to_pyecc_g2(proof.b)),
-        (to_pyecc_g1(vk.alpha_g1), to_pyecc_g2(vk.beta_g2)),
-        (public_input_point(vk, public_inputs), to_pyecc_g2(vk.gamma_g2)),
-        (to_pyecc_g1(proof.c), to_pyecc_g2(vk.delta_g2)),
+        (g1_neg(proof.a), proof.b),
+        (vk.alpha_g1, vk.beta_g2),
+        (public_input_point(vk, public_inputs), vk.gamma_g2),
+        (proof.c, vk.delta_g2),
     ]
     if not pairing_product_is_one(pairs):
         raise PairingCheckFailed()
