@@ -227,12 +227,29 @@ class Settler:
             close_due_batches(s, self.policy, self.settlement.address, now_s)
         return self.submit_pending()
 
+    def reconcile_sent(self) -> list[str]:
+        """Send ``sent`` batches that the chain no longer holds back to ``built``.
+
+        A ``sent`` batch's transaction was mined, but the watcher has not applied its event yet (it waits for
+        confirmations); a reorg in that gap drops it without the watcher noticing. One ``getBatch`` view per
+        ``sent`` batch. Returns the ids sent back to ``built``.
+        """
+        with Session(self.engine) as s, s.begin():
+            sent = s.scalars(select(BatchRecord).join(LeafRecord, LeafRecord.batch_id == BatchRecord.batch_id)
+                             .where(BatchRecord.status == BatchStatus.SENT.value,
+                                    LeafRecord.contract == self.settlement.address).distinct()).all()
+            dropped = [b for b in sent if not self.settlement.get_batch(unhex(b.batch_id)).exists]
+            for b in dropped:
+                b.status, b.tx_hash = BatchStatus.BUILT.value, None
+            return [b.batch_id for b in dropped]
+
     def submit_pending(self) -> list[str]:
         """Submit every ``built`` batch of this contract, oldest first (after a crash or a reorg too)."""
         from eth_account import Account
 
         # a reorg may have dropped our transactions: re-read the nonce rather than trust the cache
         self.settlement.chain.forget_nonce(Account.from_key(self.operator_key).address)
+        self.reconcile_sent()
         with Session(self.engine) as s:
             ids = s.scalars(select(BatchRecord.batch_id).join(LeafRecord, LeafRecord.batch_id == BatchRecord.batch_id)
                             .where(BatchRecord.status == BatchStatus.BUILT.value,

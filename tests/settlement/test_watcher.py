@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 
 import pytest
@@ -265,3 +264,23 @@ def test_watcher_killed_mid_stream_and_restarted_applies_every_event_exactly_onc
     with Session(engine) as s:
         applied = {(e.block_hash, e.tx_hash, e.log_index) for e in s.scalars(select(AppliedEvent))}
     assert applied == canonical_events(settlement, start)
+
+
+@pytest.mark.anvil
+@pytest.mark.postgres
+def test_batch_dropped_by_a_reorg_before_confirmation_is_resubmitted(anvil, pg_url) -> None:
+    chain = connect(anvil.rpc_url, dev_keys=tuple(anvil.dev_keys))
+    settlement, owner, operator = setup_settlement(chain)
+    engine = make_db(pg_url)
+    settler = Settler(engine, settlement, operator, BatchingPolicy(max_batch_size=2, window_s=1.0))
+    provider = "0x" + bytes(Account.create().key).hex()
+    for _ in range(2):
+        settler.add(signed_leaf(provider, settlement.domain), added_at_s=0.5)
+    (batch_id,) = settler.flush(now_s=1.0)
+    with Session(engine) as s:
+        assert s.get(BatchRecord, batch_id).status == BatchStatus.SENT.value
+    chain.w3.provider.make_request("anvil_reorg", [1, []])  # drops the submission; no watcher saw it
+    assert not settlement.get_batch(unhex(batch_id)).exists
+    assert settler.submit_pending() == [batch_id]  # reconciled to built, then sent again
+    assert settlement.get_batch(unhex(batch_id)).exists
+    assert settler.submit_pending() == []
