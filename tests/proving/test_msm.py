@@ -59,11 +59,24 @@ def test_g1_against_naive_default_window():
     assert M.msm_g1([aff1(p) for p in G1_POINTS], ks) == aff1(naive(G1_POINTS, ks, bn.Z1))
 
 
+@pytest.mark.parametrize("affine", [False, True], ids=["jacobian", "batch_affine"])
 @pytest.mark.parametrize("c", [2, 3, 7, 13, 16])
-def test_g1_window_sizes(c):
+def test_g1_window_sizes(c, affine):
     ks = _scalars(len(G1_POINTS))
-    got = M.msm_g1_arrays(C.g1_to_affine_array([aff1(p) for p in G1_POINTS]), to_limbs(ks), c=c)
+    got = M.msm_g1_arrays(C.g1_to_affine_array([aff1(p) for p in G1_POINTS]), to_limbs(ks), c=c, affine=affine)
     assert C.g1_from_affine_array(C.g1_batch_to_affine(got)) == [aff1(naive(G1_POINTS, ks, bn.Z1))]
+
+
+def test_batch_affine_edge_cases():
+    """Doubling and cancellation inside a bucket, bucket conflicts within a batch (Jacobian overflow)."""
+    p, q = G1_POINTS[0], G1_POINTS[10]
+    pts = [p, p, p, bn.neg(p), q, bn.neg(q), q, q, p, bn.Z1, q] * 3
+    ks = [1, 1, 1, 1, 2, 2, 2, R - 2, 5, 7, 1] * 3
+    arr, k = C.g1_to_affine_array([aff1(x) for x in pts]), to_limbs(ks)
+    expected = [aff1(naive(pts, ks, bn.Z1))]
+    for c in (2, 4, 6):
+        got = M.msm_g1_arrays(arr, k, c=c, affine=True)
+        assert C.g1_from_affine_array(C.g1_batch_to_affine(got)) == expected
 
 
 def test_g1_same_digit_everywhere_and_all_zero():
