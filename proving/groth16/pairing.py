@@ -111,9 +111,8 @@ _PI_X = f2_pow(XI, (Q - 1) // 3)
 _PI_Y = f2_pow(XI, (Q - 1) // 2)
 _PI2_X = f2_pow(XI, (Q * Q - 1) // 3)
 _PI2_Y = f2_pow(XI, (Q * Q - 1) // 2)
-#: q^2-Frobenius on Fq12 multiplies the coefficient of w^k by GAMMA2^k, GAMMA2 = xi^((q^2-1)/6).
-_GAMMA2 = f2_pow(XI, (Q * Q - 1) // 6)
-_GAMMA2_POWERS = [f2_pow(_GAMMA2, k) for k in range(6)]
+#: q^e-Frobenius on Fq12 maps the coefficient c of w^k to c^(q^e) * xi^(k (q^e - 1) / 6).
+_GAMMA_POWERS = {e: [f2_pow(XI, k * (Q**e - 1) // 6) for k in range(6)] for e in (1, 2, 3)}
 #: Hard part of the final exponentiation.
 _HARD_EXPONENT = (Q**4 - Q**2 + 1) // FR_MODULUS
 
@@ -203,9 +202,12 @@ def f12_mul_line(f: Fq12, y_p: int, l1: Fq2, l2: Fq2) -> Fq12:
     return (f6_add(t0, f6_mul_v(t1)), c1)
 
 
-def f12_frobenius2(a: Fq12) -> Fq12:
-    """``a^(q^2)``: the coefficient of ``w^k`` (k = 2j + i) times ``GAMMA2^k``."""
-    return tuple(tuple(f2_mul(a[i][j], _GAMMA2_POWERS[2 * j + i]) for j in range(3)) for i in range(2))  # type: ignore[return-value]
+def f12_frobenius(a: Fq12, e: int) -> Fq12:
+    """``a^(q^e)`` for ``e`` in 1..3: coefficient ``c`` of ``w^k`` (k = 2j + i) becomes
+    ``c^(q^e) * xi^(k (q^e - 1) / 6)`` (``c^q`` is the conjugate in Fq2)."""
+    gammas = _GAMMA_POWERS[e]
+    conj = f2_conj if e % 2 else (lambda c: c)
+    return tuple(tuple(f2_mul(conj(a[i][j]), gammas[2 * j + i]) for j in range(3)) for i in range(2))  # type: ignore[return-value]
 
 
 def f12_pow(a: Fq12, e: int) -> Fq12:
@@ -217,11 +219,38 @@ def f12_pow(a: Fq12, e: int) -> Fq12:
     return out
 
 
+def _easy_part(f: Fq12) -> Fq12:
+    """``f^((q^6 - 1)(q^2 + 1))``: lands in the cyclotomic subgroup, where inverse = conjugate."""
+    f = f12_mul(f12_conj(f), f12_inv(f))
+    return f12_mul(f12_frobenius(f, 2), f)
+
+
+def _hard_part(f: Fq12) -> Fq12:
+    """``f^((q^4 - q^2 + 1) / r)`` for ``f`` in the cyclotomic subgroup, from the base-q digits of
+    the exponent as polynomials in ``x`` (Scott, Benger, Charlemagne, Dominguez Perez, Kachisa,
+    "On the final exponentiation for calculating pairings on ordinary elliptic curves",
+    Pairing 2009): ``l0 + l1 q + l2 q^2 + q^3`` with ``l2 = 6x^2 + 1``,
+    ``l1 = -36x^3 - 18x^2 - 12x + 1``, ``l0 = -36x^3 - 30x^2 - 18x - 2``."""
+    fx = f12_pow(f, BN_X)
+    fx2 = f12_pow(fx, BN_X)
+    fx3 = f12_pow(fx2, BN_X)
+    fx3_36, fx2_6, fx_6 = f12_pow(fx3, 36), f12_pow(fx2, 6), f12_pow(fx, 6)
+    fx2_18, fx_12 = f12_pow(fx2_6, 3), f12_pow(fx_6, 2)
+    y0 = f12_conj(f12_mul(f12_mul(f12_mul(fx3_36, f12_mul(fx2_18, f12_pow(fx2_6, 2))), f12_pow(fx_6, 3)), f12_sqr(f)))
+    y1 = f12_mul(f12_conj(f12_mul(f12_mul(fx3_36, fx2_18), fx_12)), f)
+    y2 = f12_mul(fx2_6, f)
+    out = f12_mul(y0, f12_frobenius(y1, 1))
+    return f12_mul(f12_mul(out, f12_frobenius(y2, 2)), f12_frobenius(f, 3))
+
+
 def final_exponentiation(f: Fq12) -> Fq12:
-    """``f^((q^12 - 1) / r)``."""
-    f = f12_mul(f12_conj(f), f12_inv(f))  # ^(q^6 - 1)
-    f = f12_mul(f12_frobenius2(f), f)  # ^(q^2 + 1)
-    return f12_pow(f, _HARD_EXPONENT)
+    """``f^((q^12 - 1) / r)`` (exactly py_ecc's ``final_exponentiate``)."""
+    return _hard_part(_easy_part(f))
+
+
+def final_exponentiation_plain(f: Fq12) -> Fq12:
+    """The same by plain square-and-multiply of the hard part (the reference for tests)."""
+    return f12_pow(_easy_part(f), _HARD_EXPONENT)
 
 
 def to_pyecc_coeffs(a: Fq12) -> list[int]:
@@ -256,12 +285,18 @@ def _add_step(t: tuple[Fq2, Fq2], q: tuple[Fq2, Fq2], xp: int) -> tuple[tuple[Fq
     return (x3, y3), f2_neg(f2_scale(lam, xp)), f2_sub(f2_mul(lam, x1), y1)
 
 
+def psi(q: tuple[Fq2, Fq2]) -> tuple[Fq2, Fq2]:
+    """The endomorphism ``psi = untwist^-1 . Frobenius . untwist`` of the G2 twist (affine):
+    ``(conj(x) xi^((q-1)/3), conj(y) xi^((q-1)/2))``; on G2 it is multiplication by ``q mod r``."""
+    x, y = q
+    return (f2_mul(f2_conj(x), _PI_X), f2_mul(f2_conj(y), _PI_Y))
+
+
 def _frobenius_points(q: tuple[Fq2, Fq2]) -> tuple[tuple[Fq2, Fq2], tuple[Fq2, Fq2]]:
     """``pi(Q)`` and ``-pi^2(Q)`` on the twist."""
     x, y = q
-    q1 = (f2_mul(f2_conj(x), _PI_X), f2_mul(f2_conj(y), _PI_Y))
     nq2 = (f2_mul(x, _PI2_X), f2_neg(f2_mul(y, _PI2_Y)))
-    return q1, nq2
+    return psi(q), nq2
 
 
 def miller_loop(pairs: Sequence[tuple[G1Point, G2Point]]) -> Fq12:

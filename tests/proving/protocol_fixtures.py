@@ -16,9 +16,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from py_ecc import optimized_bn128 as bn
+from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 
 from proving.circuits.mimc import MiMCPreimage, preimage_circuit
-from proving.groth16.keys import Proof, ProvingKey
+from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R, Proof, ProvingKey
 from proving.groth16.setup import dev_setup
 
 #: MiMC rounds used by the tests: 16 constraints, domain 32; a py_ecc proof takes ~1 s.
@@ -47,6 +49,30 @@ def mimc_proof(x: int = 12345, n_rounds: int = TEST_ROUNDS) -> Proof:
     from proving.groth16 import prover_ref
 
     return prover_ref.prove(mimc_key(n_rounds), mimc(x, n_rounds).witness, r=11 + x, s=13 + x)
+
+
+def fq2_sqrt(a: FQ2) -> FQ2 | None:
+    """Square root in Fq2 for q = 3 mod 4 (Adj, Rodriguez-Henriquez 2012, Algorithm 9)."""
+    a1 = a ** ((Q - 3) // 4)
+    alpha = a1 * a1 * a
+    x0 = a1 * a
+    if alpha == FQ2([Q - 1, 0]):
+        x = FQ2([0, 1]) * x0
+    else:
+        x = (FQ2.one() + alpha) ** ((Q - 1) // 2) * x0
+    return x if x * x == a else None
+
+
+def g2_point_outside_subgroup():
+    """A point on the G2 twist ``y^2 = x^3 + 3/(9+u)`` that is not in the order-r subgroup."""
+    for i in range(1, 100):
+        x = FQ2([i, 1])
+        y = fq2_sqrt(x**3 + bn.b2)
+        if y is not None:
+            point = (x, y, FQ2.one())
+            if not bn.is_inf(bn.multiply(point, R)):
+                return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+    raise AssertionError("no twist point found")
 
 
 def npm_tool(name: str) -> str:

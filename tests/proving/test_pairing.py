@@ -52,3 +52,33 @@ def test_addition_edge_cases():
     assert g1_add(p, g1_neg(p)) is None
     assert g1_add(None, p) == p == g1_add(p, None)
     assert g1_lincomb([G1, p, None], [3, 2, 7]) == g1_mul(G1, 13)
+
+
+def test_fast_final_exponentiation_equals_plain():
+    from proving.groth16.pairing import final_exponentiation, final_exponentiation_plain, f12_frobenius, f12_pow, Q
+
+    f = miller_loop([(g1_mul(G1, 3), g2_mul(G2, 5)), (G1, G2)])
+    assert final_exponentiation(f) == final_exponentiation_plain(f)
+    for e in (1, 2, 3):
+        assert f12_frobenius(f, e) == f12_pow(f, Q**e)
+
+
+def test_subgroup_test_agrees_with_r_times_p():
+    from py_ecc.fields import optimized_bn128_FQ2 as FQ2
+
+    from proving.groth16.keys import FQ_MODULUS as Q
+    from proving.groth16.points import g2_in_subgroup, g2_in_subgroup_ref
+    from tests.proving.protocol_fixtures import fq2_sqrt
+
+    rng, checked = random.Random(9), 0
+    while checked < 6:
+        x = FQ2([rng.randrange(Q), rng.randrange(Q)])
+        y = fq2_sqrt(x**3 + bn.b2)
+        if y is None:
+            continue
+        p = ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+        cleared = g2_mul(p, 2 * Q - R)  # G2's cofactor is 2q - r
+        assert g2_in_subgroup(p) is g2_in_subgroup_ref(p) is False
+        assert g2_in_subgroup(cleared) is g2_in_subgroup_ref(cleared) is True
+        checked += 1
+    assert g2_in_subgroup(g2_mul(G2, RNG.randrange(R)))

@@ -17,7 +17,7 @@ from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R, Proof
 from proving.groth16.points import from_pyecc_g1, to_pyecc_g1
 from proving.groth16.setup import dev_setup, domain_size_for, lagrange_at, root_of_unity
 from proving.groth16.verifier import is_valid, verify
-from tests.proving.protocol_fixtures import TEST_ROUNDS, mimc, mimc_key, mimc_proof
+from tests.proving.protocol_fixtures import TEST_ROUNDS, g2_point_outside_subgroup, mimc, mimc_key, mimc_proof
 
 
 def test_dev_setup_layout_matches_snarkjs_conventions():
@@ -72,30 +72,6 @@ def test_tampered_proof_fails_the_pairing():
     with pytest.raises(PairingCheckFailed):
         verify(mimc_key().vk, [mimc().hash], dataclasses.replace(p, c=doubled_c))
     assert not is_valid(mimc_key().vk, [mimc().hash], Proof(p.c, p.b, p.a))
-
-
-def _fq2_sqrt(a: FQ2) -> FQ2 | None:
-    """Square root in Fq2 for q = 3 mod 4 (Adj, Rodriguez-Henriquez 2012, Algorithm 9)."""
-    a1 = a ** ((Q - 3) // 4)
-    alpha = a1 * a1 * a
-    x0 = a1 * a
-    if alpha == FQ2([Q - 1, 0]):
-        x = FQ2([0, 1]) * x0
-    else:
-        x = (FQ2.one() + alpha) ** ((Q - 1) // 2) * x0
-    return x if x * x == a else None
-
-
-def g2_point_outside_subgroup():
-    """A point on the G2 twist ``y^2 = x^3 + 3/(9+u)`` that is not in the order-r subgroup."""
-    for i in range(1, 100):
-        x = FQ2([i, 1])
-        y = _fq2_sqrt(x**3 + bn.b2)
-        if y is not None:
-            point = (x, y, FQ2.one())
-            if not bn.is_inf(bn.multiply(point, R)):
-                return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
-    raise AssertionError("no twist point found")
 
 
 def _malformed_cases():
