@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from market import ledger as L
-from market.ledger_errors import InsufficientFunds, LedgerError, PendingAlreadyResolved
+from market.ledger_errors import InsufficientFunds, LedgerError, PendingAlreadyResolved, UnbondingNotMatured
 from tests.ledger.conftest import funded
 
 pytestmark = pytest.mark.postgres
@@ -50,13 +50,13 @@ class Worker:
 
     def run(self) -> None:
         ops = [self.batch, self.deposit, self.withdraw, self.escrow, self.settle_own, self.race_shared,
-               self.lock, self.unlock, self.twin, self.retry]
+               self.lock, self.unlock, self.twin, self.retry, self.slash, self.unbond, self.expire]
         while time.monotonic() < self.deadline:
             op = self.rng.choice(ops)
             try:
                 with Session(self.engine) as s, s.begin():
                     op(s)
-            except (InsufficientFunds, PendingAlreadyResolved) as exc:
+            except (InsufficientFunds, PendingAlreadyResolved, UnbondingNotMatured) as exc:
                 self.errors[type(exc).__name__] += 1
             except (LedgerError, DBAPIError) as exc:  # a deadlock / lost update / bug
                 self.unexpected.append(exc)
@@ -106,13 +106,40 @@ class Worker:
 
     def lock(self, s: Session) -> None:
         provider, job = self.rng.choice(PROVIDERS), self.next_id("cjob")
-        L.lock_collateral(s, self.next_id("lock"), provider, job, self.rng.randint(1, 2_000))
+        L.lock_collateral(s, self.next_id("lock"), provider, job, self.rng.randint(2, 2_000))
         self.my_locks.append((provider, job))
 
     def unlock(self, s: Session) -> None:
         if self.my_locks:
             provider, job = self.my_locks.pop(self.rng.randrange(len(self.my_locks)))
             L.unlock_collateral(s, self.next_id("unlock"), provider, job)
+
+    def slash(self, s: Session) -> None:
+        """Slash one of my locks (half, missed deadline, rescued by another provider), then finalize or cancel it."""
+        if not self.my_locks:
+            return
+        provider, job = self.my_locks.pop(self.rng.randrange(len(self.my_locks)))
+        rescuer = self.rng.choice([p for p in PROVIDERS if p != provider])
+        sl = L.slash(s, self.next_id("slash"), provider, job, "missed_deadline", 0.0, rescuer=rescuer, window_s=0.0)
+        if self.rng.random() < 0.5:
+            L.finalize_slash(s, self.next_id("final"), sl.slash_id, 1.0)
+        if sl.from_collateral_wei < sl.amount_wei or self.rng.random() < 0.5:
+            return
+        L.unlock_collateral(s, self.next_id("unlock"), provider, job)
+
+    def unbond(self, s: Session) -> None:
+        provider = self.rng.choice(PROVIDERS)
+        L.request_unbond(s, self.next_id("ub"), provider, self.rng.randint(1, 500), 0.0, period_s=0.0)
+        if self.rng.random() < 0.5:
+            L.complete_unbond(s, self.next_id("cub"), provider, 1.0)
+
+    def expire(self, s: Session) -> None:
+        if self.rng.random() < 0.5:
+            job = self.next_id("xjob")
+            L.escrow_job(s, self.next_id("xesc"), self.rng.choice(CLIENTS), job, 100, expires_at_s=5.0)
+        else:
+            for r in L.expire_pending(s, 10.0, limit=5):
+                self.record("expired", r.transfer_id, r)
 
     def twin(self, s: Session) -> None:
         i = self.rng.randrange(TWIN_DEPOSITS)
