@@ -101,7 +101,9 @@ def revert_data(exc: BaseException) -> bytes | None:
             c = c.get("data")
         if isinstance(c, (bytes, bytearray)) and len(c) >= 4:
             return bytes(c)
-        if isinstance(c, str):
+        if isinstance(c, str) and re.fullmatch(r"0x(?:[0-9a-fA-F]{2}){4,}", c):  # web3: the raw revert data
+            return bytes.fromhex(c[2:])
+        if isinstance(c, str) and "revert" in c.lower():  # not e.g. "insufficient funds ... address 0x..."
             lit = re.search(r"""execution reverted: (b'.*'|b".*")$""", c, re.S)
             if lit:  # eth-tester: the raw revert bytes as a Python literal
                 value = ast.literal_eval(lit.group(1))

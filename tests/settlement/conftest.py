@@ -33,7 +33,7 @@ def make_chain(request: pytest.FixtureRequest, backend: str) -> Chain:
     return connect(None)
 
 
-@pytest.fixture(scope="module", params=["in-process", "anvil"])
+@pytest.fixture(scope="module", params=["in-process", pytest.param("anvil", marks=pytest.mark.anvil)])
 def deployment(request: pytest.FixtureRequest) -> Deployment:
     """A fresh Settlement (window 8 blocks) + a keyed verifier for a simulated 2-input circuit."""
     chain = make_chain(request, request.param)
