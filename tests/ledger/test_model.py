@@ -147,9 +147,11 @@ def make_machine(engine):
                 self.run(lambda m: m.moves([(x.debit_account_id, x.credit_account_id, x.amount_wei) for x in specs]),
                          L.post_batch, specs)
 
-        @rule(c=st.integers(0, 1), k=st.integers(0, 3), amount=st.integers(1, 3_000))
-        def escrow(self, c, k, amount):
+        @rule(c=st.integers(0, 1), k=st.integers(0, 3), amount=st.integers(1, 3_000),
+              ttl=st.sampled_from([None, None, 1.0, WINDOW_S]))
+        def escrow(self, c, k, amount, ttl):
             client, job, op_id = self.clients[c], self.job(k), self.next_id()
+            expires = None if ttl is None else self.model.now + ttl
             def model(m):
                 if L.client_account(client) not in m.bal:
                     raise UnknownAccount("")
@@ -158,8 +160,22 @@ def make_machine(engine):
                 m.bal.setdefault(L.escrow_account(job), 0)
                 m.moves([(L.client_account(client), L.escrow_account(job), amount)])
                 m.pendings[op_id] = dict(kind="escrow", job=job, party=client, debit=L.client_account(client),
-                                         credit=L.escrow_account(job), remaining=amount, status="pending")
-            self.run(model, L.escrow_job, op_id, client, job, amount)
+                                         credit=L.escrow_account(job), remaining=amount, status="pending",
+                                         expires=expires)
+            self.run(model, L.escrow_job, op_id, client, job, amount, expires_at_s=expires)
+
+        @rule()
+        def expire(self):
+            def model(m):
+                due = sorted(pid for pid, p in m.pendings.items()
+                             if p["status"] == "pending" and p.get("expires") is not None and p["expires"] <= m.now)
+                for pid in due:
+                    p = m.pendings[pid]
+                    m.moves([(p["credit"], p["debit"], p["remaining"])])
+                    p.update(remaining=0, status="expired")
+                return lambda res: sorted(r.pending_id for r in res if r.pending_id.startswith(self.prefix)) == due
+            self.run(model, L.expire_pending, self.model.now, limit=100_000)
+            self.done.pop()  # not retryable with the same meaning (it is time-driven)
 
         @rule(k=st.integers(0, 3), p=st.integers(0, 2), price=st.integers(1, 3_000), fee_bps=st.sampled_from([0, 100, 2_500]))
         def release(self, k, p, price, fee_bps):
