@@ -49,6 +49,23 @@ def _connect(rpc_url: str) -> Any:
         raise _fail(str(exc)) from None
 
 
+def _engine(database_url: str | None) -> Any:
+    """An engine on a database that has the settlement tables (else exit 2 with the fix)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from market.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        ready = inspect(engine).has_table("settlement_leaves")
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot open the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    if not ready:
+        raise _fail("the database has no settlement tables; run `raymarket db upgrade` first")
+    return engine
+
+
 def watch(
     contract: Annotated[str, typer.Option("--contract", help="Settlement contract address.")],
     rpc_url: RpcUrl = None,
@@ -66,7 +83,6 @@ def watch(
     from eth_utils import is_address
 
     from contracts.bindings import SettlementContract
-    from market.db import make_engine
     from market.watcher import Watcher, WatcherConfig, WatcherHooks
 
     if rpc_url is None:
@@ -74,8 +90,8 @@ def watch(
                     "the process that started it")
     if not is_address(contract):
         raise _fail(f"--contract {contract!r} is not an address (0x + 40 hex digits)")
+    engine = _engine(database_url)
     chain = _connect(rpc_url)
-    engine = make_engine(database_url)
     watch_hooks = WatcherHooks()
     # Default: the exchange's hooks (jobs marked settled / unsettled, providers slashed on challenges).
     for spec in hooks or ["market.exchange:register_settlement_hooks"]:
@@ -145,10 +161,9 @@ def verify(
     from sqlalchemy.orm import Session
 
     from contracts.bindings import SettlementContract
-    from market.db import make_engine
     from market.settlement import UnknownJob, find_leaf
 
-    engine = make_engine(database_url)
+    engine = _engine(database_url)
     with Session(engine) as s:
         try:
             contract = find_leaf(s, job).contract

@@ -31,7 +31,7 @@ def cli_app():
 
 @pytest.mark.anvil
 @pytest.mark.postgres
-def test_verify_prints_leaf_proof_and_onchain_root_and_detects_tampering(anvil, pg_url) -> None:
+def test_verify_prints_leaf_proof_and_onchain_root_and_detects_tampering(anvil, pg_url, tmp_path) -> None:
     # Postgres, not SQLite: SQLAlchemy binds NUMERIC as float on SQLite, so wei > 2**53 lose precision there
     chain = connect(anvil.rpc_url, dev_keys=tuple(anvil.dev_keys))
     settlement, owner, operator = setup_settlement(chain)
@@ -62,6 +62,9 @@ def test_verify_prints_leaf_proof_and_onchain_root_and_detects_tampering(anvil, 
     assert missing.exit_code == 2 and "no attestation for job 'nope'" in missing.output
     no_rpc = runner.invoke(cli_app(), ["watch", "--contract", settlement.address, "--database-url", url])
     assert no_rpc.exit_code == 2 and "--rpc-url" in no_rpc.output
+    empty = runner.invoke(cli_app(), ["settlement", "verify", "job-1", "--database-url",
+                                      f"sqlite:///{tmp_path / 'empty.sqlite'}"])
+    assert empty.exit_code == 2 and "raymarket db upgrade" in empty.output
     unreachable = runner.invoke(cli_app(), ["watch", "--contract", settlement.address, "--database-url", url,
                                             "--rpc-url", "http://127.0.0.1:1", "--once"])
     assert unreachable.exit_code == 2 and "cannot reach the chain" in unreachable.output
