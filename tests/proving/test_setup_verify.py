@@ -115,3 +115,12 @@ def test_subgroup_point_is_on_the_twist():
     x, y = FQ2([x0, x1]), FQ2([y0, y1])
     assert y * y == x**3 + bn.b2
     assert TEST_ROUNDS >= 1
+
+
+def test_reference_verifier_agrees():
+    """The py_ecc reference verifier accepts the valid proof and rejects the tampered public input."""
+    from proving.groth16 import verifier_ref
+
+    verifier_ref.verify(mimc_key().vk, [mimc().hash], mimc_proof())
+    with pytest.raises(PairingCheckFailed):
+        verifier_ref.verify(mimc_key().vk, [(mimc().hash + 1) % R], mimc_proof())
