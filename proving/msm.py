@@ -52,7 +52,7 @@ class MsmInputError(ProvingError, ValueError):
         self.field = field
 
 
-#: Points from which G1 MSMs accumulate buckets in affine coordinates (batched inversions).
+#: Points from which MSMs (G1 and G2) accumulate buckets in affine coordinates (batched inversions).
 AFFINE_MIN_POINTS = 1 << 10
 #: Pending affine additions per batched inversion (capped at ``2^(c-5)`` to keep bucket
 #: conflicts, which fall back to Jacobian overflow buckets, near 3%).
@@ -273,6 +273,125 @@ def _g2_windows(points, digits, c):
 
 
 @njit(cache=True)
+def _ld2(a, i):
+    return ((a[i, 0], a[i, 1], a[i, 2], a[i, 3]), (a[i, 4], a[i, 5], a[i, 6], a[i, 7]))
+
+
+@njit(cache=True)
+def _st2(a, i, v):
+    for k in range(4):
+        a[i, k] = v[0][k]
+        a[i, 4 + k] = v[1][k]
+
+
+@njit(cache=True)
+def _fq2_eq(a, b):
+    return eq(a[0], b[0]) and eq(a[1], b[1])
+
+
+@njit(cache=True)
+def _flush_affine_g2(k, bidx, px, py, den, pre, bx, by):
+    """G2 twin of :func:`_flush_affine` over Fq2 (one Fq2 inversion per batch)."""
+    acc = ec.FQ2_ONE
+    for j in range(k):
+        _st2(pre, j, acc)
+        acc = ec.fq2_mul(acc, _ld2(den, j))
+    inv = ec.fq2_inv(acc)
+    for j in range(k - 1, -1, -1):
+        d_inv = ec.fq2_mul(inv, _ld2(pre, j))
+        inv = ec.fq2_mul(inv, _ld2(den, j))
+        b = bidx[j]
+        x1 = _ld2(bx, b)
+        y1 = _ld2(by, b)
+        x2 = _ld2(px, j)
+        y2 = _ld2(py, j)
+        if _fq2_eq(x1, x2):
+            xx = ec.fq2_sqr(x1)
+            num = ec.fq2_add(ec.fq2_add(xx, xx), xx)
+        else:
+            num = ec.fq2_sub(y2, y1)
+        lam = ec.fq2_mul(num, d_inv)
+        x3 = ec.fq2_sub(ec.fq2_sub(ec.fq2_sqr(lam), x1), x2)
+        y3 = ec.fq2_sub(ec.fq2_mul(lam, ec.fq2_sub(x1, x3)), y1)
+        _st2(bx, b, x3)
+        _st2(by, b, y3)
+
+
+@njit(cache=True, parallel=True)
+def _g2_windows_affine(points, digits, c, batch):
+    """G2 twin of :func:`_g1_windows_affine`."""
+    n_windows, n = digits.shape
+    n_buckets = 1 << (c - 1)
+    res = np.empty((n_windows, 24), dtype=np.uint64)
+    for w in prange(n_windows):
+        bx = np.empty((n_buckets, 8), dtype=np.uint64)
+        by = np.empty((n_buckets, 8), dtype=np.uint64)
+        full = np.zeros(n_buckets, dtype=np.bool_)
+        stamp = np.full(n_buckets, -1, dtype=np.int64)
+        over = np.empty((n_buckets, 24), dtype=np.uint64)
+        has_over = np.zeros(n_buckets, dtype=np.bool_)
+        bidx = np.empty(batch, dtype=np.int64)
+        px = np.empty((batch, 8), dtype=np.uint64)
+        py = np.empty((batch, 8), dtype=np.uint64)
+        den = np.empty((batch, 8), dtype=np.uint64)
+        pre = np.empty((batch, 8), dtype=np.uint64)
+        k = 0
+        batch_no = 0
+        for i in range(n):
+            d = digits[w, i]
+            if d == 0:
+                continue
+            x, y = ec.g2_load_affine(points, i)
+            if fq2_is_zero(x) and fq2_is_zero(y):
+                continue
+            if d < 0:
+                y = ec.fq2_neg(y)
+                d = -d
+            b = d - 1
+            if stamp[b] == batch_no:
+                if has_over[b]:
+                    ec.g2_store_jac(over, b, ec.g2_add_mixed(ec.g2_load_jac(over, b), x, y))
+                else:
+                    ec.g2_store_jac(over, b, (x, y, ec.FQ2_ONE))
+                    has_over[b] = True
+                continue
+            if not full[b]:
+                _st2(bx, b, x)
+                _st2(by, b, y)
+                full[b] = True
+                continue
+            x1 = _ld2(bx, b)
+            if _fq2_eq(x1, x):
+                if not _fq2_eq(_ld2(by, b), y):
+                    full[b] = False  # P + (-P)
+                    continue
+                dd = ec.fq2_add(y, y)
+            else:
+                dd = ec.fq2_sub(x, x1)
+            stamp[b] = batch_no
+            bidx[k] = b
+            _st2(px, k, x)
+            _st2(py, k, y)
+            _st2(den, k, dd)
+            k += 1
+            if k == batch:
+                _flush_affine_g2(k, bidx, px, py, den, pre, bx, by)
+                k = 0
+                batch_no += 1
+        _flush_affine_g2(k, bidx, px, py, den, pre, bx, by)
+        running = ec.G2_INF
+        total = ec.G2_INF
+        for b in range(n_buckets - 1, -1, -1):
+            if has_over[b]:
+                running = ec.g2_add(running, ec.g2_load_jac(over, b))
+            if full[b]:
+                running = ec.g2_add_mixed(running, _ld2(bx, b), _ld2(by, b))
+            total = ec.g2_add(total, running)
+        ec.g2_store_jac(res, w, total)
+    return res
+
+
+@njit(cache=True)
 def _g2_combine(res, c):
     acc = ec.g2_load_jac(res, res.shape[0] - 1)
     for w in range(res.shape[0] - 2, -1, -1):
@@ -319,7 +438,8 @@ def msm_g1_arrays(points: np.ndarray, scalars: np.ndarray, *, c: int | None = No
     return _g1_combine(_g1_windows(points, digits, c), c)
 
 
-def msm_g2_arrays(points: np.ndarray, scalars: np.ndarray, *, c: int | None = None) -> np.ndarray:
+def msm_g2_arrays(points: np.ndarray, scalars: np.ndarray, *, c: int | None = None,
+                  affine: bool | None = None) -> np.ndarray:
     """``sum k_i P_i`` in G2 as a ``(1, 24)`` Jacobian row; ``points`` ``(n, 16)`` affine. See :func:`msm_g1_arrays`."""
     points, scalars = _check(points, scalars, 16)
     if points.shape[0] == 0:
@@ -327,6 +447,11 @@ def msm_g2_arrays(points: np.ndarray, scalars: np.ndarray, *, c: int | None = No
         return np.array([[*inf[0][0], *inf[0][1], *inf[1][0], *inf[1][1], *inf[2][0], *inf[2][1]]], dtype=np.uint64)
     c = c or window_bits(points.shape[0])
     digits = signed_digits(scalars, c, math.ceil(255 / c))
+    if affine is None:
+        affine = points.shape[0] >= AFFINE_MIN_POINTS
+    if affine:
+        batch = max(16, min(AFFINE_BATCH, (1 << c) >> 5))
+        return _g2_combine(_g2_windows_affine(points, digits, c, batch), c)
     return _g2_combine(_g2_windows(points, digits, c), c)
 
 

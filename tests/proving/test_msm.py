@@ -92,6 +92,13 @@ def test_g2_against_naive():
     pts[1] = pts[0]
     ks = [RNG.randrange(R), RNG.randrange(R), 0, 1, R - 1, 5]
     assert M.msm_g2([aff2(p) for p in pts], ks) == aff2(naive(pts, ks, bn.Z2))
+    # batch-affine path with doubling, cancellation and bucket conflicts
+    pts = [pts[0], pts[0], bn.neg(pts[0]), pts[2], pts[2], pts[3], bn.Z2] * 3
+    ks = [1, 1, 1, 2, 2, R - 1, 4] * 3
+    arr, k = C.g2_to_affine_array([aff2(p) for p in pts]), to_limbs(ks)
+    for c in (2, 5):
+        got = M.msm_g2_arrays(arr, k, c=c, affine=True)
+        assert C.g2_from_affine_array(C.g2_batch_to_affine(got)) == [aff2(naive(pts, ks, bn.Z2))]
 
 
 def test_empty_and_mismatch():
