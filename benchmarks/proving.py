@@ -1,0 +1,303 @@
+"""Proving benchmark: numba MSM and Groth16 prover against py_ecc, snarkjs and groth16py.
+
+Run: ``python benchmarks/proving.py [--json] [--workdir DIR]``. Prints a table to stdout (or
+JSON with ``--json``); progress goes to stderr. Everything is measured in the same run on the
+same machine:
+
+* ``msm_2_16_s``: Pippenger MSM of 2^16 random BN254 G1 points (:mod:`proving.msm`), best of
+  3, compiled beforehand. Baseline ``msm_pyecc_est_s``: py_ecc's naive sum of scalar
+  multiplications, measured on a subset (``--pyecc-sample`` points) and extrapolated linearly
+  (the table says so).
+* ``prove_s``: Groth16 prove (:mod:`proving.groth16.prover`) for a circom circuit, a chain of
+  circomlib ``Poseidon(2)`` hashes compiled by ``circom2`` (63 links = 32,571 constraints,
+  domain 2^15), zkey by ``snarkjs groth16 setup`` on a powers-of-tau of 2^16 that this script
+  makes (``powersoftau new/contribute/prepare phase2``, cached in the workdir: ~20+ min the
+  first time). Best of ``--repeat`` runs with the key already prepared; the first prove
+  (key preparation included) is ``prove_first_s``. Baselines on the same zkey and witness:
+  ``snarkjs groth16 prove`` (wall time of the CLI process, as a user runs it) and
+  ``groth16py.prove_wtns`` (arkworks, native; key import timed apart).
+* ``batch_verify_64_s`` vs ``sequential_verify_64_s``: 64 proofs of one small circuit (the
+  MiMC preimage of :mod:`proving.circuits.mimc` with a dev setup; verification cost does not
+  depend on circuit size) checked by :func:`proving.groth16.batch.batch_verify` vs calls of
+  :func:`proving.groth16.verifier.verify` (py_ecc pairings), the latter timed on
+  ``--sequential-sample`` proofs and extrapolated to 64 (the table says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CHAIN_CIRCOM = """pragma circom 2.0.0;
+include "poseidon.circom";
+template PoseidonChain(N) {
+    signal input x;
+    signal output out;
+    component h[N];
+    signal acc[N + 1];
+    acc[0] <== x;
+    for (var i = 0; i < N; i++) {
+        h[i] = Poseidon(2);
+        h[i].inputs[0] <== acc[i];
+        h[i].inputs[1] <== i;
+        acc[i + 1] <== h[i].out;
+    }
+    out <== acc[N];
+}
+component main = PoseidonChain(%d);
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def best_of(n: int, fn, *args, **kwargs) -> float:
+    return min(timed(fn, *args, **kwargs)[0] for _ in range(n))
+
+
+def run(cmd: list[str], cwd: Path) -> float:
+    """Run a command, fail loudly with its output; return its wall time in seconds."""
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------ MSM ----
+
+def random_g1_points(n: int, workdir: Path, seed: int = 1) -> np.ndarray:
+    """``n`` random G1 points ``k_i * G`` (uniform ``k_i``) as an ``(n, 8)`` array, cached as .npy."""
+    from proving import curve as C
+    from proving.field import to_limbs
+
+    path = workdir / f"g1_points_{n}_{seed}.npy"
+    if path.exists():
+        return np.load(path)
+    log(f"generating {n} random G1 points (once, cached in {path})")
+    rng = random.Random(seed)
+    r = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+    gen = C.g1_to_jacobian(C.g1_to_affine_array([(1, 2)]))
+    pts = C.g1_batch_to_affine(C.g1_apply("mul", np.repeat(gen, n, axis=0),
+                                          to_limbs([rng.randrange(1, r) for _ in range(n)])))
+    np.save(path, pts)
+    return pts
+
+
+def bench_msm(log2_n: int, pyecc_sample: int, workdir: Path) -> dict:
+    from py_ecc import optimized_bn128 as bn
+
+    from proving import curve as C
+    from proving import msm as M
+    from proving.field import to_limbs
+
+    n = 1 << log2_n
+    r = bn.curve_order
+    pts = random_g1_points(n, workdir)
+    rng = random.Random(2)
+    ks = [rng.randrange(r) for _ in range(n)]
+    scal = to_limbs(ks)
+    M.msm_g1_arrays(pts[:64], scal[:64])  # compile
+    t_msm = best_of(3, M.msm_g1_arrays, pts, scal)
+    log(f"msm 2^{log2_n}: {t_msm:.3f} s")
+    sample = [(C.g1_from_affine_array(pts[i:i + 1])[0], ks[i]) for i in range(pyecc_sample)]
+    t0 = time.perf_counter()
+    acc = bn.Z1
+    for (x, y), k in sample:
+        acc = bn.add(acc, bn.multiply((bn.FQ(x), bn.FQ(y), bn.FQ.one()), k))
+    t_py = time.perf_counter() - t0
+    got = C.g1_from_affine_array(C.g1_batch_to_affine(M.msm_g1_arrays(pts[:pyecc_sample], scal[:pyecc_sample])))[0]
+    x, y = bn.normalize(acc)
+    assert got == (int(x), int(y)), "numba MSM disagrees with py_ecc on the sample"
+    return {"msm_log2_n": log2_n, "msm_2_16_s": t_msm, "msm_pyecc_sample": pyecc_sample,
+            "msm_pyecc_sample_s": t_py, "msm_pyecc_est_s": t_py * n / pyecc_sample,
+            "msm_window_bits": M.window_bits(n)}
+
+
+# ------------------------------------------------------------------------ circuit ----
+
+def build_circuit(workdir: Path, links: int) -> dict:
+    """circom2 circuit, ptau (2^16), zkey and witness, each made once and cached in ``workdir``."""
+    from proving.formats.r1cs_file import read_r1cs  # noqa: F401  (import check only)
+    from market.tools import npm_bin
+
+    snarkjs, circom = npm_bin("snarkjs"), npm_bin("circom2")
+    lib = workdir / "circomlib"
+    if not lib.exists():  # circom2 is WebAssembly: it only sees paths under the working directory
+        shutil.copytree(REPO / ".npm-tools" / "node_modules" / "circomlib" / "circuits", lib)
+    name = f"chain{links}"
+    src = workdir / f"{name}.circom"
+    if not (workdir / f"{name}.r1cs").exists():
+        src.write_text(CHAIN_CIRCOM % links)
+        log(f"compiling {src.name} with circom2")
+        run([circom, src.name, "--r1cs", "--wasm", "-o", ".", "-l", "circomlib"], workdir)
+    ptau = workdir / "pot16_final.ptau"
+    if not ptau.exists():
+        log("making a 2^16 powers-of-tau (new, contribute, prepare phase2): ~20+ minutes, once")
+        run([snarkjs, "powersoftau", "new", "bn128", "16", "pot16_0.ptau"], workdir)
+        run([snarkjs, "powersoftau", "contribute", "pot16_0.ptau", "pot16_1.ptau", "--name=bench",
+             "-e=raymarket benchmark entropy (not a ceremony)"], workdir)
+        run([snarkjs, "powersoftau", "prepare", "phase2", "pot16_1.ptau", "pot16_final.ptau.tmp"], workdir)
+        (workdir / "pot16_final.ptau.tmp").rename(ptau)
+    zkey = workdir / f"{name}.zkey"
+    if not zkey.exists():
+        log("snarkjs groth16 setup")
+        run([snarkjs, "groth16", "setup", f"{name}.r1cs", ptau.name, f"{name}.zkey.tmp"], workdir)
+        (workdir / f"{name}.zkey.tmp").rename(zkey)
+    wtns = workdir / f"{name}.wtns"
+    if not wtns.exists():
+        (workdir / "input.json").write_text(json.dumps({"x": "12345"}))
+        run([snarkjs, "wtns", "calculate", f"{name}_js/{name}.wasm", "input.json", wtns.name], workdir)
+    return {"zkey": zkey, "wtns": wtns, "snarkjs": snarkjs}
+
+
+def bench_prove(workdir: Path, links: int, repeat: int) -> dict:
+    from proving.formats.snarkjs_json import write_proof, write_public
+    from proving.formats.wtns_file import read_wtns
+    from proving.formats.zkey import read_zkey
+    from proving.groth16 import prover, verifier
+
+    files = build_circuit(workdir, links)
+    t_read, pk = timed(read_zkey, files["zkey"])
+    witness = read_wtns(files["wtns"])
+    constraints = max(pk.coef_constraint) + 1 - (pk.n_public + 1)
+    log(f"circuit: {constraints} constraints, {pk.n_vars} signals, domain {pk.domain_size}")
+    t_first, proof = timed(prover.prove, pk, witness)
+    t_prove = best_of(repeat, prover.prove, pk, witness)
+    log(f"our prove: {t_prove:.3f} s (first, with key preparation: {t_first:.3f} s)")
+    public = witness[1:pk.n_public + 1]
+    verifier.verify(pk.vk, public, proof)
+    write_proof(workdir / "proof_ours.json", proof)
+    write_public(workdir / "public_ours.json", public)
+    out = {"constraints": constraints, "domain_size": pk.domain_size, "n_vars": pk.n_vars,
+           "zkey_read_s": t_read, "prove_first_s": t_first, "prove_s": t_prove}
+    snarkjs = files["snarkjs"]
+    run([snarkjs, "zkey", "export", "verificationkey", files["zkey"].name, "vk.json"], workdir)
+    run([snarkjs, "groth16", "verify", "vk.json", "public_ours.json", "proof_ours.json"], workdir)
+    out["snarkjs_verifies_ours"] = True
+    out["snarkjs_prove_s"] = min(
+        run([snarkjs, "groth16", "prove", files["zkey"].name, files["wtns"].name, "p.json", "pub.json"], workdir)
+        for _ in range(repeat))
+    log(f"snarkjs prove: {out['snarkjs_prove_s']:.3f} s")
+    out.update(bench_groth16py(files, repeat))
+    return out
+
+
+def bench_groth16py(files: dict, repeat: int) -> dict:
+    try:
+        import groth16py
+    except ImportError:
+        return {"groth16py_prove_s": None, "groth16py_import_s": None}
+    t_import, (gpk, _gvk) = timed(groth16py.import_zkey, str(files["zkey"]))
+    t = best_of(repeat, groth16py.prove_wtns, gpk, str(files["wtns"]))
+    log(f"groth16py prove: {t:.3f} s")
+    return {"groth16py_prove_s": t, "groth16py_import_s": t_import}
+
+
+# ------------------------------------------------------------------------ verify ----
+
+def bench_verify(n_proofs: int, sequential_sample: int) -> dict:
+    from proving.circuits.mimc import preimage_circuit
+    from proving.groth16 import batch, prover, verifier
+    from proving.groth16.setup import dev_setup
+
+    circ = preimage_circuit(7, n_rounds=8)
+    pk = dev_setup(circ.r1cs, seed=3)
+    proofs = prover.prove_many(pk, [circ.witness] * n_proofs)
+    public = circ.witness[1:pk.n_public + 1]
+    publics = [public] * n_proofs
+    t_batch = best_of(2, batch.batch_verify, pk.vk, publics, proofs)
+    sample = min(sequential_sample, n_proofs)
+    t0 = time.perf_counter()
+    for p in proofs[:sample]:
+        verifier.verify(pk.vk, public, p)
+    t_seq = (time.perf_counter() - t0) * n_proofs / sample
+    log(f"verify {n_proofs}: batch {t_batch:.3f} s, sequential {t_seq:.3f} s ({sample} measured)")
+    return {"verify_proofs": n_proofs, "batch_verify_64_s": t_batch, "sequential_verify_64_s": t_seq,
+            "sequential_verify_measured": sample}
+
+
+# ------------------------------------------------------------------------ report ----
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def table(res: dict) -> str:
+    rows = [("what", "seconds", "baseline (same run)", "seconds", "ratio")]
+    if "msm_2_16_s" in res:
+        n = 1 << res["msm_log2_n"]
+        rows.append((f"MSM {n} G1 (numba, c={res['msm_window_bits']})", _fmt(res["msm_2_16_s"]),
+                     f"py_ecc naive, EST. from {res['msm_pyecc_sample']} pts", _fmt(res["msm_pyecc_est_s"]),
+                     f"{res['msm_pyecc_est_s'] / res['msm_2_16_s']:.0f}x"))
+    if "prove_s" in res:
+        c = res["constraints"]
+        rows.append((f"Groth16 prove, {c} constr. (ours)", _fmt(res["prove_s"]), "snarkjs groth16 prove (CLI)",
+                     _fmt(res["snarkjs_prove_s"]), f"{res['snarkjs_prove_s'] / res['prove_s']:.2f}x"))
+        g = res.get("groth16py_prove_s")
+        rows.append(("  same, first call (key prep)", _fmt(res["prove_first_s"]), "groth16py prove_wtns", _fmt(g),
+                     "n/a" if g is None else f"{g / res['prove_s']:.2f}x"))
+    if "batch_verify_64_s" in res:
+        n, m = res["verify_proofs"], res["sequential_verify_measured"]
+        seq = "sequential py_ecc verify" + ("" if m == n else f", EST. from {m}")
+        rows.append((f"verify {n} proofs, batched", _fmt(res["batch_verify_64_s"]), seq,
+                     _fmt(res["sequential_verify_64_s"]),
+                     f"{res['sequential_verify_64_s'] / res['batch_verify_64_s']:.1f}x"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("ratio = baseline / ours (>1: ours faster). " + res["machine"])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "raymarket" / "bench-proving")
+    ap.add_argument("--msm-log2", type=int, default=16)
+    ap.add_argument("--pyecc-sample", type=int, default=64)
+    ap.add_argument("--links", type=int, default=63, help="Poseidon links in the circuit (63 -> 32,571 constraints)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--verify-proofs", type=int, default=64)
+    ap.add_argument("--sequential-sample", type=int, default=16,
+                    help="proofs verified one by one (extrapolated to --verify-proofs; the table says so)")
+    ap.add_argument("--only", choices=["msm", "prove", "verify"], action="append")
+    args = ap.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    import numba
+
+    res: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+                            f"numba {numba.__version__} threads={numba.get_num_threads()}"}
+    only = set(args.only or ["msm", "prove", "verify"])
+    if "msm" in only:
+        res.update(bench_msm(args.msm_log2, args.pyecc_sample, args.workdir))
+    if "prove" in only:
+        res.update(bench_prove(args.workdir, args.links, args.repeat))
+    if "verify" in only:
+        res.update(bench_verify(args.verify_proofs, args.sequential_sample))
+    print(json.dumps(res, indent=2, default=str) if args.json else table(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()
