@@ -147,116 +147,122 @@ def from_pyecc_g2(p) -> G2Point:
 
 
 # ---------------------------------------------------------------- Jacobian arithmetic
-class _Fq:
-    """Fq operations on ints (for the generic Jacobian formulas)."""
-
-    zero, one = 0, 1
-
-    @staticmethod
-    def add(a, b):
-        return (a + b) % Q
-
-    @staticmethod
-    def sub(a, b):
-        return (a - b) % Q
-
-    @staticmethod
-    def mul(a, b):
-        return a * b % Q
-
-    @staticmethod
-    def small(a, k):
-        return a * k % Q
-
-    @staticmethod
-    def inv(a):
-        return pow(a, -1, Q)
+# Specialised, inlined formulas (a = 0): dbl-2009-l and add-2007-bl (EFD). Infinity has Z = 0.
+_INF1 = (1, 1, 0)
+_INF2 = ((1, 0), (1, 0), (0, 0))
 
 
-class _Fq2:
-    """Fq2 operations on ``(c0, c1)`` tuples, ``u^2 = -1``."""
-
-    zero, one = (0, 0), (1, 0)
-
-    @staticmethod
-    def add(a, b):
-        return ((a[0] + b[0]) % Q, (a[1] + b[1]) % Q)
-
-    @staticmethod
-    def sub(a, b):
-        return ((a[0] - b[0]) % Q, (a[1] - b[1]) % Q)
-
-    @staticmethod
-    def mul(a, b):
-        t0, t1 = a[0] * b[0], a[1] * b[1]
-        return ((t0 - t1) % Q, ((a[0] + a[1]) * (b[0] + b[1]) - t0 - t1) % Q)
-
-    @staticmethod
-    def small(a, k):
-        return (a[0] * k % Q, a[1] * k % Q)
-
-    @staticmethod
-    def inv(a):
-        t = pow(a[0] * a[0] + a[1] * a[1], -1, Q)
-        return (a[0] * t % Q, -a[1] * t % Q)
-
-
-def _jac_double(F, p):
+def _g1_double(p):
     x, y, z = p
-    if z == F.zero or y == F.zero:
-        return (F.one, F.one, F.zero)
-    a, b = F.mul(x, x), F.mul(y, y)
-    c = F.mul(b, b)
-    t = F.add(x, b)
-    d = F.small(F.sub(F.sub(F.mul(t, t), a), c), 2)
-    e = F.small(a, 3)
-    x3 = F.sub(F.mul(e, e), F.small(d, 2))
-    y3 = F.sub(F.mul(e, F.sub(d, x3)), F.small(c, 8))
-    return (x3, y3, F.small(F.mul(y, z), 2))
+    if z == 0 or y == 0:
+        return _INF1
+    a, b = x * x % Q, y * y % Q
+    c = b * b % Q
+    d = 2 * ((x + b) * (x + b) - a - c) % Q
+    e = 3 * a % Q
+    x3 = (e * e - 2 * d) % Q
+    return (x3, (e * (d - x3) - 8 * c) % Q, 2 * y * z % Q)
 
 
-def _jac_add(F, p, q):
-    if p[2] == F.zero:
+def _g1_add(p, q):
+    if p[2] == 0:
         return q
-    if q[2] == F.zero:
+    if q[2] == 0:
         return p
     (x1, y1, z1), (x2, y2, z2) = p, q
-    z1z1, z2z2 = F.mul(z1, z1), F.mul(z2, z2)
-    u1, u2 = F.mul(x1, z2z2), F.mul(x2, z1z1)
-    s1, s2 = F.mul(F.mul(y1, z2), z2z2), F.mul(F.mul(y2, z1), z1z1)
-    h, rr = F.sub(u2, u1), F.small(F.sub(s2, s1), 2)
-    if h == F.zero:
-        return _jac_double(F, p) if rr == F.zero else (F.one, F.one, F.zero)
-    i = F.small(F.mul(h, h), 4)
-    j, v = F.mul(h, i), F.mul(u1, i)
-    x3 = F.sub(F.sub(F.mul(rr, rr), j), F.small(v, 2))
-    y3 = F.sub(F.mul(rr, F.sub(v, x3)), F.small(F.mul(s1, j), 2))
-    zs = F.add(z1, z2)
-    return (x3, y3, F.mul(F.sub(F.sub(F.mul(zs, zs), z1z1), z2z2), h))
+    z1z1, z2z2 = z1 * z1 % Q, z2 * z2 % Q
+    u1, u2 = x1 * z2z2 % Q, x2 * z1z1 % Q
+    s1, s2 = y1 * z2 * z2z2 % Q, y2 * z1 * z1z1 % Q
+    h, rr = (u2 - u1) % Q, 2 * (s2 - s1) % Q
+    if h == 0:
+        return _g1_double(p) if rr == 0 else _INF1
+    i = 4 * h * h % Q
+    j, v = h * i % Q, u1 * i % Q
+    x3 = (rr * rr - j - 2 * v) % Q
+    return (x3, (rr * (v - x3) - 2 * s1 * j) % Q, ((z1 + z2) * (z1 + z2) - z1z1 - z2z2) * h % Q)
 
 
-def _jac_mul(F, p, k: int):
-    acc = (F.one, F.one, F.zero)
+def _m2(a, b):
+    t0, t1 = a[0] * b[0], a[1] * b[1]
+    return ((t0 - t1) % Q, ((a[0] + a[1]) * (b[0] + b[1]) - t0 - t1) % Q)
+
+
+def _s2(a):
+    return ((a[0] + a[1]) * (a[0] - a[1]) % Q, 2 * a[0] * a[1] % Q)
+
+
+def _g2_double(p):
+    x, y, z = p
+    if z == (0, 0) or y == (0, 0):
+        return _INF2
+    a, b = _s2(x), _s2(y)
+    c = _s2(b)
+    xb = _s2(((x[0] + b[0]), (x[1] + b[1])))
+    d = (2 * (xb[0] - a[0] - c[0]) % Q, 2 * (xb[1] - a[1] - c[1]) % Q)
+    e = (3 * a[0] % Q, 3 * a[1] % Q)
+    ee = _s2(e)
+    x3 = ((ee[0] - 2 * d[0]) % Q, (ee[1] - 2 * d[1]) % Q)
+    t = _m2(e, (d[0] - x3[0], d[1] - x3[1]))
+    yz = _m2(y, z)
+    return (x3, ((t[0] - 8 * c[0]) % Q, (t[1] - 8 * c[1]) % Q), (2 * yz[0] % Q, 2 * yz[1] % Q))
+
+
+def _g2_add(p, q):
+    if p[2] == (0, 0):
+        return q
+    if q[2] == (0, 0):
+        return p
+    (x1, y1, z1), (x2, y2, z2) = p, q
+    z1z1, z2z2 = _s2(z1), _s2(z2)
+    u1, u2 = _m2(x1, z2z2), _m2(x2, z1z1)
+    s1, s2 = _m2(_m2(y1, z2), z2z2), _m2(_m2(y2, z1), z1z1)
+    h = ((u2[0] - u1[0]) % Q, (u2[1] - u1[1]) % Q)
+    rr = (2 * (s2[0] - s1[0]) % Q, 2 * (s2[1] - s1[1]) % Q)
+    if h == (0, 0):
+        return _g2_double(p) if rr == (0, 0) else _INF2
+    hh = _s2(h)
+    i = (4 * hh[0] % Q, 4 * hh[1] % Q)
+    j, v = _m2(h, i), _m2(u1, i)
+    r2 = _s2(rr)
+    x3 = ((r2[0] - j[0] - 2 * v[0]) % Q, (r2[1] - j[1] - 2 * v[1]) % Q)
+    t, sj = _m2(rr, (v[0] - x3[0], v[1] - x3[1])), _m2(s1, j)
+    zz = _s2((z1[0] + z2[0], z1[1] + z2[1]))
+    z3 = _m2(((zz[0] - z1z1[0] - z2z2[0]), (zz[1] - z1z1[1] - z2z2[1])), h)
+    return (x3, ((t[0] - 2 * sj[0]) % Q, (t[1] - 2 * sj[1]) % Q), z3)
+
+
+def _mul(double, add, inf, p, k: int):
+    acc = inf
     for bit in bin(k)[2:]:
-        acc = _jac_double(F, acc)
+        acc = double(acc)
         if bit == "1":
-            acc = _jac_add(F, acc, p)
+            acc = add(acc, p)
     return acc
 
 
-def _to_affine(F, p):
-    if p[2] == F.zero:
+def _g1_affine(p) -> G1Point:
+    if p[2] == 0:
         return None
-    zi = F.inv(p[2])
-    zi2 = F.mul(zi, zi)
-    return (F.mul(p[0], zi2), F.mul(p[1], F.mul(zi2, zi)))
+    zi = pow(p[2], -1, Q)
+    zi2 = zi * zi % Q
+    return (p[0] * zi2 % Q, p[1] * zi2 * zi % Q)
+
+
+def _g2_affine(p) -> G2Point:
+    x, y, z = p
+    if z == (0, 0):
+        return None
+    t = pow(z[0] * z[0] + z[1] * z[1], -1, Q)
+    zi = (z[0] * t % Q, -z[1] * t % Q)
+    zi2 = _s2(zi)
+    return (_m2(x, zi2), _m2(y, _m2(zi2, zi)))
 
 
 def g1_add(p: G1Point, q: G1Point) -> G1Point:
     """``P + Q`` in G1 (affine in, affine out)."""
-    jp = (p[0], p[1], 1) if p is not None else (1, 1, 0)
-    jq = (q[0], q[1], 1) if q is not None else (1, 1, 0)
-    return _to_affine(_Fq, _jac_add(_Fq, jp, jq))
+    jp = (p[0], p[1], 1) if p is not None else _INF1
+    jq = (q[0], q[1], 1) if q is not None else _INF1
+    return _g1_affine(_g1_add(jp, jq))
 
 
 def g1_neg(p: G1Point) -> G1Point:
@@ -268,24 +274,23 @@ def g1_mul(p: G1Point, k: int) -> G1Point:
     """``k * P`` in G1 (double-and-add; ``k >= 0``)."""
     if p is None or k == 0:
         return None
-    return _to_affine(_Fq, _jac_mul(_Fq, (p[0], p[1], 1), k))
+    return _g1_affine(_mul(_g1_double, _g1_add, _INF1, (p[0], p[1], 1), k))
 
 
 def g1_lincomb(points: Sequence[G1Point], scalars: Sequence[int]) -> G1Point:
     """``sum k_i * P_i`` in G1 (one affine conversion at the end)."""
-    acc = (1, 1, 0)
+    acc = _INF1
     for p, k in zip(points, scalars):
         if p is not None and k:
-            acc = _jac_add(_Fq, acc, _jac_mul(_Fq, (p[0], p[1], 1), k))
-    return _to_affine(_Fq, acc)
+            acc = _g1_add(acc, _mul(_g1_double, _g1_add, _INF1, (p[0], p[1], 1), k))
+    return _g1_affine(acc)
 
 
 def g2_mul(p: G2Point, k: int) -> G2Point:
     """``k * P`` on the G2 twist (double-and-add; ``k >= 0``), affine ``((x0, x1), (y0, y1))``."""
     if p is None or k == 0:
         return None
-    out = _to_affine(_Fq2, _jac_mul(_Fq2, (tuple(p[0]), tuple(p[1]), (1, 0)), k))
-    return None if out is None else (out[0], out[1])
+    return _g2_affine(_mul(_g2_double, _g2_add, _INF2, (tuple(p[0]), tuple(p[1]), (1, 0)), k))
 
 
 #: ``6x^2`` for BN254's x: ``q = 6x^2 (mod r)``, the eigenvalue of psi on G2.
