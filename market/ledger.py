@@ -418,6 +418,8 @@ def _simulate(c: _Ctx, accts: dict[str, _Acct], legs: Sequence[_Leg]) -> dict[st
         deltas[leg.credit] = deltas.get(leg.credit, 0) + leg.amount
         if accts[leg.credit].balance + deltas[leg.credit] > limit:
             raise InvalidArgument("amount_wei", leg.amount, f"{leg.credit!r} would exceed {limit} wei")
+        if accts[leg.debit].balance + deltas[leg.debit] < -limit:
+            raise InvalidArgument("amount_wei", leg.amount, f"{leg.debit!r} would go below -{limit} wei")
     for account_id, delta in deltas.items():
         accts[account_id].balance += delta
     return deltas
