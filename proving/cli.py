@@ -102,9 +102,11 @@ def _batch_items(directory: Path) -> list[tuple[str, Path, Path]]:
 def _verify_batch(vk_path: Optional[Path], directory: Path, as_json: bool) -> None:
     from proving.formats.snarkjs_json import read_proof, read_public, read_verification_key
     from proving.groth16.batch import find_invalid
+    from proving.groth16.points import check_verifying_key
 
     try:
         vk = read_verification_key(vk_path or directory / "verification_key.json")
+        check_verifying_key(vk)
         items = _batch_items(directory)
         publics, proofs = [], []
         for _label, public, proof in items:
@@ -138,6 +140,7 @@ def verify(
 ) -> None:
     """Verify a Groth16 proof: exit 0 and print OK when valid, exit 1 and the reason when not."""
     from proving.formats.snarkjs_json import read_proof, read_public, read_verification_key
+    from proving.groth16.points import check_verifying_key
     from proving.groth16.verifier import verify as verify_proof
 
     if batch is not None:
@@ -146,6 +149,7 @@ def verify(
         _fail(ValueError("give VERIFICATION_KEY PUBLIC PROOF, or --batch DIR"), Exit.BAD_INPUT, as_json)
     try:
         vk, x, p = read_verification_key(verification_key), read_public(public), read_proof(proof)
+        check_verifying_key(vk)
     except (ProvingError, OSError) as e:
         _fail(e, Exit.BAD_INPUT, as_json)
     try:

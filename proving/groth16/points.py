@@ -108,6 +108,24 @@ def check_public_inputs(vk: VerifyingKey, public_inputs: Sequence[int]) -> None:
             raise FieldElementOutOfRange(f"public_inputs[{i}]", v, FR_MODULUS)
 
 
+def check_verifying_key(vk: Any) -> None:
+    """Structural checks of an untrusted verification key (e.g. read from a file): every point on
+    its curve, G2 points in the subgroup, ``IC`` non-empty; infinity is allowed only in ``IC``.
+
+    Raises:
+        MalformedProof (or a subclass) naming the field ``vk.<name>``.
+    """
+    if not isinstance(vk, VerifyingKey):
+        raise MalformedProof("vk", f"expected a VerifyingKey, got {type(vk).__name__}")
+    check_g1("vk.alpha_g1", vk.alpha_g1)
+    for name in ("beta_g2", "gamma_g2", "delta_g2"):
+        check_g2(f"vk.{name}", getattr(vk, name))
+    if not vk.ic:
+        raise MalformedProof("vk.ic", "needs n_public + 1 >= 1 points")
+    for i, p in enumerate(vk.ic):
+        check_g1(f"vk.ic[{i}]", p, allow_infinity=True)
+
+
 def check_proof(proof: Any) -> None:
     """All structural checks of a proof (see :func:`check_g1`, :func:`check_g2`), A and C before B
     (the G2 subgroup check is the expensive one)."""

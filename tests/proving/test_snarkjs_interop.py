@@ -115,6 +115,11 @@ def test_cli_prove_verify_batch_and_export(build, tmp_path):
                                       "reason": "pairing check failed: proof invalid for this key and public inputs"}
     res = cli.invoke(app, ["verify", str(build.vk_json), str(tmp_path / "nope.json"), str(tmp_path / "proof.json")])
     assert res.exit_code == Exit.BAD_INPUT
+    bad_vk = load_json(build.vk_json)
+    bad_vk["vk_delta_2"][1][0] = "5"  # off the twist
+    (tmp_path / "bad_vk.json").write_text(json.dumps(bad_vk))
+    res = cli.invoke(app, ["verify", str(tmp_path / "bad_vk.json"), str(build.public_json), str(build.proof_json)])
+    assert res.exit_code == Exit.BAD_INPUT and "vk.delta_g2" in res.output
     # a batch directory: two pairs of files and one subdirectory, the second pair bad
     batch = tmp_path / "batch"
     (batch / "sub").mkdir(parents=True)
