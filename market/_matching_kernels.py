@@ -1,0 +1,422 @@
+"""numba kernels of the matching round (private to :mod:`market.matching` and :mod:`market.explain`).
+
+Data layout (built by :mod:`market.matching`):
+
+* ``J`` jobs and ``O`` offers as the columns of :class:`market.orders.JobBook` / ``OfferBook``.
+* "Shapes": jobs grouped by (cpus, gpus, gpu model, memory bucket). Each shape owns a list of the offers
+  that could ever hold it (model matches, capacity at round start >= the shape's size), sorted by
+  ``cost`` = wei per reference-second for that shape at that offer (``rate * 1000 / speed_milli``), then
+  by offer index; a sentinel ``-1`` closes each list. ``duration_s * cost`` is a lower bound of the ask,
+  so a walk down the list stops as soon as it exceeds the job's price cap or the best ask found.
+* ``nxt`` is a skip list over list positions (path halving): an offer that can no longer hold the
+  shape's size is skipped for good in the current pass.
+
+Reason codes, in funnel order (the first failing one is an offer's reason, see :mod:`market.explain`).
+The plain-Python reference of :func:`pair_reason` / :func:`pair_ask` is
+:func:`market.explain.reference_reason` (compared in ``tests/matching/test_kernels.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+R_OK = 0
+R_MODEL = 1
+R_LABELS = 2
+R_ACCESS = 3
+R_REPUTATION = 4
+R_SIZE = 5
+R_DEADLINE = 6
+R_BOND = 7
+R_PRICE = 8
+R_TAKEN = 9
+N_REASONS = 10
+
+_GIB_SHIFT = 30
+_GIB_MASK = (1 << 30) - 1
+_I64_MAX = np.iinfo(np.int64).max
+GIB_FLOAT = 1073741824.0
+REASON_NAMES = ("ok", "model", "labels", "access", "reputation", "size", "deadline", "bond", "price", "taken")
+
+
+@njit(cache=True, inline="always")
+def run_seconds(duration_s, speed_milli):
+    """ceil(duration_s * 1000 / speed_milli)."""
+    return (duration_s * 1000 + speed_milli - 1) // speed_milli
+
+
+@njit(cache=True, inline="always")
+def rate_float(cpus, gpus, mem, pc, pg, pm):
+    """Approximate wei per second (float64) of a job's resources at an offer's prices."""
+    return cpus * float(pc) + gpus * float(pg) + mem * (float(pm) / 1073741824.0)
+
+
+@njit(cache=True, inline="always")
+def rate_exact(cpus, gpus, mem, pc, pg, pm):
+    """Exact wei per second: cpus*pc + gpus*pg + ceil(mem*pm / 2**30), without int64 overflow
+    whenever the result is below 2**62 (memory term split in 30-bit halves)."""
+    mem_hi = mem >> _GIB_SHIFT
+    mem_lo = mem & _GIB_MASK
+    pm_hi = pm >> _GIB_SHIFT
+    pm_lo = pm & _GIB_MASK
+    mterm = mem_hi * pm + mem_lo * pm_hi + ((mem_lo * pm_lo + _GIB_MASK) >> _GIB_SHIFT)
+    return cpus * pc + gpus * pg + mterm
+
+
+@njit(cache=True)
+def pair_ask(j, o, jc, oc, cap):
+    """Exact ask (wei) of offer ``o`` for job ``j`` when it is <= ``cap``; -1 when above (too expensive)."""
+    run_s = run_seconds(jc[5][j], oc[6][o])
+    ask_f = run_s * rate_float(jc[0][j], jc[1][j], jc[2][j], oc[7][o], oc[8][o], oc[9][o])
+    if ask_f > cap * (1.0 + 1e-9) + 4.0:
+        return -1
+    ask = run_s * rate_exact(jc[0][j], jc[1][j], jc[2][j], oc[7][o], oc[8][o], oc[9][o])
+    if ask > cap:
+        return -1
+    return ask
+
+
+@njit(cache=True)
+def _member(ptr, idx, j, value):
+    lo = ptr[j]
+    hi = ptr[j + 1]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if idx[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < ptr[j + 1] and idx[lo] == value
+
+
+@njit(cache=True)
+def static_reason(j, o, jc, oc, now_s):
+    """First failing constraint (funnel order) of offer ``o`` for job ``j`` before price and before
+    this round's other assignments; R_OK when all pass. Capacity here is free capacity at round start.
+
+    jc = (cpus, gpus, mem, model, impossible_label, duration_s, deadline_s, collateral, min_rep, mask,
+          has_allow, allow_ptr, allow_idx, deny_ptr, deny_idx)
+    oc = (cpus_free, gpus_free, mem_free, bond_free, model, reputation, speed_milli, price_cpu,
+          price_gpu, price_gib, mask)
+    """
+    if jc[1][j] > 0:
+        if oc[4][o] < 0 or jc[3][j] == -2 or (jc[3][j] >= 0 and jc[3][j] != oc[4][o]):
+            return R_MODEL
+    if jc[4][j]:
+        return R_LABELS
+    jm = jc[9]
+    om = oc[10]
+    for w in range(jm.shape[1]):
+        if (om[o, w] & jm[j, w]) != jm[j, w]:
+            return R_LABELS
+    if jc[10][j] and not _member(jc[11], jc[12], j, o):
+        return R_ACCESS
+    if _member(jc[13], jc[14], j, o):
+        return R_ACCESS
+    if oc[5][o] < jc[8][j]:
+        return R_REPUTATION
+    if oc[0][o] < jc[0][j] or oc[1][o] < jc[1][j] or oc[2][o] < jc[2][j]:
+        return R_SIZE
+    if now_s + run_seconds(jc[5][j], oc[6][o]) > jc[6][j]:
+        return R_DEADLINE
+    if oc[3][o] < jc[7][j]:
+        return R_BOND
+    return R_OK
+
+
+@njit(cache=True)
+def _find(nxt, k):
+    while nxt[k] != k:
+        nxt[k] = nxt[nxt[k]]
+        k = nxt[k]
+    return k
+
+
+@njit(cache=True, inline="always")
+def _fits(j, o, jc, rem):
+    return (rem[0][o] >= jc[0][j] and rem[1][o] >= jc[1][j] and rem[2][o] >= jc[2][j]
+            and rem[3][o] >= jc[7][j])
+
+
+@njit(cache=True)
+def _override(j, o, ov_ptr, ov_off, ov_ask):
+    lo = ov_ptr[j]
+    hi = ov_ptr[j + 1]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ov_off[mid] < o:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < ov_ptr[j + 1] and ov_off[lo] == o:
+        return ov_ask[lo]
+    return -2
+
+
+@njit(cache=True)
+def _push(o, a, out_o, out_a, n):
+    """Insert (a, o) into the sorted top-k arrays holding ``n`` entries; returns the new count."""
+    k = len(out_o)
+    if a < 0:
+        return n
+    if n == k and (a > out_a[n - 1] or (a == out_a[n - 1] and o >= out_o[n - 1])):
+        return n
+    i = n if n < k else k - 1
+    while i > 0 and (out_a[i - 1] > a or (out_a[i - 1] == a and out_o[i - 1] > o)):
+        out_a[i] = out_a[i - 1]
+        out_o[i] = out_o[i - 1]
+        i -= 1
+    out_a[i] = a
+    out_o[i] = o
+    return n + 1 if n < k else n
+
+
+@njit(cache=True)
+def scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, out_o, out_a):
+    """The ``len(out_o)`` cheapest (exact ask, then offer index) offers for job ``j`` that pass every
+    constraint (with remaining capacity ``rem`` when ``use_rem``, else start-of-round capacity) with
+    ask <= ``cap``, written sorted into ``out_o``/``out_a``; ``skip_o`` is left out (-1: none).
+    Returns how many were found.
+
+    lists = (s_ptr, s_off, s_cost, s_cpus, s_gpus, s_mem, s_bond); ov = (hooked, ov_ptr, ov_off, ov_ask).
+    """
+    s_ptr, s_off, s_cost, s_cpus, s_gpus, s_mem, s_bond = lists
+    hooked, ov_ptr, ov_off, ov_ask = ov
+    kmax = len(out_o)
+    n = 0
+    capf = float(cap)
+    if jc[10][j]:  # allow list: look only at the allowed offers
+        for t in range(jc[11][j], jc[11][j + 1]):
+            o = jc[12][t]
+            if o == skip_o or (use_rem and not _fits(j, o, jc, rem)):
+                continue
+            if static_reason(j, o, jc, oc, now_s) == R_OK:
+                a = _override(j, o, ov_ptr, ov_off, ov_ask) if hooked[o] else -2
+                if a == -2:
+                    a = pair_ask(j, o, jc, oc, cap)
+                elif a > cap:
+                    a = -1
+                n = _push(o, a, out_o, out_a, n)
+        return n
+    for t in range(ov_ptr[j], ov_ptr[j + 1]):  # provider-hook asks: any position in the cost order
+        o = ov_off[t]
+        if o == skip_o or ov_ask[t] > cap or (use_rem and not _fits(j, o, jc, rem)):
+            continue
+        if static_reason(j, o, jc, oc, now_s) == R_OK:
+            n = _push(o, ov_ask[t], out_o, out_a, n)
+    dur = float(jc[5][j])
+    k = _find(nxt, s_ptr[shape]) if use_rem else s_ptr[shape]
+    while True:
+        o = s_off[k]
+        if o < 0:
+            break
+        lb = dur * s_cost[k]
+        if lb > capf * (1.0 + 1e-9) + 4.0:
+            break
+        if n == kmax and lb > float(out_a[n - 1]) * (1.0 + 1e-9) + 4.0:
+            break
+        if use_rem and (rem[0][o] < s_cpus[shape] or rem[1][o] < s_gpus[shape] or rem[2][o] < s_mem[shape]
+                        or rem[3][o] < s_bond[shape]):
+            nxt[k] = k + 1
+            k = _find(nxt, k + 1)
+            continue
+        if o != skip_o and (not use_rem or _fits(j, o, jc, rem)):
+            if not (hooked[o] and _override(j, o, ov_ptr, ov_off, ov_ask) != -2):
+                if static_reason(j, o, jc, oc, now_s) == R_OK:
+                    n = _push(o, pair_ask(j, o, jc, oc, cap), out_o, out_a, n)
+        k = _find(nxt, k + 1) if use_rem else k + 1
+    return n
+
+
+@njit(cache=True)
+def best_offer(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem):
+    """Cheapest feasible offer for ``j`` (see :func:`scan_offers`): ``(offer, ask)``, offer -1 when none."""
+    out_o = np.empty(1, dtype=np.int64)
+    out_a = np.empty(1, dtype=np.int64)
+    if scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, out_o, out_a) == 0:
+        return -1, np.int64(0)
+    return out_o[0], out_a[0]
+
+
+@njit(cache=True)
+def _take(j, o, jc, rem, sign):
+    rem[0][o] -= sign * jc[0][j]
+    rem[1][o] -= sign * jc[1][j]
+    rem[2][o] -= sign * jc[2][j]
+    rem[3][o] -= sign * jc[7][j]
+
+
+@njit(cache=True)
+def reset_skips(nxt, lists, rem):
+    """Rebuild the skip list from the remaining capacity (offers revived by moves become visible)."""
+    s_ptr, s_off, s_cost, s_cpus, s_gpus, s_mem, s_bond = lists
+    for s in range(len(s_ptr) - 1):
+        for k in range(s_ptr[s], s_ptr[s + 1]):
+            o = s_off[k]
+            if o >= 0 and (rem[0][o] < s_cpus[s] or rem[1][o] < s_gpus[s] or rem[2][o] < s_mem[s]
+                           or rem[3][o] < s_bond[s]):
+                nxt[k] = k + 1
+            else:
+                nxt[k] = k
+
+
+@njit(cache=True)
+def greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask):
+    """Assign each unassigned job of ``order`` to its cheapest feasible offer with room."""
+    for t in range(len(order)):
+        j = order[t]
+        if assign[j] >= 0:
+            continue
+        o, a = best_offer(j, job_shape[j], jc, oc, rem, lists, nxt, caps[j], now_s, ov, -1, True)
+        if o >= 0:
+            assign[j] = o
+            ask[j] = a
+            _take(j, o, jc, rem, 1)
+
+
+@njit(cache=True)
+def relocate_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask):
+    """Move each assigned job of ``order`` to a strictly cheaper feasible offer with room, if any.
+    Returns the number of moves."""
+    moves = 0
+    for t in range(len(order)):
+        j = order[t]
+        o0 = assign[j]
+        if o0 < 0:
+            continue
+        _take(j, o0, jc, rem, -1)
+        o, a = best_offer(j, job_shape[j], jc, oc, rem, lists, nxt, min(caps[j], ask[j]), now_s, ov, -1, True)
+        if o >= 0 and (a < ask[j] or (a == ask[j] and o < o0)) and o != o0:
+            assign[j] = o
+            ask[j] = a
+            _take(j, o, jc, rem, 1)
+            moves += 1
+        else:
+            _take(j, o0, jc, rem, 1)
+    return moves
+
+
+@njit(cache=True)
+def _jobs_by_offer(assign, n_offers):
+    ptr = np.zeros(n_offers + 1, dtype=np.int64)
+    for j in range(len(assign)):
+        if assign[j] >= 0:
+            ptr[assign[j] + 1] += 1
+    for o in range(n_offers):
+        ptr[o + 1] += ptr[o]
+    fill = ptr[:-1].copy()
+    lst = np.empty(ptr[-1], dtype=np.int64)
+    for j in range(len(assign)):
+        o = assign[j]
+        if o >= 0:
+            lst[fill[o]] = j
+            fill[o] += 1
+    return ptr, lst
+
+
+@njit(cache=True, inline="always")
+def _fits_without(j, k, o, jc, rem):
+    return (rem[0][o] + jc[0][k] >= jc[0][j] and rem[1][o] + jc[1][k] >= jc[1][j]
+            and rem[2][o] + jc[2][k] >= jc[2][j] and rem[3][o] + jc[7][k] >= jc[7][j])
+
+
+@njit(cache=True)
+def improve_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, max_price, now_s, ov, assign, ask, n_cand, limit):
+    """Local improvement by moves with one eviction, for the first ``limit`` jobs of ``order`` (assigned
+    or not): job ``j`` (taken off its offer, if any) tries its ``n_cand`` cheapest feasible offers ``o``
+    (start-of-round capacity); it moves there directly if it fits, else by evicting one job ``k`` there,
+    which moves to its cheapest other offer with room (possibly ``j``'s old one) or drops out. Applied
+    when welfare rises: ``(max_j - ask_jo) - w_j,now - (max_k - ask_ko) + (max_k - ask_k,alt) > 0``.
+    Returns the number of moves."""
+    ptr, lst = _jobs_by_offer(assign, len(rem[0]))
+    cand_o = np.empty(n_cand, dtype=np.int64)
+    cand_a = np.empty(n_cand, dtype=np.int64)
+    start = (oc[0], oc[1], oc[2], oc[3])
+    no_skip = np.zeros(1, dtype=np.int64)
+    moves = 0
+    for t in range(min(limit, len(order))):
+        j = order[t]
+        o0 = assign[j]
+        w_now = max_price[j] - ask[j] if o0 >= 0 else np.int64(0)
+        n = scan_offers(j, job_shape[j], jc, oc, start, lists, no_skip, caps[j], now_s, ov, o0, False, cand_o, cand_a)
+        if n == 0 or max_price[j] - cand_a[0] <= w_now:
+            continue
+        if o0 >= 0:
+            _take(j, o0, jc, rem, -1)
+        best_gain = np.int64(0)
+        best_o, best_k, best_ko, best_ka, best_ja = -1, -1, -1, np.int64(0), np.int64(0)
+        for c in range(n):
+            o = cand_o[c]
+            d_j = max_price[j] - cand_a[c] - w_now
+            if d_j <= best_gain:
+                continue
+            if _fits(j, o, jc, rem):
+                best_gain, best_o, best_k, best_ja = d_j, o, -1, cand_a[c]
+                continue
+            for v in range(ptr[o], ptr[o + 1]):
+                k = lst[v]
+                if k == j or assign[k] != o or not _fits_without(j, k, o, jc, rem):
+                    continue
+                ko, ka = best_offer(k, job_shape[k], jc, oc, rem, lists, nxt, caps[k], now_s, ov, o, True)
+                gain = d_j - (max_price[k] - ask[k]) + (max_price[k] - ka if ko >= 0 else 0)
+                if gain > best_gain:
+                    best_gain, best_o, best_k, best_ko, best_ka, best_ja = gain, o, k, ko, ka, cand_a[c]
+        if best_o < 0:
+            if o0 >= 0:
+                _take(j, o0, jc, rem, 1)
+            continue
+        if best_k >= 0:
+            _take(best_k, best_o, jc, rem, -1)
+            assign[best_k] = -1
+        assign[j] = best_o
+        ask[j] = best_ja
+        _take(j, best_o, jc, rem, 1)
+        if best_k >= 0 and best_ko >= 0:
+            assign[best_k] = best_ko
+            ask[best_k] = best_ka
+            _take(best_k, best_ko, jc, rem, 1)
+        moves += 1
+    return moves
+
+
+@njit(cache=True)
+def second_asks(jobs, offers_won, job_shape, jc, oc, lists, caps, now_s, ov):
+    """For each assigned job: the lowest ask among the statically feasible offers other than its winner
+    (capacity at round start, ask <= cap), or -1 when there is none (Vickrey second price)."""
+    out = np.full(len(jobs), -1, dtype=np.int64)
+    dummy_nxt = np.zeros(1, dtype=np.int64)
+    for t in range(len(jobs)):
+        j = jobs[t]
+        o, a = best_offer(j, job_shape[j], jc, oc, (oc[0], oc[1], oc[2], oc[3]), lists, dummy_nxt,
+                          caps[j], now_s, ov, offers_won[t], False)
+        if o >= 0:
+            out[t] = a
+    return out
+
+
+@njit(cache=True)
+def funnel(jobs, jc, oc, caps, now_s, rem, ov):
+    """For each job of ``jobs``: counts[t, reason] over all offers (first failing constraint, funnel
+    order; R_TAKEN = passes all but this round's assignments left no room), and the cheapest ask among
+    offers whose only failure is price (-1 if none)."""
+    hooked, ov_ptr, ov_off, ov_ask = ov
+    n_off = len(oc[0])
+    counts = np.zeros((len(jobs), N_REASONS), dtype=np.int64)
+    cheapest = np.full(len(jobs), -1, dtype=np.int64)
+    for t in range(len(jobs)):
+        j = jobs[t]
+        for o in range(n_off):
+            r = static_reason(j, o, jc, oc, now_s)
+            if r == R_OK:
+                a = _override(j, o, ov_ptr, ov_off, ov_ask) if hooked[o] else -2
+                if a == -2:
+                    a = pair_ask(j, o, jc, oc, _I64_MAX // 4)
+                if a > caps[j] or a < 0:
+                    r = R_PRICE
+                    if a >= 0 and (cheapest[t] < 0 or a < cheapest[t]):
+                        cheapest[t] = a
+                elif not _fits(j, o, jc, rem):
+                    r = R_TAKEN
+            counts[t, r] += 1
+    return counts, cheapest

@@ -1,0 +1,174 @@
+"""Why a job got no match, and what it would cost before it is submitted.
+
+Every offer is checked against the job in a fixed *funnel* order and counted under the first constraint
+it fails: ``model`` (GPU model), ``labels`` (required labels / verification policy), ``access`` (allow,
+deny and exclude lists), ``reputation``, ``size`` (free CPUs / GPUs / memory at round start), ``deadline``
+(too slow at its benchmarked speed), ``bond`` (free bond < collateral), ``price`` (ask > the job's cap),
+``taken`` (met every constraint, but this round's other assignments used its room). The *blocking*
+constraint is the first funnel stage after which no offer is left; the text names it and gives the
+counts, e.g. ``"0 of 40 offers left after gpu_model H100 (40 lack it)"`` or ``"3 offers too expensive:
+cheapest feasible ask 1.2e+15 wei > cap 1e+15 wei"``.
+
+:func:`quote` answers before submission: feasible now or not and why, the cheapest ask, and p50 / p90 of
+recent clearing prices (nearest-rank percentiles).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from market import _matching_kernels as K
+from market.orders import (JobBook, JobOrder, Offer, OfferBook, Usage, ask_wei, build_job_book, build_offer_book,
+                           run_seconds)
+
+REASONS: tuple[str, ...] = K.REASON_NAMES[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why ``job_id`` is unmatched: ``counts`` (reason -> offers, funnel order), ``blocking`` (the reason
+    after which no offer is left, ``"no offers"`` if there were none), ``cheapest_ask_wei`` among offers
+    failing on price only (None if none), ``cap_wei`` (the job's price cap this round), ``text``."""
+
+    job_id: str
+    offers: int
+    counts: Mapping[str, int]
+    blocking: str
+    cheapest_ask_wei: int | None
+    cap_wei: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Answer to "what if I submit this job now": ``feasible`` (some offer meets every constraint and the
+    max price), ``cheapest_ask_wei`` (among offers meeting every constraint but price; None if none),
+    ``feasible_offers``, ``explanation`` (the funnel), ``p50_wei`` / ``p90_wei`` of ``recent_prices``
+    (None without data), ``samples``."""
+
+    feasible: bool
+    cheapest_ask_wei: int | None
+    feasible_offers: int
+    explanation: Explanation
+    p50_wei: int | None
+    p90_wei: int | None
+    samples: int
+
+
+def _phrase(reason: str, jb: JobBook, j: int, models: Sequence[str]) -> str:
+    model = int(jb.model[j])
+    if reason == "model":
+        name = models[model] if model >= 0 else ("any" if model == -1 else "unknown to every offer")
+        return f"gpu_model {name}" if model != -1 else "GPUs"
+    mem_gib = int(jb.mem[j]) / 2**30
+    return {
+        "labels": "required labels / verification policy",
+        "access": "allow/deny/exclude lists",
+        "reputation": f"reputation >= {float(jb.min_reputation[j]):g}",
+        "size": f"free capacity for {int(jb.cpus[j])} CPU, {int(jb.gpus[j])} GPU, {mem_gib:g} GiB",
+        "deadline": "speed to meet the deadline",
+        "bond": f"free bond >= collateral {int(jb.collateral[j]):.3g} wei",
+        "price": "ask within the price cap",
+        "taken": "room left after this round's higher-welfare assignments",
+    }[reason]
+
+
+def explanation_from_counts(jb: JobBook, j: int, models: Sequence[str], counts: np.ndarray, cheapest: int,
+                            cap_wei: int) -> Explanation:
+    """Render one job's funnel ``counts`` (int[N_REASONS], index 0 = passed everything) as an Explanation."""
+    total = int(counts.sum())
+    named = {r: int(counts[i + 1]) for i, r in enumerate(REASONS) if counts[i + 1]}
+    left, blocking = total, "no offers" if total == 0 else "none"
+    parts = []
+    for i, r in enumerate(REASONS):
+        n = int(counts[i + 1])
+        if n == 0:
+            continue
+        left -= n
+        if r == "price":
+            parts.append(f"{n} offers too expensive: cheapest feasible ask {cheapest:.3g} wei > cap {cap_wei:.3g} wei"
+                         if cheapest >= 0 else f"{n} offers too expensive (ask > cap {cap_wei:.3g} wei)")
+        else:
+            parts.append(f"{n} offers lack {_phrase(r, jb, j, models)}")
+        if left == 0 and blocking == "none":
+            blocking = r
+            parts[-1] = f"0 of {total} offers left after {_phrase(r, jb, j, models)} ({parts[-1]})"
+    text = f"{jb.job_ids[j]}: " + ("no offers in this round" if total == 0 else "; ".join(parts))
+    return Explanation(jb.job_ids[j], total, named, blocking, cheapest if cheapest >= 0 else None, cap_wei, text)
+
+
+def explain_unmatched(jb: JobBook, ob: OfferBook, models: Sequence[str], unmatched: np.ndarray, caps: np.ndarray,
+                      counts: np.ndarray, cheapest: np.ndarray, rule: str) -> dict[str, Explanation]:
+    """Explanations of a round's unmatched jobs (from the funnel counts the round computed)."""
+    return {jb.job_ids[j]: explanation_from_counts(jb, j, models, counts[t], int(cheapest[t]), int(caps[j]))
+            for t, j in enumerate(unmatched.tolist())}
+
+
+def percentile_wei(values: Sequence[int], q: float) -> int | None:
+    """Nearest-rank percentile (``q`` in (0, 100]) of integer wei values; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def quote(job: JobOrder, offers: Iterable[Offer], recent_prices: Sequence[int], *, now_s: float,
+          running: Mapping[str, Usage] | None = None) -> Quote:
+    """Would ``job`` match now, and at what price?
+
+    Args:
+        job: the order as it would be submitted (its ``max_price_wei`` is the cap).
+        offers: the current offers; running: usage already on them.
+        recent_prices: recent clearing prices (wei) of comparable jobs (the exchange picks them).
+        now_s: time of the quote (deadlines are checked against it).
+    """
+    from market.matching import job_columns, offer_columns, override_columns  # deferred: matching imports us
+
+    ob, models, labels = build_offer_book(offers, running)
+    jb = build_job_book([job], ob, models, labels)
+    ov = override_columns({}, jb, ob)
+    rem = (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free)
+    counts, cheapest = K.funnel(np.zeros(1, np.int64), job_columns(jb), offer_columns(ob), jb.max_price.copy(),
+                                float(now_s), rem, ov)
+    expl = explanation_from_counts(jb, 0, models, counts[0], int(cheapest[0]), job.max_price_wei)
+    best = _cheapest_feasible_ask(job, offers, now_s, running)
+    return Quote(feasible=bool(counts[0, 0] > 0), cheapest_ask_wei=best, feasible_offers=int(counts[0, 0]),
+                 explanation=expl, p50_wei=percentile_wei(recent_prices, 50), p90_wei=percentile_wei(recent_prices, 90),
+                 samples=len(recent_prices))
+
+
+def _cheapest_feasible_ask(job: JobOrder, offers: Iterable[Offer], now_s: float,
+                           running: Mapping[str, Usage] | None) -> int | None:
+    asks = [ask_wei(job, o) for o in offers if reference_reason(job, o, now_s, None, running) in ("ok", "price")]
+    return min(asks) if asks else None
+
+
+def reference_reason(job: JobOrder, offer: Offer, now_s: float, cap_wei: int | None,
+                     running: Mapping[str, Usage] | None = None) -> str:
+    """Plain-Python reference of the kernels' funnel for one pair (start-of-round capacity): the first
+    failing reason name, ``"price"`` when only the price fails (``cap_wei`` None: no price check), or ``"ok"``."""
+    used = (running or {}).get(offer.provider, Usage())
+    labels = offer.labels | {"verify:" + p for p in offer.verification}
+    if job.gpus > 0 and (offer.gpu_model is None or (job.gpu_model is not None and job.gpu_model != offer.gpu_model)):
+        return "model"
+    if not (job.labels_required | {"verify:" + job.verification}) <= labels:
+        return "labels"
+    if (job.allow_providers and offer.provider not in job.allow_providers) or \
+            offer.provider in job.deny_providers or offer.provider in job.exclude_providers:
+        return "access"
+    if offer.reputation < job.min_reputation:
+        return "reputation"
+    if (offer.cpus - used.cpus < job.cpus or offer.gpus - used.gpus < job.gpus
+            or offer.memory_bytes - used.memory_bytes < job.memory_bytes):
+        return "size"
+    if now_s + run_seconds(job.duration_estimate_s, offer.speed_milli) > job.deadline_s:
+        return "deadline"
+    if offer.free_bond_wei < job.collateral_wei:
+        return "bond"
+    if cap_wei is not None and ask_wei(job, offer) > cap_wei:
+        return "price"
+    return "ok"

@@ -1,0 +1,463 @@
+"""The matching round: clear open jobs against offers in one batch auction under constraints.
+
+:func:`clear_round` maximises welfare = sum over assigned jobs of (``max_price_wei`` - ask) subject to:
+per-provider capacity (CPUs, GPUs, memory) across this round's assignments and ``running`` jobs (no
+over-commit), GPU model, free bond >= the job's collateral (each assignment consumes it), deadline met at
+the provider's benchmarked speed, reputation floor, allow / deny / exclude lists, required labels and
+verification policy, and ask <= the job's price cap under the pricing rule (:mod:`market.pricing`).
+
+Algorithm (a heuristic for a multi-dimensional generalised assignment problem, which is NP-hard):
+
+1. Jobs are grouped into *shapes* (cpus, gpus, gpu model, memory); each shape gets the list of offers
+   that could ever hold it, sorted by cost per reference-second (``rate * 1000 / speed_milli``).
+   ``duration_s * cost`` is a lower bound on the ask, so a job's walk down its list stops early.
+2. Greedy: jobs in decreasing order of welfare density (welfare at the cheapest offer of its shape per
+   unit of the capacity it takes) each take their cheapest feasible offer with room
+   (:func:`market._matching_kernels.greedy_pass`; full offers are skipped through a path-halving skip list).
+3. Local improvement, twice: every assigned job, longest first, moves to a strictly cheaper offer with
+   room (``relocate_pass``: long jobs gain most from cheap capacity); then unassigned jobs retry.
+
+The exact optimum (MIP, ``benchmarks/matching.py`` and ``tests/matching``) is the yardstick: the result
+must stay within 1 % of it. Determinism: books are sorted by ids, every tie is broken by index (or by a
+``seed``-keyed permutation for ``seed != 0``), so the same inputs and seed give the same assignment.
+
+Replay: :class:`RoundInputs` is the canonical JSON of a round's inputs; :func:`replay` recomputes the
+round and checks ``input_hash`` / ``output_hash`` (sha256 over the canonical columnar encoding, see
+:func:`_input_hash`) against the recorded ones.
+
+Re-auction: failed, timed-out or slashed jobs re-enter the next round as :func:`market.orders.reopen`
+of their order (``attempt`` + 1, failed provider excluded, remaining budget as ``max_price_wei``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from market import _matching_kernels as K
+from market.explain import Explanation, explain_unmatched
+from market.orders import (JobBook, JobOrder, MatchingError, Offer, OfferBook, Usage, build_job_book,
+                           build_offer_book, record_from_dict, record_to_dict)
+from market.pricing import check_rule, clearing_prices, price_caps
+
+#: Above this many distinct exact shapes, memory is bucketed (1/8 octave, rounded down) for the ranking.
+MAX_EXACT_SHAPES = 256
+#: Local improvement: candidate offers per job, passes, jobs examined per pass in large rounds.
+IMPROVE_CANDIDATES = 4
+IMPROVE_PASSES = 2
+IMPROVE_LIMIT = 2000
+#: Rounds up to this many jobs try both phase-2 orders and improve every job.
+SMALL_ROUND_JOBS = 20_000
+HASH_DOMAIN = b"raymarket/round/v1"
+
+
+class ReplayMismatch(MatchingError):
+    """A replayed round's hash differs from the recorded one (``which``: "input_hash"/"output_hash")."""
+
+    def __init__(self, which: str, recorded: str, recomputed: str) -> None:
+        self.which, self.recorded, self.recomputed = which, recorded, recomputed
+        super().__init__(f"{which} mismatch: recorded {recorded}, recomputed {recomputed}")
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """``job_id`` runs on ``provider``; the provider asked ``ask_wei``, the job pays ``price_wei``."""
+
+    job_id: str
+    provider: str
+    ask_wei: int
+    price_wei: int
+
+
+@dataclass
+class RoundResult:
+    """Outcome of one round (columnar; ``assignments`` / ``explanations`` materialise lazily).
+
+    Fields: ``rule``, ``now_s``, ``seed``; ``job_index``/``offer_index``/``ask_wei``/``price_wei`` (int64
+    arrays, one row per assignment, sorted by job id); ``unmatched_index`` (job rows); ``welfare_wei``;
+    ``input_hash``/``output_hash`` (hex sha256); ``timings_s`` (phase -> seconds).
+    """
+
+    rule: str
+    now_s: float
+    seed: int
+    job_index: np.ndarray
+    offer_index: np.ndarray
+    ask_wei: np.ndarray
+    price_wei: np.ndarray
+    unmatched_index: np.ndarray
+    welfare_wei: int
+    input_hash: str
+    output_hash: str
+    timings_s: dict[str, float]
+    jobs: JobBook = field(repr=False)
+    offers: OfferBook = field(repr=False)
+    models: list[str] = field(repr=False)
+    caps_wei: np.ndarray = field(repr=False)
+    reason_counts: np.ndarray = field(repr=False)
+    cheapest_ask_wei: np.ndarray = field(repr=False)
+
+    @cached_property
+    def assignments(self) -> list[Assignment]:
+        """One :class:`Assignment` per matched job, sorted by job id."""
+        ids, provs = self.jobs.job_ids, self.offers.providers
+        return [Assignment(ids[j], provs[o], a, p) for j, o, a, p in
+                zip(self.job_index.tolist(), self.offer_index.tolist(), self.ask_wei.tolist(), self.price_wei.tolist())]
+
+    @property
+    def unmatched(self) -> list[str]:
+        """Ids of the jobs left unmatched (sorted)."""
+        return [self.jobs.job_ids[j] for j in self.unmatched_index.tolist()]
+
+    @cached_property
+    def explanations(self) -> dict[str, Explanation]:
+        """job id -> why it was not matched (reasons counted over the offers, see :mod:`market.explain`)."""
+        return explain_unmatched(self.jobs, self.offers, self.models, self.unmatched_index, self.caps_wei,
+                                 self.reason_counts, self.cheapest_ask_wei, self.rule)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: hashes, welfare, assignments, unmatched ids with their explanation text."""
+        return {"rule": self.rule, "now_s": self.now_s, "seed": self.seed, "welfare_wei": self.welfare_wei,
+                "input_hash": self.input_hash, "output_hash": self.output_hash,
+                "assignments": [[a.job_id, a.provider, a.ask_wei, a.price_wei] for a in self.assignments],
+                "unmatched": {k: e.text for k, e in self.explanations.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Round inputs (canonical JSON for replay)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """Everything :func:`clear_round` reads; ``to_json`` / ``from_json`` round-trip it exactly.
+
+    ``ask_overrides`` maps ``(job_id, provider)`` to a provider-hook ask (wei) replacing the static ask.
+    """
+
+    jobs: tuple[JobOrder, ...]
+    offers: tuple[Offer, ...]
+    rule: str = "pay-as-bid"
+    now_s: float = 0.0
+    running: Mapping[str, Usage] = field(default_factory=dict)
+    seed: int = 0
+    ask_overrides: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def to_json(self, *, input_hash: str | None = None, output_hash: str | None = None) -> str:
+        """Canonical JSON (sorted keys and records); the hashes, when given, are recorded for :func:`replay`."""
+        doc: dict[str, Any] = {
+            "version": 1, "rule": self.rule, "now_s": self.now_s, "seed": self.seed,
+            "jobs": [record_to_dict(j) for j in sorted(self.jobs, key=lambda j: j.job_id)],
+            "offers": [record_to_dict(o) for o in sorted(self.offers, key=lambda o: o.provider)],
+            "running": {p: record_to_dict(u) for p, u in sorted(self.running.items())},
+            "ask_overrides": sorted([j, p, a] for (j, p), a in self.ask_overrides.items()),
+        }
+        if input_hash:
+            doc["input_hash"] = input_hash
+        if output_hash:
+            doc["output_hash"] = output_hash
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RoundInputs":
+        """Parse :meth:`to_json` output.
+
+        Raises:
+            InvalidOrder: a record with unknown or bad fields.
+        """
+        doc = json.loads(text)
+        return cls(jobs=tuple(record_from_dict(JobOrder, d) for d in doc["jobs"]),
+                   offers=tuple(record_from_dict(Offer, d) for d in doc["offers"]),
+                   rule=doc["rule"], now_s=doc["now_s"], seed=doc["seed"],
+                   running={p: record_from_dict(Usage, u) for p, u in doc["running"].items()},
+                   ask_overrides={(j, p): a for j, p, a in doc["ask_overrides"]})
+
+    def clear(self) -> RoundResult:
+        """:func:`clear_round` on these inputs."""
+        return clear_round(self.jobs, self.offers, rule=self.rule, now_s=self.now_s, running=self.running,
+                           seed=self.seed, ask_overrides=self.ask_overrides)
+
+
+def replay(round_inputs_json: str) -> RoundResult:
+    """Recompute a recorded round and check it matches.
+
+    Raises:
+        ReplayMismatch: the recorded ``input_hash`` or ``output_hash`` differs from the recomputed one.
+    """
+    doc = json.loads(round_inputs_json)
+    result = RoundInputs.from_json(round_inputs_json).clear()
+    for which in ("input_hash", "output_hash"):
+        if which in doc and doc[which] != getattr(result, which):
+            raise ReplayMismatch(which, doc[which], getattr(result, which))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The round
+# ---------------------------------------------------------------------------------------------
+
+
+def job_columns(jb: JobBook) -> tuple:
+    """The job tuple the kernels read (order documented in :func:`market._matching_kernels.static_reason`)."""
+    return (jb.cpus, jb.gpus, jb.mem, jb.model, jb.impossible_label, jb.duration_s, jb.deadline_s, jb.collateral,
+            jb.min_reputation, jb.mask, jb.has_allow, jb.allow_ptr, jb.allow_idx, jb.deny_ptr, jb.deny_idx)
+
+
+def offer_columns(ob: OfferBook) -> tuple:
+    """The offer tuple the kernels read."""
+    return (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free, ob.model, ob.reputation, ob.speed_milli,
+            ob.price_cpu, ob.price_gpu, ob.price_gib, ob.mask)
+
+
+def override_columns(overrides: Mapping[tuple[str, str], int], jb: JobBook, ob: OfferBook) -> tuple:
+    """CSR (per job, sorted by offer) of provider-hook asks; ``hooked[o]`` marks offers having any."""
+    hooked = np.zeros(ob.n, dtype=np.bool_)
+    ptr = np.zeros(jb.n + 1, dtype=np.int64)
+    if not overrides:
+        return hooked, ptr, np.zeros(0, np.int32), np.zeros(0, np.int64)
+    jix = {j: i for i, j in enumerate(jb.job_ids)}
+    oix = {p: i for i, p in enumerate(ob.providers)}
+    rows = sorted((jix[j], oix[p], int(a)) for (j, p), a in overrides.items() if j in jix and p in oix)
+    arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    np.add.at(ptr, arr[:, 0] + 1, 1)
+    hooked[arr[:, 1]] = True
+    return hooked, np.cumsum(ptr), arr[:, 1].astype(np.int32), arr[:, 2].copy()
+
+
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, axis=0, return_inverse=True)`` via lexsort (much faster on int64 columns)."""
+    order = np.lexsort(keys.T[::-1])
+    sk = keys[order]
+    new = np.ones(len(sk), dtype=bool)
+    if len(sk) > 1:
+        new[1:] = np.any(sk[1:] != sk[:-1], axis=1)
+    group = np.cumsum(new) - 1
+    inv = np.empty(len(keys), dtype=np.int64)
+    inv[order] = group
+    return sk[new], inv
+
+
+def _shape_keys(jb: JobBook) -> np.ndarray:
+    """Shape key columns: cpus, gpus, model (GPU jobs), memory, reputation floor (float bits), mask words.
+    Memory (1/8 octave, rounded down) and the reputation floor (0.05 steps, down) are bucketed when there
+    are more than MAX_EXACT_SHAPES exact keys; buckets only loosen a shape's offer list, every pair is
+    still checked exactly."""
+    model_key = np.where(jb.gpus > 0, jb.model, -1).astype(np.int64)
+    rep = jb.min_reputation.copy()
+    cols = [jb.cpus, jb.gpus, model_key, jb.mem, rep.view(np.int64), *(jb.mask.view(np.int64).T)]
+    keys = np.stack(cols, axis=1)
+    if len(_unique_rows(keys)[0]) > MAX_EXACT_SHAPES:
+        mem = keys[:, 3].astype(np.float64)
+        bucket = np.where(mem > 0, np.exp2(np.floor(np.log2(np.maximum(mem, 1.0)) * 8) / 8), 0.0)
+        keys[:, 3] = np.minimum(np.floor(bucket).astype(np.int64), jb.mem)
+        keys[:, 4] = np.minimum(np.floor(rep * 20) / 20, rep).view(np.int64)
+    return keys
+
+
+def build_shapes(jb: JobBook, ob: OfferBook) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """Group jobs into shapes and build each shape's cost-sorted offer list (see the kernels' docstring).
+
+    Returns:
+        ``(job_shape int32[J], lists, first_cost float64[S])``; ``lists`` = (s_ptr, s_off, s_cost, s_cpus,
+        s_gpus, s_mem, s_bond); ``s_bond`` is the smallest collateral of the shape's jobs; ``first_cost``
+        is the cheapest cost per reference-second of each shape (inf: no offer).
+    """
+    uniq, inv = _unique_rows(_shape_keys(jb))
+    n_shapes = len(uniq)
+    s_bond = np.full(n_shapes, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(s_bond, inv, jb.collateral)
+    ptr, offs, costs, first = [0], [], [], np.full(n_shapes, np.inf)
+    pc, pg, pm = ob.price_cpu.astype(np.float64), ob.price_gpu.astype(np.float64), ob.price_gib.astype(np.float64)
+    speed = ob.speed_milli.astype(np.float64) / 1000.0
+    omask = ob.mask
+    for s in range(n_shapes):
+        c, g, m, mem, rep_bits = (int(x) for x in uniq[s, :5])
+        rep = float(np.int64(rep_bits).view(np.float64))
+        smask = uniq[s, 5:].view(np.uint64)
+        ok = (ob.cpus_free >= c) & (ob.gpus_free >= g) & (ob.mem_free >= mem) & (ob.bond_free >= s_bond[s])
+        ok &= (ob.reputation >= rep) & np.all((omask & smask) == smask, axis=1)
+        if g > 0:
+            ok &= (ob.model >= 0) & ((ob.model == m) if m >= 0 else True) & (m != -2)
+        idx = np.nonzero(ok)[0]
+        cost = (c * pc[idx] + g * pg[idx] + mem * (pm[idx] / K.GIB_FLOAT)) / speed[idx]
+        order = np.argsort(cost, kind="stable")
+        offs.append(idx[order])
+        costs.append(cost[order])
+        if len(idx):
+            first[s] = costs[-1][0]
+        offs.append(np.array([-1]))
+        costs.append(np.array([np.inf]))
+        ptr.append(ptr[-1] + len(idx) + 1)
+    lists = (np.asarray(ptr, np.int64), np.concatenate(offs).astype(np.int32), np.concatenate(costs),
+             uniq[:, 0].copy(), uniq[:, 1].copy(), uniq[:, 3].copy(), s_bond)
+    return inv.astype(np.int32), lists, first
+
+
+def priority_order(jb: JobBook, job_shape: np.ndarray, first_cost: np.ndarray, caps: np.ndarray,
+                   ob: OfferBook, seed: int) -> np.ndarray:
+    """Greedy order: decreasing welfare density = (cap - duration * cheapest cost) / capacity share, where
+    the capacity share sums the job's CPUs, GPUs and memory over the round's total free supply of each.
+    Ties: job index (``seed == 0``) or a seed-keyed permutation."""
+    value = caps.astype(np.float64) - jb.duration_s * first_cost[job_shape]
+    tot = lambda a: max(1.0, float(np.maximum(a, 0).sum()))  # noqa: E731
+    share = (jb.cpus / tot(ob.cpus_free) + jb.gpus / tot(ob.gpus_free) + jb.mem / tot(ob.mem_free)) * jb.n
+    density = np.where(np.isfinite(value), value / np.maximum(share, 1e-12), -np.inf)
+    tie = np.arange(jb.n) if seed == 0 else np.random.default_rng(seed).permutation(jb.n)
+    return np.lexsort((tie, -density)).astype(np.int64)
+
+
+def _place(order: np.ndarray, fill: np.ndarray, jb: JobBook, ob: OfferBook, shapes: tuple, caps: np.ndarray,
+           now_s: float, ov: tuple) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray, float]:
+    """Greedy placement of ``order`` then of ``fill`` on fresh capacity; returns the state and its welfare (float)."""
+    job_shape, lists, jc, oc = shapes
+    rem = (ob.cpus_free.copy(), ob.gpus_free.copy(), ob.mem_free.copy(), ob.bond_free.copy())
+    nxt = np.arange(len(lists[1]), dtype=np.int64)
+    assign, ask = np.full(jb.n, -1, dtype=np.int64), np.zeros(jb.n, dtype=np.int64)
+    K.greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
+    K.greedy_pass(fill, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
+    on = assign >= 0
+    return assign, ask, rem, nxt, float((jb.max_price[on] - ask[on]).astype(np.float64).sum())
+
+
+def _match(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple, seed: int
+           ) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Phase 1 (selection), phase 2 (re-placement of the selected set), local improvement; see module doc."""
+    job_shape, lists, first_cost = build_shapes(jb, ob)
+    jc, oc = job_columns(jb), offer_columns(ob)
+    shapes = (job_shape, lists, jc, oc)
+    order = priority_order(jb, job_shape, first_cost, caps, ob, seed)
+    empty = np.zeros(0, dtype=np.int64)
+    best = _place(order, empty, jb, ob, shapes, caps, now_s, ov)
+    sel = np.nonzero(best[0] >= 0)[0]
+    sens = jb.duration_s[sel] * first_cost[job_shape[sel]]
+    flex = np.diff(lists[0])[job_shape[sel]].astype(np.float64)
+    variants = [sens] if jb.n > SMALL_ROUND_JOBS else [sens, sens / flex]
+    for key in variants:
+        # most cost-sensitive first (largest ask at the cheapest offer), optionally per unit of flexibility
+        cand = _place(sel[np.lexsort((sel, -key))].astype(np.int64), order, jb, ob, shapes, caps, now_s, ov)
+        if cand[4] > best[4]:
+            best = cand
+    assign, ask, rem, nxt, _ = best
+    sens_all = jb.duration_s * first_cost[job_shape]
+    sens_order = np.lexsort((np.arange(jb.n), -sens_all)).astype(np.int64)
+    limit = jb.n if jb.n <= SMALL_ROUND_JOBS else IMPROVE_LIMIT
+    for _ in range(IMPROVE_PASSES):
+        imp_order = np.concatenate([order[assign[order] < 0], sens_order[assign[sens_order] >= 0]])
+        K.reset_skips(nxt, lists, rem)
+        moves = K.improve_pass(imp_order, job_shape, jc, oc, rem, lists, nxt, caps, jb.max_price, now_s, ov,
+                               assign, ask, IMPROVE_CANDIDATES, limit)
+        K.reset_skips(nxt, lists, rem)
+        K.greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
+        if moves == 0:
+            break
+    return assign, ask, (job_shape, lists, jc, oc, rem)
+
+
+def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str = "pay-as-bid", now_s: float,
+                running: Mapping[str, Usage] | None = None, seed: int = 0,
+                ask_overrides: Mapping[tuple[str, str], int] | None = None, explain: bool = True) -> RoundResult:
+    """Clear one batch-auction round.
+
+    Args:
+        jobs: open job orders (unique ``job_id``); re-auctioned jobs come as :func:`market.orders.reopen`.
+        offers: standing offers (one per provider).
+        rule: ``"pay-as-bid"``, ``"second-price"`` or ``"reverse-dutch"`` (:mod:`market.pricing`).
+        now_s: the round's time (seconds since the epoch): deadlines and the Dutch ramp are read at it.
+        running: provider -> resources already taken by running jobs (subtracted from capacity).
+        seed: tie-break permutation key (0: ties by job id).
+        ask_overrides: ``(job_id, provider) -> ask_wei`` from provider pricing hooks
+            (:mod:`market.pricing_hook`), replacing the static ask for that pair.
+        explain: count the reasons of every unmatched job over all offers (O(unmatched x offers)).
+
+    Returns:
+        :class:`RoundResult`.
+
+    Raises:
+        UnknownRule, DuplicateId, InvalidOrder.
+    """
+    check_rule(rule)
+    t0 = time.perf_counter()
+    jobs = list(jobs)
+    ob, models, labels = build_offer_book(offers, running)
+    jb = build_job_book(jobs, ob, models, labels)
+    caps = price_caps(rule, jb.max_price, jb.min_price, jb.bidding_start_s, jb.ramp_period_s, now_s)
+    ov = override_columns(ask_overrides or {}, jb, ob)
+    t1 = time.perf_counter()
+    assign, ask, (job_shape, lists, jc, oc, rem) = _match(jb, ob, caps, float(now_s), ov, seed)
+    t2 = time.perf_counter()
+    j_idx = np.nonzero(assign >= 0)[0]
+    o_idx, asks = assign[j_idx], ask[j_idx]
+    second = None
+    if rule == "second-price":
+        second = K.second_asks(j_idx, o_idx, job_shape, jc, oc, lists, caps, float(now_s), ov)
+    prices = clearing_prices(rule, asks, caps[j_idx], second)
+    unmatched = np.nonzero(assign < 0)[0]
+    if explain and len(unmatched):
+        counts, cheapest = K.funnel(unmatched, jc, oc, caps, float(now_s), rem, ov)
+    else:
+        counts = np.zeros((len(unmatched), K.N_REASONS), np.int64)
+        cheapest = np.full(len(unmatched), -1, np.int64)
+    t3 = time.perf_counter()
+    welfare = sum(jb.max_price[j_idx].tolist()) - sum(asks.tolist())
+    in_hash = _input_hash(jobs, jb, ob, models, labels, rule, float(now_s), seed, ov)
+    out_hash = _output_hash(in_hash, j_idx, o_idx, asks, prices, unmatched)
+    t4 = time.perf_counter()
+    return RoundResult(rule, float(now_s), seed, j_idx, o_idx, asks, prices, unmatched, welfare, in_hash, out_hash,
+                       {"build": t1 - t0, "match": t2 - t1, "price_explain": t3 - t2, "hash": t4 - t3},
+                       jb, ob, models, caps, counts, cheapest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical hashes
+# ---------------------------------------------------------------------------------------------
+
+
+def _feed(h: Any, name: str, value: Any) -> None:
+    h.update(name.encode() + b"\x00")
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+    elif isinstance(value, list):
+        h.update(str(len(value)).encode() + b"\x00" + "\x1f".join(value).encode())
+    else:
+        h.update(repr(value).encode())
+    h.update(b"\x1e")
+
+
+def _input_hash(jobs: list[JobOrder], jb: JobBook, ob: OfferBook, models: list[str], labels: Any, rule: str,
+                now_s: float, seed: int, ov: tuple) -> str:
+    """sha256 over the canonical columnar encoding: domain tag; rule, now_s (repr), seed; every column of
+    the job and offer books in field order (little-endian, dtype and shape prefixed); the id, model and
+    label tables (unit-separator joined); the jobs' client, kind, attempt, lock_timeout_s (job-id order);
+    the hook-ask CSR."""
+    h = hashlib.sha256(HASH_DOMAIN)
+    for name, v in (("rule", rule), ("now_s", now_s), ("seed", seed), ("models", models), ("labels", labels.names)):
+        _feed(h, name, v)
+    for book in (jb, ob):
+        for name in book.__slots__:
+            _feed(h, name, getattr(book, name))
+    recs = sorted(jobs, key=lambda j: j.job_id)
+    _feed(h, "client", [j.client for j in recs])
+    _feed(h, "kind", [j.kind for j in recs])
+    _feed(h, "attempt", np.fromiter((j.attempt for j in recs), np.int64, len(recs)))
+    _feed(h, "lock_timeout_s", np.fromiter((j.lock_timeout_s for j in recs), np.float64, len(recs)))
+    for i, arr in enumerate(ov):
+        _feed(h, f"overrides{i}", arr)
+    return h.hexdigest()
+
+
+def _output_hash(in_hash: str, j_idx: np.ndarray, o_idx: np.ndarray, asks: np.ndarray, prices: np.ndarray,
+                 unmatched: np.ndarray) -> str:
+    """sha256 over the input hash and the assignment columns (job row, offer row, ask, price) + unmatched rows."""
+    h = hashlib.sha256(HASH_DOMAIN + b"/out")
+    _feed(h, "input", in_hash)
+    for name, arr in (("job", j_idx), ("offer", o_idx), ("ask", asks), ("price", prices), ("unmatched", unmatched)):
+        _feed(h, name, np.asarray(arr, dtype=np.int64))
+    return h.hexdigest()
