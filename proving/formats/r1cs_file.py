@@ -44,8 +44,10 @@ def r1cs_from_binfile(f: BinFile) -> R1CS:
     prime = hd.bigint(n8)
     if prime != FR_MODULUS:
         raise FormatError(f.path, f"circuit field is {prime}, expected BN254's r (circom --prime bn128)")
-    n_wires, n_out, n_in, _n_prv = hd.u32(), hd.u32(), hd.u32(), hd.u32()
-    _n_labels, m = hd.u64(), hd.u32()
+    n_wires, n_out, n_in = hd.u32(), hd.u32(), hd.u32()
+    hd.u32()  # n_prv_in: private inputs are ordinary private signals here
+    hd.u64()  # n_labels: only the .sym file needs them
+    m = hd.u32()
     if f.sections.get(4) or f.sections.get(5):
         raise FormatError(f.path, "custom gates (sections 4/5) are PLONK-only; compile without them for Groth16")
     rd = Reader(f.section(2), path=f.path, section=2)

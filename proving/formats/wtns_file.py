@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proving.errors import FormatError
-from proving.formats.binfile import Reader, build, le, read
+from proving.formats.binfile import Reader, build, le, parse
 from proving.groth16.keys import FR_MODULUS
 
 WTNS_VERSION = 2
@@ -24,8 +24,6 @@ def parse_wtns(data: bytes, *, path: str = "<bytes>") -> list[int]:
     Raises:
         FormatError: bad container, a prime other than BN254's r, or values out of range.
     """
-    from proving.formats.binfile import parse
-
     f = parse(data, "wtns", path=path)
     header = Reader(f.section(1), path=path, section=1)
     n8 = header.u32()
