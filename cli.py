@@ -331,7 +331,9 @@ def exchange_run(
     runner.start_database()
     runner.start_ray(runner.provider_names() or None)
     runner.start_chain(contract)
-    runner.attach_providers()
+    if not runner.attach_providers():
+        _progress("no provider workers found: start providers with `raymarket provider start --ray-address ...` "
+                  "on the same cluster; jobs stay open until one offers")
     try:
         while True:
             reports = runner.run_until_done()
