@@ -7,6 +7,7 @@ import os
 import pytest
 from eth_account import Account
 
+from contracts.bindings import SettlementContract
 from contracts.errors import ContractReverted
 from market.attestation import AttestationLeaf, SignedAttestation, recover_signer, sign_attestation
 from market.merkle import build_tree, verify_inclusion
@@ -173,3 +174,26 @@ def test_challenge_window_then_finalisation(deployment: Deployment) -> None:
     assert d.settlement.get_batch(batch_id).finalized
     expect_revert("AlreadyFinalized", d.settlement.finalize_batch, d.challenger_key, batch_id)
     expect_revert("UnknownBatch", d.settlement.finalize_batch, d.challenger_key, os.urandom(32))
+
+
+@pytest.mark.anvil
+def test_submit_batch_costs_two_rpc_calls(anvil) -> None:
+    from web3.middleware import Web3Middleware
+
+    from contracts.chain import connect
+
+    chain = connect(anvil.rpc_url, dev_keys=tuple(anvil.dev_keys))
+    owner, operator = chain.dev_keys[-1], chain.dev_keys[-2]
+    settlement = SettlementContract.deploy(chain, owner)
+    settlement.set_operator(owner, Account.from_key(operator).address)
+    settlement.submit_batch(operator, os.urandom(32), os.urandom(32), 1, 0)  # nonce and fees now cached
+    calls: list[str] = []
+
+    class Count(Web3Middleware):
+        def request_processor(self, method, params):
+            calls.append(method)
+            return method, params
+
+    chain.w3.middleware_onion.inject(Count, name="count", layer=0)
+    settlement.submit_batch(operator, os.urandom(32), os.urandom(32), 1, 0)
+    assert calls == ["eth_sendRawTransaction", "eth_getTransactionReceipt"]
