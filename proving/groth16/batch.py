@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from proving.errors import BatchVerificationFailed, MalformedProof, PairingCheckFailed, ProvingError
 from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
-from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop
+from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop, prepare_g2
 from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_mul, g1_neg
 
 #: Bits of the random combination scalars (soundness error ~2^-128 per batch).
@@ -55,7 +55,8 @@ def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
     scalars = [r_sum] + [sum(r[i] * batch.publics[i][j] for i in idx) % FR_MODULUS for j in range(vk.n_public)]
     vk_x = g1_lincomb(vk.ic, scalars)
     c_sum = g1_lincomb([batch.proofs[i].c for i in idx], [r[i] for i in idx])
-    acc = miller_loop([(g1_mul(vk.alpha_g1, r_sum), vk.beta_g2), (vk_x, vk.gamma_g2), (c_sum, vk.delta_g2)])
+    acc = miller_loop([(g1_mul(vk.alpha_g1, r_sum), prepare_g2(vk.beta_g2)), (vk_x, prepare_g2(vk.gamma_g2)),
+                       (c_sum, prepare_g2(vk.delta_g2))])
     for i in idx:
         acc = f12_mul(acc, batch.own_miller[i])
     return final_exponentiation(acc) == F12_ONE

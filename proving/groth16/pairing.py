@@ -22,6 +22,8 @@ one inversion and the q^2-Frobenius; hard part ``(q^4 - q^2 + 1)/r`` by square-a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point
 
@@ -265,24 +267,26 @@ def to_pyecc_coeffs(a: Fq12) -> list[int]:
 
 
 # ---------------------------------------------------------------- Miller loop
-def _double_step(t: tuple[Fq2, Fq2], xp: int) -> tuple[tuple[Fq2, Fq2], Fq2, Fq2]:
+def _double_step(t: tuple[Fq2, Fq2]) -> tuple[tuple[Fq2, Fq2], Fq2, Fq2]:
+    """``2T`` and the tangent's ``(lambda, lambda xT - yT)``."""
     x, y = t
     lam = f2_mul(f2_scale(f2_sqr(x), 3), f2_inv(f2_add(y, y)))
     x3 = f2_sub(f2_sqr(lam), f2_add(x, x))
     y3 = f2_sub(f2_mul(lam, f2_sub(x, x3)), y)
-    return (x3, y3), f2_neg(f2_scale(lam, xp)), f2_sub(f2_mul(lam, x), y)
+    return (x3, y3), lam, f2_sub(f2_mul(lam, x), y)
 
 
-def _add_step(t: tuple[Fq2, Fq2], q: tuple[Fq2, Fq2], xp: int) -> tuple[tuple[Fq2, Fq2], Fq2, Fq2]:
+def _add_step(t: tuple[Fq2, Fq2], q: tuple[Fq2, Fq2]) -> tuple[tuple[Fq2, Fq2], Fq2, Fq2]:
+    """``T + Q`` and the chord's ``(lambda, lambda xT - yT)``."""
     (x1, y1), (x2, y2) = t, q
     if x1 == x2:
         if y1 == y2:
-            return _double_step(t, xp)
+            return _double_step(t)
         raise ValueError("Miller loop hit T = -Q; the G2 point is not in the order-r subgroup")
     lam = f2_mul(f2_sub(y2, y1), f2_inv(f2_sub(x2, x1)))
     x3 = f2_sub(f2_sub(f2_sqr(lam), x1), x2)
     y3 = f2_sub(f2_mul(lam, f2_sub(x1, x3)), y1)
-    return (x3, y3), f2_neg(f2_scale(lam, xp)), f2_sub(f2_mul(lam, x1), y1)
+    return (x3, y3), lam, f2_sub(f2_mul(lam, x1), y1)
 
 
 def psi(q: tuple[Fq2, Fq2]) -> tuple[Fq2, Fq2]:
@@ -292,41 +296,67 @@ def psi(q: tuple[Fq2, Fq2]) -> tuple[Fq2, Fq2]:
     return (f2_mul(f2_conj(x), _PI_X), f2_mul(f2_conj(y), _PI_Y))
 
 
-def _frobenius_points(q: tuple[Fq2, Fq2]) -> tuple[tuple[Fq2, Fq2], tuple[Fq2, Fq2]]:
-    """``pi(Q)`` and ``-pi^2(Q)`` on the twist."""
+@dataclass(frozen=True)
+class PreparedG2:
+    """The line coefficients ``(lambda, lambda xT - yT)`` of every Miller-loop step for one G2
+    point, in loop order (arkworks' ``G2Prepared``): a fixed key point is walked once and each
+    pairing with it only evaluates the lines at its G1 point."""
+
+    coeffs: tuple[tuple[Fq2, Fq2], ...]
+
+
+def _walk(q: tuple[Fq2, Fq2]) -> PreparedG2:
+    coeffs, t, neg = [], q, (q[0], f2_neg(q[1]))
+    for digit in reversed(_ATE_DIGITS[:-1]):
+        t, lam, c = _double_step(t)
+        coeffs.append((lam, c))
+        if digit:
+            t, lam, c = _add_step(t, q if digit == 1 else neg)
+            coeffs.append((lam, c))
     x, y = q
     nq2 = (f2_mul(x, _PI2_X), f2_neg(f2_mul(y, _PI2_Y)))
-    return psi(q), nq2
+    t, lam, c = _add_step(t, psi(q))
+    coeffs.append((lam, c))
+    _t, lam, c = _add_step(t, nq2)
+    coeffs.append((lam, c))
+    return PreparedG2(tuple(coeffs))
 
 
-def miller_loop(pairs: Sequence[tuple[G1Point, G2Point]]) -> Fq12:
+@lru_cache(maxsize=256)
+def prepare_g2(q: G2Point) -> PreparedG2:
+    """:class:`PreparedG2` of a valid G2 point (cached: meant for verification-key points)."""
+    return _walk((tuple(q[0]), tuple(q[1])))
+
+
+def miller_loop(pairs: Sequence[tuple[G1Point, "G2Point | PreparedG2"]]) -> Fq12:
     """``prod_i f_{6x+2, Q_i}(P_i)`` times the Frobenius lines, sharing the squarings.
 
     Args:
-        pairs: affine ``(P in G1, Q in G2)`` (py_ecc coefficient order); pairs with a point at
-            infinity contribute 1. Points must be valid (on curve, Q in the subgroup).
+        pairs: affine ``(P in G1, Q in G2)`` (py_ecc coefficient order) or ``(P, PreparedG2)``;
+            pairs with a point at infinity contribute 1. Points must be valid (on curve, Q in
+            the subgroup).
     """
-    live = [(p, (tuple(q[0]), tuple(q[1]))) for p, q in pairs if p is not None and q is not None]
+    live = []
+    for p, q in pairs:
+        if p is None or q is None:
+            continue
+        prepared = q if isinstance(q, PreparedG2) else _walk((tuple(q[0]), tuple(q[1])))
+        live.append((p[0], p[1], prepared.coeffs))
     if not live:
         return F12_ONE
-    f = F12_ONE
-    ts = [q for _p, q in live]
-    negs = [(q[0], f2_neg(q[1])) for _p, q in live]
+    f, k = F12_ONE, 0
     for digit in reversed(_ATE_DIGITS[:-1]):
         f = f12_sqr(f)
-        for i, ((xp, yp), _q) in enumerate(live):
-            ts[i], l1, l2 = _double_step(ts[i], xp)
-            f = f12_mul_line(f, yp, l1, l2)
-        if digit:
-            for i, ((xp, yp), q) in enumerate(live):
-                ts[i], l1, l2 = _add_step(ts[i], q if digit == 1 else negs[i], xp)
-                f = f12_mul_line(f, yp, l1, l2)
-    for i, ((xp, yp), q) in enumerate(live):
-        q1, nq2 = _frobenius_points(q)
-        t, l1, l2 = _add_step(ts[i], q1, xp)
-        f = f12_mul_line(f, yp, l1, l2)
-        _t, l1, l2 = _add_step(t, nq2, xp)
-        f = f12_mul_line(f, yp, l1, l2)
+        for step in (0, 1) if digit else (0,):
+            for xp, yp, coeffs in live:
+                lam, c = coeffs[k]
+                f = f12_mul_line(f, yp, f2_neg(f2_scale(lam, xp)), c)
+            k += 1
+    for step in (0, 1):
+        for xp, yp, coeffs in live:
+            lam, c = coeffs[k]
+            f = f12_mul_line(f, yp, f2_neg(f2_scale(lam, xp)), c)
+        k += 1
     return f
 
 

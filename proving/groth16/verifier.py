@@ -7,22 +7,38 @@ membership; then the pairing equation (Groth 2016, sec. 3.2, in snarkjs's arrang
     e(-A, B) * e(alpha, beta) * e(vk_x, gamma) * e(C, delta) = 1,
     vk_x = IC[0] + sum_i public_inputs[i] * IC[i + 1]
 
-with one 4-pair Miller loop and one final exponentiation (:mod:`proving.groth16.pairing`).
+with one Miller loop and one final exponentiation (:mod:`proving.groth16.pairing`); the key's
+G2 points are prepared once (their line coefficients cached) and ``e(alpha, beta)``'s Miller
+value is cached per key, as arkworks' ``PreparedVerifyingKey`` does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from proving.errors import PairingCheckFailed
-from proving.groth16.keys import G1Point, Proof, VerifyingKey
-from proving.groth16.pairing import pairing_product_is_one
+from proving.groth16.keys import G1Point, G2Point, Proof, VerifyingKey
+from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop, prepare_g2
 from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_neg
 
 
 def public_input_point(vk: VerifyingKey, public_inputs: Sequence[int]) -> G1Point:
     """``vk_x = IC[0] + sum x_i IC[i+1]`` (affine G1)."""
     return g1_lincomb(vk.ic, [1, *public_inputs])
+
+
+@lru_cache(maxsize=64)
+def alpha_beta_miller(alpha_g1: G1Point, beta_g2: G2Point) -> Fq12:
+    """The Miller-loop value of ``e(alpha, beta)``, fixed per key (cached)."""
+    return miller_loop([(alpha_g1, prepare_g2(beta_g2))])
+
+
+def pairing_product_is_one(vk: VerifyingKey, proof: Proof, vk_x: G1Point) -> bool:
+    """The Groth16 equation with the key's G2 points prepared and ``e(alpha, beta)``'s Miller
+    value cached: one Miller loop over 3 pairs, times the cached value, one final exponentiation."""
+    f = miller_loop([(g1_neg(proof.a), proof.b), (vk_x, prepare_g2(vk.gamma_g2)), (proof.c, prepare_g2(vk.delta_g2))])
+    return final_exponentiation(f12_mul(f, alpha_beta_miller(vk.alpha_g1, vk.beta_g2))) == F12_ONE
 
 
 def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> None:
@@ -42,13 +58,7 @@ def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> None
     """
     check_public_inputs(vk, public_inputs)
     check_proof(proof)
-    pairs = [
-        (g1_neg(proof.a), proof.b),
-        (vk.alpha_g1, vk.beta_g2),
-        (public_input_point(vk, public_inputs), vk.gamma_g2),
-        (proof.c, vk.delta_g2),
-    ]
-    if not pairing_product_is_one(pairs):
+    if not pairing_product_is_one(vk, proof, public_input_point(vk, public_inputs)):
         raise PairingCheckFailed()
 
 
