@@ -35,21 +35,53 @@ NAMING_CONVENTION = {
 DATABASE_URL_ENV = "RAYMARKET_DATABASE_URL"
 
 
+#: Largest wei amount SQLite can hold exactly (its INTEGER is a signed 64-bit value).
+SQLITE_MAX_WEI = 2**63 - 1
+
+
 class WeiType(TypeDecorator[int]):
     """An integer amount of wei stored as ``NUMERIC(78, 0)``; Python side is ``int``.
 
+    On SQLite, whose NUMERIC processors go through a float (exact only to 2^53), the value is
+    bound and read as a plain 64-bit INTEGER instead, and amounts above 2^63 - 1 wei are refused
+    (SQLite stores integers exactly up to there; use Postgres for larger amounts).
+
     Raises:
-        TypeError: when bound a float (money never goes through floats).
+        TypeError: when bound a float or bool (money never goes through floats).
+        ValueError: on SQLite, an amount outside the signed 64-bit range (use Postgres).
     """
 
     impl = Numeric(78, 0)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Any) -> Decimal | None:
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: Any) -> int | None:  # no float detour through NUMERIC's SQLite processor
+            return self.process_bind_param(value, dialect)
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> int | None:
+            return self.process_result_value(value, dialect)
+
+        return process
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Decimal | int | None:
         if value is None:
             return None
         if isinstance(value, float) or isinstance(value, bool):
             raise TypeError(f"wei amounts must be int, got {type(value).__name__}")
+        if dialect.name == "sqlite":
+            if not -SQLITE_MAX_WEI - 1 <= int(value) <= SQLITE_MAX_WEI:
+                raise ValueError(f"{value} wei does not fit SQLite's 64-bit INTEGER; use Postgres (--database-url) "
+                                 f"for amounts above {SQLITE_MAX_WEI} wei")
+            return int(value)
         return Decimal(int(value))
 
     def process_result_value(self, value: Any, dialect: Any) -> int | None:

@@ -419,22 +419,28 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
 
 def on_leaf_challenged(s: Session, job_id: str, provider_address: str, reason: str,
                        now_s: float | None = None) -> None:
-    """A settled leaf was successfully challenged on-chain: queue a slash of the provider that signed it.
+    """A settled leaf was successfully challenged on-chain: for a ``bad_proof`` challenge, queue a slash
+    of the provider that signed the proof.
 
-    The job's collateral was released at payment, so the slash takes ``max(collateral, price)`` from the
-    provider's free bond, under the wrong-result rule (cancel window applies). Idempotent per job.
+    Only ``bad_proof`` is the provider's fault: a ``bad_signature`` leaf is one the named provider did not
+    sign, and a ``duplicate`` comes from the operator batching a job twice; slashing the provider for
+    those would punish it for someone else's fault. The job's collateral was released at payment, so
+    the slash takes ``max(collateral, price)`` from the free bond under the wrong-result rule (cancel
+    window applies). Idempotent per job. Every challenge is recorded in the job's history.
     """
     now_s = time.time() if now_s is None else now_s
     job = s.get(JobRecord, job_id)
     if job is None or job.provider is None:
+        return
+    s.add(JobEventRecord(job_id=job_id, at_s=now_s, event="challenged", status=job.status,
+                         detail={"reason": reason, "provider": provider_address}))
+    if reason != "bad_proof":
         return
     amount = max(int(job.collateral_wei), int(job.cleared_price_wei or 0))
     free = ledger.balance(s, ledger.bond_account(job.provider))
     if min(amount, free) > 0:
         ledger.slash(s, f"challenge-slash:{job_id}", job.provider, job_id, "wrong_result", now_s,
                      amount_wei=min(amount, free), client=job.client)
-    s.add(JobEventRecord(job_id=job_id, at_s=now_s, event="challenged", status=job.status,
-                         detail={"reason": reason, "provider": provider_address}))
 
 
 def on_challenge_reverted(s: Session, job_id: str, provider_address: str, reason: str,
