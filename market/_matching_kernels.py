@@ -381,6 +381,106 @@ def improve_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, max_price, now
 
 
 @njit(cache=True)
+def feasible_pairs(jc, oc, caps, now_s, ov):
+    """All (job, offer, ask) pairs passing every constraint at start-of-round capacity (small rounds)."""
+    hooked, ov_ptr, ov_off, ov_ask = ov
+    n_jobs = len(jc[0])
+    n_off = len(oc[0])
+    pj = np.empty(n_jobs * n_off, dtype=np.int64)
+    po = np.empty(n_jobs * n_off, dtype=np.int64)
+    pa = np.empty(n_jobs * n_off, dtype=np.int64)
+    n = 0
+    for j in range(n_jobs):
+        for o in range(n_off):
+            if static_reason(j, o, jc, oc, now_s) != R_OK:
+                continue
+            a = _override(j, o, ov_ptr, ov_off, ov_ask) if hooked[o] else -2
+            if a == -2:
+                a = pair_ask(j, o, jc, oc, caps[j])
+            elif a > caps[j]:
+                a = -1
+            if a >= 0:
+                pj[n] = j
+                po[n] = o
+                pa[n] = a
+                n += 1
+    return pj[:n], po[:n], pa[:n]
+
+
+@njit(cache=True)
+def branch_and_bound(order, ptr, off, ask, w, jc, rem, assign, node_limit):
+    """Exact welfare maximisation by depth-first branch and bound (small rounds).
+
+    ``order``: jobs, best option first; options of ``order[i]`` are ``off/ask/w[ptr[i]:ptr[i+1]]`` sorted
+    by welfare ``w`` descending, then "not assigned". Bound: value so far + sum of the remaining jobs'
+    best welfare. ``assign`` holds the incumbent (job -> offer or -1) on entry and the best found on
+    exit. Stops after ``node_limit`` nodes. Returns (best welfare found, True if the search completed).
+    """
+    n = len(order)
+    suffix = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + (w[ptr[i]] if ptr[i + 1] > ptr[i] else 0)
+    best = np.int64(0)
+    for i in range(n):
+        j = order[i]
+        if assign[j] >= 0:
+            for k in range(ptr[i], ptr[i + 1]):
+                if off[k] == assign[j]:
+                    best += w[k]
+    choice = np.full(n + 1, -1, dtype=np.int64)
+    cur = np.full(n, -1, dtype=np.int64)
+    value = np.int64(0)
+    depth = 0
+    nodes = 0
+    while depth >= 0:
+        if nodes >= node_limit:
+            return best, False
+        nodes += 1
+        if depth == n:
+            if value > best:
+                best = value
+                for i in range(n):
+                    assign[order[i]] = off[cur[i]] if cur[i] >= 0 else -1
+            depth -= 1
+            continue
+        j = order[depth]
+        if cur[depth] >= 0:  # undo the option taken last time at this depth
+            k = cur[depth]
+            _take(j, off[k], jc, rem, -1)
+            value -= w[k]
+            cur[depth] = -1
+        cnt = ptr[depth + 1] - ptr[depth]
+        c = choice[depth] + 1
+        moved = False
+        while c <= cnt:
+            if c < cnt:
+                k = ptr[depth] + c
+                if value + w[k] + suffix[depth + 1] <= best:
+                    c = cnt  # options are sorted by welfare: none of the rest can win; try "skip"
+                    continue
+                if _fits(j, off[k], jc, rem):
+                    _take(j, off[k], jc, rem, 1)
+                    value += w[k]
+                    cur[depth] = k
+                    moved = True
+                    break
+                c += 1
+            else:
+                if value + suffix[depth + 1] > best:
+                    moved = True
+                    break
+                c += 1
+        choice[depth] = c
+        if moved:
+            depth += 1
+            choice[depth] = -1
+        else:
+            choice[depth] = -1
+            depth -= 1
+    return best, True
+
+
+@njit(cache=True)
 def second_asks(jobs, offers_won, job_shape, jc, oc, lists, caps, now_s, ov):
     """For each assigned job: the lowest ask among the statically feasible offers other than its winner
     (capacity at round start, ask <= cap), or -1 when there is none (Vickrey second price)."""

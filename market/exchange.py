@@ -287,8 +287,10 @@ def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: flo
     from market.matching import RoundInputs
 
     now_s = time.time() if now_s is None else now_s
+    # Jobs by id and offers by provider: the canonical order the round's inputs are recorded in, so
+    # that `raymarket replay ROUND` recomputes the same hashes.
     jobs = list(s.scalars(select(JobRecord).where(JobRecord.status == JobStatus.OPEN.value)
-                          .order_by(JobRecord.created_at, JobRecord.job_id)))
+                          .order_by(JobRecord.job_id)))
     providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))
                                .order_by(ProviderRecord.name)))
     orders = [_job_order(j) for j in jobs]

@@ -60,43 +60,46 @@ class Quote:
 
 
 def _phrase(reason: str, jb: JobBook, j: int, models: Sequence[str]) -> str:
+    """What an offer must have to pass ``reason``'s stage, in words."""
     model = int(jb.model[j])
-    if reason == "model":
-        name = models[model] if model >= 0 else ("any" if model == -1 else "unknown to every offer")
-        return f"gpu_model {name}" if model != -1 else "GPUs"
     mem_gib = int(jb.mem[j]) / 2**30
+    if reason == "model":
+        return "GPUs" if model == -1 else f"gpu_model {models[model] if model >= 0 else jb.unknown_models.get(j, '?')}"
     return {
-        "labels": "required labels / verification policy",
-        "access": "allow/deny/exclude lists",
+        "labels": "the required labels / verification policy",
+        "access": "access (allow/deny/exclude lists)",
         "reputation": f"reputation >= {float(jb.min_reputation[j]):g}",
         "size": f"free capacity for {int(jb.cpus[j])} CPU, {int(jb.gpus[j])} GPU, {mem_gib:g} GiB",
-        "deadline": "speed to meet the deadline",
+        "deadline": "the speed to meet the deadline",
         "bond": f"free bond >= collateral {int(jb.collateral[j]):.3g} wei",
-        "price": "ask within the price cap",
+        "price": "an ask within the price cap",
         "taken": "room left after this round's higher-welfare assignments",
     }[reason]
 
 
 def explanation_from_counts(jb: JobBook, j: int, models: Sequence[str], counts: np.ndarray, cheapest: int,
                             cap_wei: int) -> Explanation:
-    """Render one job's funnel ``counts`` (int[N_REASONS], index 0 = passed everything) as an Explanation."""
+    """Render one job's funnel ``counts`` (int[N_REASONS], index 0 = passed everything) as an Explanation:
+    ``"<job>: 0 offers with <blocking requirement>; <n> offers lack <requirement>; ..."``."""
     total = int(counts.sum())
     named = {r: int(counts[i + 1]) for i, r in enumerate(REASONS) if counts[i + 1]}
-    left, blocking = total, "no offers" if total == 0 else "none"
-    parts = []
+    left, blocking, parts = total, ("no offers" if total == 0 else "none"), []
     for i, r in enumerate(REASONS):
         n = int(counts[i + 1])
         if n == 0:
             continue
         left -= n
         if r == "price":
-            parts.append(f"{n} offers too expensive: cheapest feasible ask {cheapest:.3g} wei > cap {cap_wei:.3g} wei"
+            parts.append(f"{n} offers too expensive, cheapest feasible ask {cheapest:.3g} wei > cap {cap_wei:.3g} wei"
                          if cheapest >= 0 else f"{n} offers too expensive (ask > cap {cap_wei:.3g} wei)")
+        elif r == "taken":
+            parts.append(f"{n} offers met every constraint but were filled by higher-welfare jobs this round")
         else:
             parts.append(f"{n} offers lack {_phrase(r, jb, j, models)}")
         if left == 0 and blocking == "none":
             blocking = r
-            parts[-1] = f"0 of {total} offers left after {_phrase(r, jb, j, models)} ({parts[-1]})"
+            if r not in ("price", "taken"):
+                parts.insert(0, f"0 offers with {_phrase(r, jb, j, models)}")
     text = f"{jb.job_ids[j]}: " + ("no offers in this round" if total == 0 else "; ".join(parts))
     return Explanation(jb.job_ids[j], total, named, blocking, cheapest if cheapest >= 0 else None, cap_wei, text)
 

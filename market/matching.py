@@ -52,6 +52,10 @@ MAX_EXACT_SHAPES = 256
 IMPROVE_CANDIDATES = 4
 IMPROVE_PASSES = 2
 IMPROVE_LIMIT = 2000
+#: Rounds with jobs x offers <= EXACT_MAX_PAIRS are then solved exactly by branch and bound, starting from
+#: the heuristic's assignment, within EXACT_NODE_LIMIT nodes (deterministic; the incumbent is kept beyond).
+EXACT_MAX_PAIRS = 4096
+EXACT_NODE_LIMIT = 500_000
 #: Rounds up to this many jobs try both phase-2 orders and improve every job.
 SMALL_ROUND_JOBS = 20_000
 HASH_DOMAIN = b"raymarket/round/v1"
@@ -100,8 +104,10 @@ class RoundResult:
     offers: OfferBook = field(repr=False)
     models: list[str] = field(repr=False)
     caps_wei: np.ndarray = field(repr=False)
-    reason_counts: np.ndarray = field(repr=False)
-    cheapest_ask_wei: np.ndarray = field(repr=False)
+    remaining: tuple = field(repr=False)
+    overrides: tuple = field(repr=False)
+    reason_counts: np.ndarray | None = field(default=None, repr=False)
+    cheapest_ask_wei: np.ndarray | None = field(default=None, repr=False)
 
     @cached_property
     def assignments(self) -> list[Assignment]:
@@ -115,9 +121,18 @@ class RoundResult:
         """Ids of the jobs left unmatched (sorted)."""
         return [self.jobs.job_ids[j] for j in self.unmatched_index.tolist()]
 
+    def count_reasons(self) -> None:
+        """Run the explanation funnel for every unmatched job (O(unmatched x offers), numba) if not done."""
+        if self.reason_counts is None:
+            self.reason_counts, self.cheapest_ask_wei = K.funnel(
+                self.unmatched_index, job_columns(self.jobs), offer_columns(self.offers), self.caps_wei,
+                self.now_s, self.remaining, self.overrides)
+
     @cached_property
     def explanations(self) -> dict[str, Explanation]:
-        """job id -> why it was not matched (reasons counted over the offers, see :mod:`market.explain`)."""
+        """job id -> why it was not matched (reasons counted over the offers, see :mod:`market.explain`);
+        computed on first access unless ``clear_round(explain=True)``."""
+        self.count_reasons()
         return explain_unmatched(self.jobs, self.offers, self.models, self.unmatched_index, self.caps_wei,
                                  self.reason_counts, self.cheapest_ask_wei, self.rule)
 
@@ -356,12 +371,44 @@ def _match(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple
         K.greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
         if moves == 0:
             break
+    if jb.n * ob.n <= EXACT_MAX_PAIRS and EXACT_NODE_LIMIT > 0:
+        assign, ask, rem = _exact_small(jb, ob, caps, now_s, ov, jc, oc, assign)
     return assign, ask, (job_shape, lists, jc, oc, rem)
+
+
+def _exact_small(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple, jc: tuple, oc: tuple,
+                 incumbent: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Small rounds: branch and bound from the heuristic's assignment (kept if the node budget runs out)."""
+    pj, po, pa = K.feasible_pairs(jc, oc, caps, now_s, ov)
+    w = jb.max_price[pj] - pa
+    best_w = np.full(jb.n, -1, dtype=np.int64)
+    np.maximum.at(best_w, pj, w)
+    order = np.lexsort((np.arange(jb.n), -best_w))
+    order = order[best_w[order] >= 0]
+    pos = np.empty(jb.n, dtype=np.int64)
+    pos[order] = np.arange(len(order))
+    keep = best_w[pj] >= 0
+    srt = np.lexsort((po, -w, pos[pj]))
+    srt = srt[keep[srt]]
+    ptr = np.searchsorted(pos[pj[srt]], np.arange(len(order) + 1))
+    assign = incumbent.copy()
+    rem = (ob.cpus_free.copy(), ob.gpus_free.copy(), ob.mem_free.copy(), ob.bond_free.copy())
+    K.branch_and_bound(order.astype(np.int64), ptr.astype(np.int64), po[srt], pa[srt], w[srt], jc, rem, assign,
+                       EXACT_NODE_LIMIT)
+    ask = np.zeros(jb.n, dtype=np.int64)
+    rem = (ob.cpus_free.copy(), ob.gpus_free.copy(), ob.mem_free.copy(), ob.bond_free.copy())
+    pair_ask = {(int(j), int(o)): int(a) for j, o, a in zip(pj, po, pa)}
+    for j in np.nonzero(assign >= 0)[0].tolist():
+        o = int(assign[j])
+        ask[j] = pair_ask[(j, o)]
+        for r, need in zip(rem, (jb.cpus[j], jb.gpus[j], jb.mem[j], jb.collateral[j])):
+            r[o] -= need
+    return assign, ask, rem
 
 
 def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str = "pay-as-bid", now_s: float,
                 running: Mapping[str, Usage] | None = None, seed: int = 0,
-                ask_overrides: Mapping[tuple[str, str], int] | None = None, explain: bool = True) -> RoundResult:
+                ask_overrides: Mapping[tuple[str, str], int] | None = None, explain: bool = False) -> RoundResult:
     """Clear one batch-auction round.
 
     Args:
@@ -373,7 +420,8 @@ def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str 
         seed: tie-break permutation key (0: ties by job id).
         ask_overrides: ``(job_id, provider) -> ask_wei`` from provider pricing hooks
             (:mod:`market.pricing_hook`), replacing the static ask for that pair.
-        explain: count the reasons of every unmatched job over all offers (O(unmatched x offers)).
+        explain: count the reasons of every unmatched job over all offers now (O(unmatched x offers));
+            otherwise :attr:`RoundResult.explanations` counts them on first access.
 
     Returns:
         :class:`RoundResult`.
@@ -398,19 +446,18 @@ def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str 
         second = K.second_asks(j_idx, o_idx, job_shape, jc, oc, lists, caps, float(now_s), ov)
     prices = clearing_prices(rule, asks, caps[j_idx], second)
     unmatched = np.nonzero(assign < 0)[0]
-    if explain and len(unmatched):
-        counts, cheapest = K.funnel(unmatched, jc, oc, caps, float(now_s), rem, ov)
-    else:
-        counts = np.zeros((len(unmatched), K.N_REASONS), np.int64)
-        cheapest = np.full(len(unmatched), -1, np.int64)
     t3 = time.perf_counter()
     welfare = sum(jb.max_price[j_idx].tolist()) - sum(asks.tolist())
     in_hash = _input_hash(jobs, jb, ob, models, labels, rule, float(now_s), seed, ov)
     out_hash = _output_hash(in_hash, j_idx, o_idx, asks, prices, unmatched)
     t4 = time.perf_counter()
-    return RoundResult(rule, float(now_s), seed, j_idx, o_idx, asks, prices, unmatched, welfare, in_hash, out_hash,
-                       {"build": t1 - t0, "match": t2 - t1, "price_explain": t3 - t2, "hash": t4 - t3},
-                       jb, ob, models, caps, counts, cheapest)
+    result = RoundResult(rule, float(now_s), seed, j_idx, o_idx, asks, prices, unmatched, welfare, in_hash,
+                         out_hash, {"build": t1 - t0, "match": t2 - t1, "price": t3 - t2, "hash": t4 - t3},
+                         jb, ob, models, caps, rem, ov)
+    if explain:
+        result.count_reasons()
+        result.timings_s["explain"] = time.perf_counter() - t4
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +489,8 @@ def _input_hash(jobs: list[JobOrder], jb: JobBook, ob: OfferBook, models: list[s
         _feed(h, name, v)
     for book in (jb, ob):
         for name in book.__slots__:
-            _feed(h, name, getattr(book, name))
+            value = getattr(book, name)
+            _feed(h, name, sorted(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
     recs = sorted(jobs, key=lambda j: j.job_id)
     _feed(h, "client", [j.client for j in recs])
     _feed(h, "kind", [j.kind for j in recs])

@@ -312,7 +312,7 @@ class JobBook:
 
     ``model`` indexes the round's model table (-1: any model; -2: a model no offer has);
     ``mask`` is the required-label mask (``labels_required`` plus ``verify:<policy>``); a required label
-    no offer carries sets ``impossible_label``. ``allow_ptr/allow_idx`` and ``deny_ptr/deny_idx`` are CSR
+    no offer carries sets ``impossible_label``; ``unknown_models`` maps rows with model -2 to the name. ``allow_ptr/allow_idx`` and ``deny_ptr/deny_idx`` are CSR
     lists of offer indices (deny includes ``exclude_providers``); ``has_allow`` marks jobs with an
     allow list (an allow list naming no offered provider leaves the job unmatchable).
     """
@@ -337,6 +337,7 @@ class JobBook:
     allow_idx: np.ndarray
     deny_ptr: np.ndarray
     deny_idx: np.ndarray
+    unknown_models: dict[int, str]
 
     @property
     def n(self) -> int:
@@ -443,6 +444,7 @@ def build_job_book(jobs: Iterable[JobOrder], offer_book: OfferBook, models: list
         impossible_label=np.fromiter((impossible[r] for r in req), np.bool_, len(recs)),
         has_allow=np.fromiter(map(bool, allow), np.bool_, len(recs)),
         allow_ptr=allow_ptr, allow_idx=allow_idx, deny_ptr=deny_ptr, deny_idx=deny_idx,
+        unknown_models={i: j.gpu_model for i, j in enumerate(recs) if j.gpu_model is not None and j.gpu_model not in model_ix},
     )
 
 

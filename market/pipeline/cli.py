@@ -101,7 +101,8 @@ def replay_batch(batch_id: str, data_dir: Path | str | None = None, prover: str 
     store = ProvenanceStore(data_dir or default_data_dir())
     record, witnesses = store.load(batch_id)
     pk = store.load_key(record.pk_hash)
-    worker = ProverWorker(f"replay-of-{record.provider}", record.circuit_id, pk, prover or record.prover)
+    worker = ProverWorker(f"replay-of-{record.provider}", record.circuit_id, pk, prover or record.prover,
+                          threads=None, warmup=False)
     jobs = []
     for job, w in zip(record.jobs, witnesses):
         seed = record.blinding_seed if record.blinding == "derived" else None

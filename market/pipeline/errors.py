@@ -63,6 +63,19 @@ class NoProviders(PipelineError):
         self.excluded = excluded
 
 
+class StageCrashed(PipelineError):
+    """A stage thread of a running pipeline died on an unexpected error; the pipeline must be restarted.
+
+    Attributes:
+        stage: the stage; cause: the error it died on.
+    """
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"pipeline stage {stage!r} crashed: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
 class BatchNotFound(PipelineError):
     """No provenance record exists for the batch id.
 

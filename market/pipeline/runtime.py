@@ -52,7 +52,7 @@ from market.pipeline.batching import (
     WindowPolicy,
     make_batch,
 )
-from market.pipeline.errors import InvalidJob, NoProviders, PipelineConfigError
+from market.pipeline.errors import InvalidJob, NoProviders, PipelineConfigError, QueueFull, StageCrashed
 from market.pipeline.metrics import PipelineMetrics, write_snapshot
 from market.pipeline.placement import ProviderSlot, choose_provider
 from market.pipeline.provenance import (
@@ -65,11 +65,13 @@ from market.pipeline.provenance import (
 )
 from market.pipeline.stages import (
     BoundedQueue,
+    BatchVerifier,
     CircuitSpec,
     JobOutcome,
     OutcomeStatus,
     Payments,
     VerifiedJob,
+    chunk_bounds,
     find_invalid_proofs,
     intake_check,
 )
@@ -97,10 +99,16 @@ class PipelineSettings:
         blinding: ``"derived"`` (replayable proofs, seed kept in provenance) or ``"fresh"``.
         prover: prover backend of the workers (``"fast"`` numba, default, or ``"ref"`` py_ecc).
         actor_num_cpus: logical CPUs each prover actor reserves on its node.
+        prover_threads: numba threads per prover actor (match the CPUs it may use; None = numba's default).
         quarantine_on_bad_proof: stop placing work on a provider once it delivered a bad proof.
         data_dir: where provenance and ``metrics.json`` go (None: neither is written).
         metrics_interval_s: how often the metrics snapshot is written.
         settle_batch_max: most verified jobs per settlement batch handed to ``on_settled``.
+        benchmark_proofs: when > 0, each provider's worker proves this many throw-away witnesses
+            at start and its measured speed replaces the given ``proofs_per_s`` (0: trust the
+            speeds the provider agent benchmarked).
+        verify_workers: verifier actors on the coordinator's node that check chunks of a
+            verification batch in parallel (0: verify in the driver's verify thread).
     """
 
     window: WindowPolicy = field(default_factory=WindowPolicy)
@@ -117,10 +125,13 @@ class PipelineSettings:
     blinding: str = "derived"
     prover: str = "fast"
     actor_num_cpus: float = 0.0
+    prover_threads: int | None = 1
     quarantine_on_bad_proof: bool = True
     data_dir: Path | None = None
     metrics_interval_s: float = 0.5
     settle_batch_max: int = 256
+    benchmark_proofs: int = 0
+    verify_workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("intake_capacity", "prove_capacity", "verify_capacity", "pay_capacity",
@@ -143,11 +154,28 @@ def prover_actor_class(worker_cls: type = ProverWorker) -> Any:
     return ray.remote(max_restarts=0, max_task_retries=0)(worker_cls)
 
 
+def verifier_actor_class() -> Any:
+    """:class:`~market.pipeline.stages.BatchVerifier` as a Ray actor class (no restarts, no retries)."""
+    import ray
+
+    return ray.remote(max_restarts=0, max_task_retries=0)(BatchVerifier)
+
+
+def spawn_verifiers(n: int, vks: dict[str, Any]) -> list[Any]:
+    """``n`` verifier actors pinned to THIS node (the market's side: never on a provider's node)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    cls = verifier_actor_class()
+    return [cls.options(num_cpus=0, scheduling_strategy=here).remote(vks) for _ in range(n)]
+
+
 def spawn_worker(actor_cls: Any, provider: str, circuit_id: str, pk_ref: Any, prover: str,
-                 num_cpus: float) -> Any:
+                 num_cpus: float, threads: int | None = 1) -> Any:
     """Start a prover actor on provider ``provider``'s node (custom resource ``provider:<name>``)."""
     return actor_cls.options(resources={f"provider:{provider}": 1}, num_cpus=num_cpus).remote(
-        provider, circuit_id, pk_ref, prover)
+        provider, circuit_id, pk_ref, prover, threads)
 
 
 @dataclass
@@ -240,6 +268,8 @@ class ProvingPipeline:
         self._last_metrics_s = 0.0
         self._backlog = 0  # jobs past intake and not yet dispatched (windows, prove queue, retries)
         self._inflight_view: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.crashed: StageCrashed | None = None
+        self.verifiers: list[Any] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -258,23 +288,42 @@ class ProvingPipeline:
                 self.store.save_key(spec.pk, spec.pk_hash)
             for name in self.slots:
                 self.workers[(name, spec.circuit_id)] = spawn_worker(
-                    actor_cls, name, spec.circuit_id, pk_ref, self.settings.prover, self.settings.actor_num_cpus)
+                    actor_cls, name, spec.circuit_id, pk_ref, self.settings.prover, self.settings.actor_num_cpus,
+                    self.settings.prover_threads)
         ray.get([w.ping.remote() for w in self.workers.values()], timeout=ready_timeout_s)
+        if self.settings.verify_workers:
+            self.verifiers = spawn_verifiers(self.settings.verify_workers,
+                                             {c.circuit_id: c.pk.vk for c in self.circuits.values()})
+        if self.settings.benchmark_proofs:
+            self._benchmark_providers()
         for target, name in ((self._intake_loop, "intake"), (self._dispatch_loop, "prove"),
                              (self._verify_loop, "verify"), (self._pay_loop, "pay")):
-            t = threading.Thread(target=self._guard(target), name=f"pipeline-{name}", daemon=True)
+            t = threading.Thread(target=self._guard(name, target), name=f"pipeline-{name}", daemon=True)
             t.start()
             self._threads.append(t)
         return self
 
-    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+    def _benchmark_providers(self) -> None:
+        """Hardware-aware placement from measurement: each provider's worker proves
+        ``benchmark_proofs`` throw-away witnesses; its speed (proofs/s) replaces the given one."""
+        import ray
+
+        handles = {n: w for (n, _), w in self.workers.items()}
+        speeds = ray.get({n: w.benchmark.remote(self.settings.benchmark_proofs) for n, w in handles.items()}
+                         .values(), timeout=300)
+        for name, speed in zip(handles, speeds):
+            self.slots[name] = dataclasses.replace(self.slots[name], proofs_per_s=max(speed, 1e-3))
+
+    def _guard(self, stage: str, loop: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             try:
                 loop()
-            except Exception:  # a crashed stage must be visible, not silent
-                log.exception("pipeline stage crashed")
+            except Exception as exc:  # a crashed stage must be visible, not silent
+                log.exception("pipeline stage %s crashed", stage)
                 self.metrics.count("stage_crashes")
-                raise
+                self.crashed = StageCrashed(stage, exc)
+                with self._cv:
+                    self._cv.notify_all()
         return run
 
     def stop(self, kill_workers: bool = True) -> None:
@@ -285,7 +334,7 @@ class ProvingPipeline:
         for t in self._threads:
             t.join(timeout=10)
         if kill_workers:
-            for w in self.workers.values():
+            for w in list(self.workers.values()) + self.verifiers:
                 try:
                     ray.kill(w)
                 except Exception:  # noqa: BLE001 - already dead
@@ -329,15 +378,26 @@ class ProvingPipeline:
             if job.job_id in self.outcomes:
                 raise InvalidJob(job.job_id, "job_id", "was already submitted (job ids must be unique)")
             self.outcomes[job.job_id] = JobOutcome(job)
+        try:
+            self.intake_q.put(job, timeout_s)
+        except QueueFull:
+            with self._cv:  # not accepted: the client may retry with the same id
+                del self.outcomes[job.job_id]
+            raise
         self.metrics.count("submitted")
-        self.intake_q.put(job, timeout_s)
 
     def wait(self, job_ids: Iterable[str], timeout_s: float) -> dict[str, JobOutcome]:
-        """Block until every job is paid, rejected or failed, or ``timeout_s`` passes; return their outcomes."""
+        """Block until every job is paid, rejected or failed, or ``timeout_s`` passes; return their outcomes.
+
+        Raises:
+            StageCrashed: a stage thread died (the jobs would never finish).
+        """
         ids = list(job_ids)
         end = time.monotonic() + timeout_s
         with self._cv:
             while any(self.outcomes[j].status is OutcomeStatus.PENDING for j in ids):
+                if self.crashed is not None:
+                    raise self.crashed
                 left = end - time.monotonic()
                 if left <= 0:
                     break
@@ -414,7 +474,7 @@ class ProvingPipeline:
             try:
                 q.put(item, timeout_s=0.1)
                 return
-            except Exception:  # QueueFull: keep waiting (this is the back-pressure)
+            except QueueFull:  # keep waiting: this is the back-pressure
                 continue
 
     # ---- prove (dispatch and collect) --------------------------------------------------------
@@ -492,6 +552,7 @@ class ProvingPipeline:
         for ref in [r for r, f in inflight.items() if now > f.due_s]:
             f = inflight.pop(ref)
             self._inflight_view.pop(f.batch.batch_id, None)
+            self._update_speed(f.provider, f.batch.size, now - f.started_s)  # it is at most this fast
             self.metrics.batch_done("prove", f.batch.size, now - f.started_s, failed=f.batch.size)
             self._requeue(f.batch, f.provider, "slow worker: batch past its timeout")
 
@@ -573,7 +634,7 @@ class ProvingPipeline:
         self.metrics.entered("verify", len(jobs))
         publics = [spec.public_signals(j.witness) for _, j, _ in jobs]
         try:
-            bad = find_invalid_proofs(spec.pk.vk, publics, [proof for _, _, proof in jobs])
+            bad = self._find_invalid(spec, publics, [proof for _, _, proof in jobs])
         except Exception as exc:  # noqa: BLE001 - a proof so broken the verifier cannot even screen it
             log.warning("verification batch unscreenable (%s): checking proofs one by one", exc)
             bad = {i: str(e) for i, e in enumerate(_each_invalid(spec, publics, [x for _, _, x in jobs])) if e}
@@ -590,6 +651,25 @@ class ProvingPipeline:
         for p in items:
             flags = [good for (q, _, _), good in zip(jobs, ok) if q is p]
             self._record(spec, p, flags)
+
+    def _find_invalid(self, spec: CircuitSpec, publics: list[list[int]], proofs: list[Any]) -> dict[int, str]:
+        """Invalid proofs of a verification batch: in parallel chunks on the verifier actors if any."""
+        import ray
+        from ray.exceptions import RayError
+
+        bounds = chunk_bounds(len(proofs), len(self.verifiers)) if self.verifiers else [(0, len(proofs))]
+        if len(bounds) == 1:
+            return find_invalid_proofs(spec.pk.vk, publics, proofs)
+        refs = [v.find_invalid.remote(spec.circuit_id, publics[a:b], proofs[a:b])
+                for v, (a, b) in zip(self.verifiers, bounds)]
+        bad: dict[int, str] = {}
+        for ref, (a, b) in zip(refs, bounds):
+            try:
+                part = ray.get(ref, timeout=600)
+            except RayError:  # a verifier died: check its chunk here instead
+                part = find_invalid_proofs(spec.pk.vk, publics[a:b], proofs[a:b])
+            bad.update({a + i: reason for i, reason in part.items()})
+        return bad
 
     def _record(self, spec: CircuitSpec, p: _Proved, verified: list[bool]) -> None:
         if self.store is None:

@@ -197,6 +197,36 @@ def find_invalid_proofs(vk: Any, publics: Sequence[Sequence[int]], proofs: Seque
     return {i: f"{type(e).__name__}: {e}" for i, e in find_invalid(vk, publics, proofs).items()}
 
 
+class BatchVerifier:
+    """Market-side verification worker: finds the invalid proofs of a chunk (plain class; the
+    runtime makes it a Ray actor on the coordinator's node so that several chunks of one
+    verification batch are checked in parallel, each with its own random linear combination).
+
+    Args:
+        vks: the verifying key of each circuit, by circuit id (loaded once).
+    """
+
+    def __init__(self, vks: dict[str, Any]) -> None:
+        self.vks = dict(vks)
+
+    def find_invalid(self, circuit_id: str, publics: Sequence[Sequence[int]], proofs: Sequence[Any]) -> dict[int, str]:
+        """:func:`find_invalid_proofs` under ``circuit_id``'s key (indices local to the chunk)."""
+        return find_invalid_proofs(self.vks[circuit_id], publics, proofs)
+
+
+def chunk_bounds(n: int, parts: int, min_chunk: int = 4) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into at most ``parts`` contiguous ``(start, stop)`` chunks of at least
+    ``min_chunk`` items (fewer chunks when ``n`` is small), sizes differing by at most one."""
+    k = max(1, min(parts, n // max(1, min_chunk)))
+    base, extra = divmod(n, k)
+    out, start = [], 0
+    for i in range(k):
+        stop = start + base + (1 if i < extra else 0)
+        out.append((start, stop))
+        start = stop
+    return out
+
+
 class OutcomeStatus(str, Enum):
     """Where a job ended up in the pipeline."""
 
