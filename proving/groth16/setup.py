@@ -152,10 +152,49 @@ class FixedBase:
         return acc
 
 
+_G1_AFFINE = (1, 2)
+_G2_AFFINE = (
+    (10857046999023057135944570762232829481370756359578518086990519993285655852781,
+     11559732032986387107991004021392285783925812861821192530917403151452391805634),
+    (8495653923123431417604973247489272438418190587263600148770280649306958101930,
+     4082367875863433681332203403145435568316851327593401208105741076214120093531),
+)
+
+
 @lru_cache(maxsize=1)
 def generator_tables() -> tuple[FixedBase, FixedBase]:
     """The :class:`FixedBase` tables of the G1 and G2 generators, built once per process."""
     return FixedBase(_G1, _Z1), FixedBase(_G2, _Z2)
+
+
+def _scalar_limbs(scalars: Sequence[int]):
+    import numpy as np
+
+    mask = (1 << 64) - 1
+    return np.array([[(k % R >> (64 * i)) & mask for i in range(4)] for k in scalars], np.uint64).reshape(-1, 4)
+
+
+def generator_multiples(scalars: Sequence[int], group: int, *, use_kernels: bool = True) -> list:
+    """``[k * G for k in scalars]`` (affine; ``group`` 1 or 2), with the numba curve kernels of
+    :mod:`proving.curve` when they import (and ``use_kernels``), else the pure-Python
+    :class:`FixedBase` tables (the reference)."""
+    if not scalars:
+        return []
+    curve = None
+    if use_kernels:
+        try:
+            from proving import curve
+        except ImportError:  # pragma: no cover - numba missing
+            curve = None
+    if curve is None:
+        table = generator_tables()[group - 1]
+        affine = to_affine_g1 if group == 1 else to_affine_g2
+        return [affine(table.mul(k)) for k in scalars]
+    if group == 1:
+        jac = curve.g1_to_jacobian(curve.g1_to_affine_array([_G1_AFFINE] * len(scalars)))
+        return curve.g1_from_affine_array(curve.g1_batch_to_affine(curve.g1_apply("mul", jac, _scalar_limbs(scalars))))
+    jac = curve.g2_to_jacobian(curve.g2_to_affine_array([_G2_AFFINE] * len(scalars)))
+    return curve.g2_from_affine_array(curve.g2_batch_to_affine(curve.g2_apply("mul", jac, _scalar_limbs(scalars))))
 
 
 def to_affine_g1(p) -> G1Point:
@@ -219,36 +258,24 @@ def dev_setup(r1cs: R1CS, *, seed: int | None = None, waste: ToxicWaste | None =
     tw = waste or sample_toxic_waste(seed)
     n = domain_size_for(r1cs)
     a, b, c = qap_at_tau(r1cs, lagrange_at(tw.tau, n))
-    g1, g2 = generator_tables()
     inv_gamma, inv_delta = pow(tw.gamma, -1, R), pow(tw.delta, -1, R)
     lin = [(tw.beta * a[i] + tw.alpha * b[i] + c[i]) % R for i in range(r1cs.n_vars)]
-    n_pub = r1cs.n_public
+    n_pub, n_vars = r1cs.n_public, r1cs.n_vars
     lagrange_2n = lagrange_at(tw.tau, 2 * n)
-    vk = VerifyingKey(
-        alpha_g1=to_affine_g1(g1.mul(tw.alpha)),
-        beta_g2=to_affine_g2(g2.mul(tw.beta)),
-        gamma_g2=to_affine_g2(g2.mul(tw.gamma)),
-        delta_g2=to_affine_g2(g2.mul(tw.delta)),
-        ic=tuple(to_affine_g1(g1.mul(lin[i] * inv_gamma)) for i in range(n_pub + 1)),
-    )
+    g1_scalars = ([tw.alpha, tw.beta, tw.delta] + [lin[i] * inv_gamma for i in range(n_pub + 1)] + a + b
+                  + [lin[i] * inv_delta for i in range(n_pub + 1, n_vars)]
+                  + [lagrange_2n[2 * i + 1] * inv_delta for i in range(n)])
+    g1 = generator_multiples(g1_scalars, 1)
+    g2 = generator_multiples([tw.beta, tw.gamma, tw.delta] + b, 2)
+    cut = [3, 3 + n_pub + 1, 3 + n_pub + 1 + n_vars, 3 + n_pub + 1 + 2 * n_vars, 3 + 2 * n_vars + n_vars]
+    alpha_g1, beta_g1, delta_g1 = g1[0], g1[1], g1[2]
+    ic, a_query, b_g1_query = g1[cut[0]:cut[1]], g1[cut[1]:cut[2]], g1[cut[2]:cut[3]]
+    c_query, h_query = g1[cut[3]:cut[4]], g1[cut[4]:]
+    vk = VerifyingKey(alpha_g1=alpha_g1, beta_g2=g2[0], gamma_g2=g2[1], delta_g2=g2[2], ic=tuple(ic))
     matrix, constraint, signal, value = extended_coefficients(r1cs)
     return ProvingKey(
-        n_vars=r1cs.n_vars,
-        n_public=n_pub,
-        domain_size=n,
-        alpha_g1=vk.alpha_g1,
-        beta_g1=to_affine_g1(g1.mul(tw.beta)),
-        beta_g2=vk.beta_g2,
-        delta_g1=to_affine_g1(g1.mul(tw.delta)),
-        delta_g2=vk.delta_g2,
-        vk=vk,
-        coef_matrix=matrix,
-        coef_constraint=constraint,
-        coef_signal=signal,
-        coef_value=value,
-        a_query=[to_affine_g1(g1.mul(x)) for x in a],
-        b_g1_query=[to_affine_g1(g1.mul(x)) for x in b],
-        b_g2_query=[to_affine_g2(g2.mul(x)) for x in b],
-        c_query=[to_affine_g1(g1.mul(lin[i] * inv_delta)) for i in range(n_pub + 1, r1cs.n_vars)],
-        h_query=[to_affine_g1(g1.mul(lagrange_2n[2 * i + 1] * inv_delta)) for i in range(n)],
+        n_vars=n_vars, n_public=n_pub, domain_size=n,
+        alpha_g1=alpha_g1, beta_g1=beta_g1, beta_g2=vk.beta_g2, delta_g1=delta_g1, delta_g2=vk.delta_g2, vk=vk,
+        coef_matrix=matrix, coef_constraint=constraint, coef_signal=signal, coef_value=value,
+        a_query=a_query, b_g1_query=b_g1_query, b_g2_query=g2[3:], c_query=c_query, h_query=h_query,
     )

@@ -124,3 +124,11 @@ def test_reference_verifier_agrees():
     verifier_ref.verify(mimc_key().vk, [mimc().hash], mimc_proof())
     with pytest.raises(PairingCheckFailed):
         verifier_ref.verify(mimc_key().vk, [(mimc().hash + 1) % R], mimc_proof())
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_generator_multiples_kernels_equal_fixed_base(group):
+    from proving.groth16.setup import generator_multiples
+
+    scalars = [0, 1, 2, R - 1, R, 2**255 - 19, 123456789123456789]
+    assert generator_multiples(scalars, group) == generator_multiples(scalars, group, use_kernels=False)
