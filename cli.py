@@ -361,10 +361,11 @@ def replay(item_id: Annotated[str, typer.Argument(help="A round id (r-...) or a 
     engine = _engine(database_url, data_dir)
     with Session(engine) as s:
         rec = s.get(RoundRecord, item_id)
-        if rec is None:
-            from market.pipeline.cli import replay_batch
+        if rec is None:  # not an auction round: a proving-pipeline batch
+            from market.pipeline.cli import replay_command
 
-            replay_batch(item_id, as_json=as_json)
+            replay_command(item_id, data_dir=(data_dir / "pipeline") if data_dir else None, prover=None,
+                           as_json=as_json)
             return
         inputs, in_hash, out_hash = rec.inputs, rec.input_hash, rec.output_hash
     res = replay_round(inputs)
@@ -439,7 +440,9 @@ def main() -> None:
     """Entry point: run the app; map known errors to one line on stderr and an exit code."""
     _mount_optional()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns the code of a typer.Exit instead of raising it
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -142,3 +142,19 @@ def test_spec_validation_names_the_field():
     with pytest.raises(ex.InvalidJob) as info:
         ex.JobSpec(job_id="x", client="c", kind="mining", input_hash="0x", params={}, max_price_wei=1)
     assert info.value.field == "kind"
+
+
+def test_recorded_round_replays_to_the_same_hashes(engine):
+    from market.market_models import RoundRecord
+    from market.matching import replay
+
+    _setup(engine, providers=(("p1", 20), ("p2", 30), ("p3", 25)))
+    with Session(engine) as s, s.begin():
+        for i, job_id in enumerate(("zz", "aa", "mm")):  # submitted out of id order
+            ex.submit_job(s, _spec(job_id), now_s=NOW + i)
+        ex.run_round(s, "r-1", now_s=NOW + 5)
+    with Session(engine) as s:
+        rec = s.get(RoundRecord, "r-1")
+        result = replay(rec.inputs)
+        assert (result.input_hash, result.output_hash) == (rec.input_hash, rec.output_hash)
+        assert rec.n_matched == 3
