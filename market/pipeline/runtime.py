@@ -309,8 +309,8 @@ class ProvingPipeline:
         import ray
 
         handles = {n: w for (n, _), w in self.workers.items()}
-        speeds = ray.get({n: w.benchmark.remote(self.settings.benchmark_proofs) for n, w in handles.items()}
-                         .values(), timeout=300)
+        speeds = ray.get([w.benchmark.remote(self.settings.benchmark_proofs) for w in handles.values()],
+                         timeout=300)
         for name, speed in zip(handles, speeds):
             self.slots[name] = dataclasses.replace(self.slots[name], proofs_per_s=max(speed, 1e-3))
 

@@ -10,11 +10,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market.pipeline.batching import ProofJob
-from market.pipeline.errors import BatchNotFound, InvalidJob, NoProviders, PipelineConfigError, UnknownCircuit
+from market.pipeline.errors import (
+    BatchNotFound,
+    InvalidJob,
+    NoProviders,
+    PipelineConfigError,
+    QueueFull,
+    UnknownCircuit,
+)
 from market.pipeline.metrics import PipelineMetrics, percentile, read_snapshot, write_snapshot
 from market.pipeline.placement import ProviderSlot, choose_provider, split_by_speed
 from market.pipeline.provenance import BatchRecord, JobRecord, ProvenanceStore, canonical_hash, inputs_hash
-from market.pipeline.stages import CircuitSpec, InMemoryPayments, intake_check, verify_with_bisection
+from market.pipeline.stages import (
+    BoundedQueue,
+    CircuitSpec,
+    InMemoryPayments,
+    chunk_bounds,
+    intake_check,
+    verify_with_bisection,
+)
 
 
 def test_choose_provider_earliest_finish_and_exclusions():
@@ -149,3 +163,27 @@ def test_in_memory_payments_are_idempotent():
     assert pay.slash(j, "p3", "b", "wrong_result") is True
     assert pay.slash(j, "p3", "b", "wrong_result") is False
     assert pay.paid_job_ids() == ["j"] and pay.slashed() == [("j", "p3")] and pay.duplicate_attempts == 2
+
+
+def test_bounded_queue_refuses_when_full_and_reports_depth():
+    m = PipelineMetrics()
+    q = BoundedQueue("verify", 2, m)
+    q.put(1)
+    q.put(2)
+    with pytest.raises(QueueFull) as e:
+        q.put(3, timeout_s=0.01)
+    assert (e.value.stage, e.value.capacity) == ("verify", 2)
+    assert m.snapshot()["stages"]["verify"]["max_queue_depth"] == 2
+    assert q.get(0.01) == 1 and q.get_nowait() == 2 and q.get(0.01) is None and len(q) == 0
+
+
+@given(st.integers(0, 200), st.integers(1, 8), st.integers(1, 6))
+def test_chunk_bounds_cover_contiguously(n, parts, min_chunk):
+    bounds = chunk_bounds(n, parts, min_chunk)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert len(bounds) <= parts
+    sizes = [b - a for a, b in bounds]
+    assert max(sizes) - min(sizes) <= 1
+    if len(bounds) > 1:
+        assert min(sizes) >= min_chunk

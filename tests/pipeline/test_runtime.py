@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from market.pipeline.batching import ControllerConfig, WindowPolicy
 from market.pipeline.cli import pipeline_app, replay_batch
-from market.pipeline.errors import ProvenanceMismatch
+from market.pipeline.errors import ProvenanceMismatch, QueueFull
 from market.pipeline.placement import ProviderSlot
 from market.pipeline.provenance import ProvenanceStore
 from market.pipeline.runtime import PipelineSettings, ProvingPipeline
@@ -84,6 +84,22 @@ def assert_ledger_paid_once(engine, job_ids, providers):
         assert ledger.check_invariants(s) == []
 
 
+class StallingWorker(ProverWorker):
+    """A provider whose worker on ``p1`` stalls (a hung GPU, a swapping node): it never answers in time."""
+
+    def prove_batch(self, batch_id, job_ids, witnesses, blinding_seed=None):
+        if self.provider == "p1":
+            time.sleep(120)
+        return super().prove_batch(batch_id, job_ids, witnesses, blinding_seed)
+
+
+class StuckWorker(ProverWorker):
+    """Every provider stalls: nothing leaves the prove stage."""
+
+    def prove_batch(self, batch_id, job_ids, witnesses, blinding_seed=None):
+        time.sleep(120)
+
+
 def make_pipeline(circuit, tmp_path, speeds, *, worker_cls=ProverWorker, batch=(1, 8), window_s=0.05,
                   payments=None, prover="ref", **kw):
     settings = PipelineSettings(window=WindowPolicy(window_s=window_s, deadline_margin_s=1.0),
@@ -116,7 +132,7 @@ def test_burst_completes_every_proof_verified_and_provenance_recorded(ray_cluste
     from proving.groth16.batch import batch_verify
 
     pipe, payments, settled = make_pipeline(mimc_circuit, tmp_path, {"p1": 3.0, "p2": 3.0, "p3": 3.0},
-                                            prover="fast")
+                                            prover="fast", verify_workers=2, benchmark_proofs=2)
     try:
         names = [f"burst-{i}" for i in range(9)]
         jobs = submit_all(pipe, mimc_circuit, names)
@@ -233,6 +249,22 @@ def test_invalid_proof_isolated_provider_slashed_rest_of_batch_paid(ray_cluster,
     assert report.mismatches == ["iso-1-bad"] and not report.outputs_match
 
 
+def test_slow_worker_batch_reauctioned_and_completed_elsewhere(ray_cluster, mimc_circuit, tmp_path):
+    pipe, payments, _ = make_pipeline(mimc_circuit, tmp_path, {"p1": 50.0, "p2": 1.0, "p3": 1.0},
+                                      worker_cls=StallingWorker, batch=(3, 3), window_s=1.0, prover="fast",
+                                      batch_timeout_factor=1.0, batch_timeout_grace_s=4.0)
+    try:
+        names = ["slow-0", "slow-1", "slow-2"]
+        submit_all(pipe, mimc_circuit, names)
+        out = pipe.wait(names, timeout_s=120)
+    finally:
+        pipe.stop()
+    assert {o.status for o in out.values()} == {OutcomeStatus.PAID}
+    assert all(o.provider in {"p2", "p3"} and o.failed_providers == ["p1"] for o in out.values())
+    assert_paid_once(payments, names)
+    assert pipe.slots["p1"].proofs_per_s < 50.0, "the stall lowered p1's speed estimate"
+
+
 def test_lone_job_flushes_within_its_window(ray_cluster, mimc_circuit, tmp_path):
     window_s = 0.3
     pipe, payments, _ = make_pipeline(mimc_circuit, tmp_path, {"p1": 1.0, "p2": 1.0, "p3": 1.0}, batch=(4, 8),
@@ -249,3 +281,25 @@ def test_lone_job_flushes_within_its_window(ray_cluster, mimc_circuit, tmp_path)
     assert params["flush_reason"] == "window" and params["batch_size"] == 1
     assert window_s <= params["flushed_s"] - params["opened_s"] < window_s + 0.1
     assert params["flushed_s"] - job.submitted_s < window_s + 0.1
+
+
+def test_backpressure_bounded_queues_push_back_to_submit(ray_cluster, mimc_circuit, tmp_path):
+    """With every worker stuck, the bounded queues fill up and submit refuses instead of growing memory."""
+    pipe, _, _ = make_pipeline(mimc_circuit, tmp_path, {"p1": 1.0, "p2": 1.0, "p3": 1.0}, worker_cls=StuckWorker,
+                               batch=(1, 1), intake_capacity=2, prove_capacity=1, batch_timeout_grace_s=600)
+    accepted = 0
+    try:
+        w = mimc_circuit.witness(5)
+        with pytest.raises(QueueFull) as e:
+            for i in range(40):
+                pipe.submit(pipe.new_job(f"bp-{i}", mimc_circuit.spec.circuit_id, w, deadline_in_s=600),
+                            timeout_s=1.0)
+                accepted += 1
+        snap = pipe.metrics.snapshot()
+    finally:
+        pipe.stop()
+    assert e.value.stage == "intake"
+    # 3 providers x 2 batches in flight + 1 waiting for a slot + 1 in the prove queue + 1 held by intake + 2 queued
+    assert 8 <= accepted <= 12
+    assert snap["stages"]["prove"]["max_queue_depth"] == 1 and snap["stages"]["intake"]["max_queue_depth"] == 2
+    assert f"bp-{accepted}" not in pipe.outcomes, "a refused job is not half-registered"

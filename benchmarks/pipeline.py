@@ -1,0 +1,286 @@
+"""Benchmark: the proving pipeline vs the naive baseline, on the same local Ray providers.
+
+Starts its own local cluster (a head + ``--providers`` provider nodes of ``--cpus-per-provider``
+logical CPUs each; never touches another cluster), builds a MiMC-7 preimage circuit of
+``--rounds`` rounds with a dev key, and for every arrival rate runs, in the same process, first the pipeline at every rate, then (its actors gone) the baseline:
+
+* **pipeline** -- :class:`market.pipeline.runtime.ProvingPipeline`: windows + adaptive batches,
+  one prover actor per provider holding the key, batched verification (random linear
+  combination), provenance written, in-memory idempotent payments;
+* **baseline** -- one Ray task per job pinned round-robin to the providers, the proving key
+  loaded (parsed from its JSON file) in every task, every proof verified one by one in the driver.
+
+Both use the same prover backend (``--prover``, default the numba prover), the same witnesses
+and the same open-loop arrival schedule (evenly spaced at ``rate`` jobs/s; ``inf`` submits all at
+once = saturation). Reported per rate: throughput (proofs/s, verified proofs over the time from
+the first submission to the last verified proof), latency p50/p99 (submission -> verified and
+paid), the baseline's, and ``speedup = proofs_per_s / baseline_proofs_per_s``.
+
+Usage::
+
+    python benchmarks/pipeline.py                 # table to stdout
+    python benchmarks/pipeline.py --json          # JSON rows to stdout
+    python benchmarks/pipeline.py --rates 2,inf --duration-s 10 --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@dataclass
+class Row:
+    """One arrival rate's results (all times in seconds)."""
+
+    arrival_rate: float | str
+    jobs: int
+    proofs_per_s: float
+    p50_s: float
+    p99_s: float
+    baseline_proofs_per_s: float
+    baseline_p50_s: float
+    baseline_p99_s: float
+    speedup: float
+    deadline_s: float
+    p99_within_deadline: bool
+    mean_batch_size: float
+    all_verified: bool
+
+
+def percentile(values, q):
+    from market.pipeline.metrics import percentile as pct
+
+    return pct(values, q)
+
+
+def schedule(n_jobs: int, rate: float) -> list[float]:
+    """Submission offsets (s) of ``n_jobs`` evenly spaced at ``rate`` jobs/s (all 0 for inf)."""
+    return [0.0 if math.isinf(rate) else i / rate for i in range(n_jobs)]
+
+
+def run_arrivals(offsets, submit) -> threading.Thread:
+    """Call ``submit(i)`` at ``t0 + offsets[i]`` in a background thread; returns the started thread."""
+    def go() -> None:
+        t0 = time.monotonic()
+        for i, off in enumerate(offsets):
+            delay = t0 + off - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            submit(i)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+def run_pipeline(pipe, spec, witnesses, offsets, tag: str, deadline_s: float, timeout_s: float):
+    """Submit on schedule, wait for all; returns (throughput, latencies, mean batch size)."""
+    ids = [f"{tag}-{i}" for i in range(len(offsets))]
+    jobs = {}
+    before = pipe.metrics.snapshot()["stages"]["prove"]["batches"]
+
+    def submit(i: int) -> None:
+        job = pipe.new_job(ids[i], spec.circuit_id, witnesses[i % len(witnesses)], deadline_in_s=deadline_s,
+                           price_wei=1)
+        jobs[ids[i]] = job
+        pipe.submit(job)
+
+    t_start = pipe.now()
+    run_arrivals(offsets, submit).join()
+    out = pipe.wait(ids, timeout_s)
+    done = [o for o in out.values() if o.completed_s is not None]
+    lat = [o.completed_s - o.job.submitted_s for o in done]
+    span = max((o.completed_s for o in done), default=t_start) - t_start
+    batches = pipe.metrics.snapshot()["stages"]["prove"]["batches"] - before
+    ok = len(done) == len(ids) and all(o.status.value == "paid" for o in out.values())
+    return len(done) / max(span, 1e-9), lat, len(ids) / max(1, batches), ok
+
+
+def run_baseline(naive_task, providers, key_path, vk, spec, witnesses, offsets, timeout_s: float):
+    """One pinned task per job (key loaded per job), proofs verified one by one in the driver."""
+    import queue
+
+    import ray
+
+    from proving.groth16.verifier import verify
+
+    submitted: queue.Queue = queue.Queue()
+
+    def submit(i: int) -> None:
+        p = providers[i % len(providers)]
+        w = witnesses[i % len(witnesses)]
+        ref = naive_task.options(resources={f"provider:{p}": 1}, max_retries=0).remote(str(key_path), w)
+        submitted.put((i, ref, time.monotonic()))
+
+    t_start = time.monotonic()
+    feeder = run_arrivals(offsets, submit)
+    pending, lat, ok, end = {}, [], True, t_start + timeout_s
+    while (len(lat) < len(offsets)) and time.monotonic() < end:
+        while not submitted.empty():
+            i, ref, t = submitted.get()
+            pending[ref] = (i, t)
+        if not pending:
+            time.sleep(0.002)
+            continue
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.05)
+        for ref in ready:
+            i, t = pending.pop(ref)
+            proof = ray.get(ref, timeout=60)
+            try:
+                verify(vk, spec.public_signals(witnesses[i % len(witnesses)]), proof)
+            except Exception:  # noqa: BLE001
+                ok = False
+            lat.append(time.monotonic() - t)
+    feeder.join()
+    span = time.monotonic() - t_start
+    return len(lat) / span, lat, ok and len(lat) == len(offsets)
+
+
+def naive_prove(key_path: str, witness):
+    """The baseline's task: load the proving key from its JSON file, then prove one witness."""
+    from market.pipeline.provenance import ProvenanceStore
+    from providers.prover_worker import resolve_prover, set_prover_threads
+
+    set_prover_threads(1)  # as the pipeline's workers: one numba thread per reserved CPU
+    path = Path(key_path)
+    pk = ProvenanceStore(path.parent.parent).load_key(path.stem)
+    return resolve_prover(os.environ.get("RM_BENCH_PROVER", "fast"))(pk, witness)
+
+
+def build_circuit(rounds: int, n_witnesses: int):
+    import functools
+
+    from market.pipeline.provenance import pk_hash
+    from market.pipeline.stages import CircuitSpec
+    from proving.circuits.mimc import preimage_circuit
+    from proving.groth16.setup import dev_setup
+    from proving.r1cs import check_witness
+
+    r1cs = preimage_circuit(None, n_rounds=rounds).r1cs
+    pk = dev_setup(r1cs, seed=424242)
+    spec = CircuitSpec(f"mimc7-r{rounds}", pk, pk_hash(pk), functools.partial(check_witness, r1cs))
+    witnesses = [tuple(preimage_circuit(10_000 + i, n_rounds=rounds).witness) for i in range(n_witnesses)]
+    return spec, witnesses
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rates", default="5,10,20,inf", help="arrival rates in jobs/s, comma-separated; inf = burst")
+    ap.add_argument("--duration-s", type=float, default=8.0, help="arrival window per finite rate (s)")
+    ap.add_argument("--burst-jobs", type=int, default=160, help="jobs of the inf (saturation) rate")
+    ap.add_argument("--max-jobs", type=int, default=160, help="cap on jobs per rate")
+    ap.add_argument("--rounds", type=int, default=4, help="MiMC-7 rounds of the circuit (4 constraints each)")
+    ap.add_argument("--providers", type=int, default=3)
+    ap.add_argument("--cpus-per-provider", type=int, default=1)
+    ap.add_argument("--prover", default="fast", choices=["fast", "ref"])
+    ap.add_argument("--deadline-s", type=float, default=60.0)
+    ap.add_argument("--verify-workers", type=int, default=2,
+                    help="pipeline verifier actors on the head node (0: verify in the driver)")
+    ap.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
+    ap.add_argument("--stats", action="store_true", help="log the pipeline's stage metrics after each rate")
+    ap.add_argument("--skip-baseline", action="store_true", help="pipeline only (profiling)")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "raymarket-numba"))
+    os.environ["RM_BENCH_PROVER"] = args.prover
+    rates = [math.inf if r.strip() == "inf" else float(r) for r in args.rates.split(",")]
+    names = [f"p{i + 1}" for i in range(args.providers)]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+
+    log(f"setting up a {args.rounds}-round MiMC circuit ...")
+    spec, witnesses = build_circuit(args.rounds, 16)
+    rows = run_all(args, rates, names, spec, witnesses, log)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print_table(rows, args)
+    return 0
+
+
+def run_all(args, rates, names, spec, witnesses, log) -> list[Row]:
+    import ray
+
+    from market.pipeline.batching import ControllerConfig, WindowPolicy
+    from market.pipeline.placement import ProviderSlot
+    from market.pipeline.provenance import ProvenanceStore
+    from market.pipeline.runtime import PipelineSettings, ProvingPipeline
+    from market.pipeline.stages import InMemoryPayments
+    from providers.cluster import LocalCluster
+
+    data_dir = Path(tempfile.mkdtemp(prefix="rm-bench-pipe-"))
+    key_path = data_dir / "keys" / f"{spec.pk_hash}.json"
+    ProvenanceStore(data_dir).save_key(spec.pk, spec.pk_hash)
+    log(f"starting a local cluster: head + {len(names)} providers x {args.cpus_per_provider} CPU ...")
+    cluster = LocalCluster(providers=list(names), cpus_per_provider=args.cpus_per_provider, head_cpus=1).start()
+    try:
+        settings = PipelineSettings(
+            window=WindowPolicy(window_s=0.05, deadline_margin_s=2.0),
+            controller=ControllerConfig(min_batch=1, max_batch=32, target_latency_s=3.0, prior_per_proof_s=0.1),
+            verify_batch_max=64, prover=args.prover, actor_num_cpus=1, data_dir=data_dir,
+            verify_workers=args.verify_workers)
+        pipe = ProvingPipeline([spec], [ProviderSlot(n, 10.0) for n in names], InMemoryPayments(), settings)
+        pipe.start()
+        plan = [(rate, args.burst_jobs if math.isinf(rate) else
+                 min(args.max_jobs, max(1, int(rate * args.duration_s)))) for rate in rates]
+        # phase 1: the pipeline at every rate (its actors hold the providers' CPUs) ...
+        log("pipeline: warming up ...")
+        run_pipeline(pipe, spec, witnesses, [0.0] * len(names), "warm", args.deadline_s, 300)
+        measured = {}
+        for rate, n in plan:
+            log(f"pipeline: rate {rate}/s, {n} jobs ...")
+            measured[rate] = run_pipeline(pipe, spec, witnesses, schedule(n, rate), f"r{rate}", args.deadline_s, 900)
+            log(f"  -> {measured[rate][0]:.2f} proofs/s, p99 {percentile(measured[rate][1], 0.99):.2f} s")
+            if args.stats:
+                snap = pipe.metrics.snapshot()
+                for st, v in snap["stages"].items():
+                    log(f"     {st:>6}: batches {v['batches']:4d} mean size {v['mean_batch_size'] or 0:5.1f} "
+                        f"p50 {v['p50_latency_s'] or 0:.3f} s p99 {v['p99_latency_s'] or 0:.3f} s "
+                        f"max queue {v['max_queue_depth']}")
+        pipe.stop()  # ... then its actors are gone and the baseline's tasks get the same CPUs
+        if args.skip_baseline:
+            return []
+        naive = ray.remote(num_cpus=1, max_retries=0)(naive_prove)
+        log("baseline: warming up ...")
+        run_baseline(naive, names, key_path, spec.pk.vk, spec, witnesses, [0.0] * len(names), 300)
+        rows = []
+        for rate, n in plan:
+            log(f"baseline: rate {rate}/s, {n} jobs ...")
+            btput, blat, bok = run_baseline(naive, names, key_path, spec.pk.vk, spec, witnesses,
+                                            schedule(n, rate), 1800)
+            tput, lat, batch, ok = measured[rate]
+            p99 = percentile(lat, 0.99)
+            rows.append(Row("inf" if math.isinf(rate) else rate, n, tput, percentile(lat, 0.5), p99, btput,
+                            percentile(blat, 0.5), percentile(blat, 0.99), tput / btput, args.deadline_s,
+                            p99 <= args.deadline_s, batch, ok and bok))
+            log(f"  -> baseline {btput:.2f} proofs/s: speedup {tput / btput:.1f}x")
+        return rows
+    finally:
+        cluster.shutdown()
+
+
+def print_table(rows: list[Row], args) -> None:
+    print(f"proving pipeline vs naive baseline: MiMC-7 {args.rounds} rounds, {args.providers} providers x "
+          f"{args.cpus_per_provider} CPU, prover {args.prover}, deadline {args.deadline_s:.0f} s")
+    head = ("rate/s", "jobs", "proofs/s", "p50 s", "p99 s", "base proofs/s", "base p50", "base p99", "speedup",
+            "batch", "p99<=ddl", "verified")
+    print(" | ".join(f"{h:>13}" for h in head))
+    for r in rows:
+        cells = (str(r.arrival_rate), str(r.jobs), f"{r.proofs_per_s:.2f}", f"{r.p50_s:.2f}", f"{r.p99_s:.2f}",
+                 f"{r.baseline_proofs_per_s:.2f}", f"{r.baseline_p50_s:.2f}", f"{r.baseline_p99_s:.2f}",
+                 f"{r.speedup:.1f}x", f"{r.mean_batch_size:.1f}", str(r.p99_within_deadline), str(r.all_verified))
+        print(" | ".join(f"{c:>13}" for c in cells))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
