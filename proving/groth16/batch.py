@@ -13,8 +13,10 @@ signatures", EUROCRYPT 1998; the Groth16 form as in arkworks/gnark batch verifie
 Zcash's ``bellman::groth16::batch``). ``sum r_i vk_x_i`` is computed with ``n_public + 1``
 scalar multiplications by folding the ``r_i`` into the public-input scalars first.
 
-When the batch fails, :func:`find_invalid` bisects: the Miller loop of each proof's own term
-is computed once and reused, and only the three key terms are recomputed per subset.
+The whole batch is checked in one shared Miller loop (each ``B_i`` walked once, its line
+coefficients kept). When it fails, :func:`find_invalid` bisects: the Miller loop of each
+proof's own term is computed once from those coefficients and reused, and only the three key
+terms are recomputed per subset.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from dataclasses import dataclass
 
 from proving.errors import BatchVerificationFailed, MalformedProof, PairingCheckFailed, ProvingError
 from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
-from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop, prepare_g2
+from proving.groth16.pairing import (
+    F12_ONE, Fq12, PreparedG2, f12_mul, final_exponentiation, miller_loop, prepare_g2, walk_g2,
+)
 from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_mul, g1_neg
 
 #: Bits of the random combination scalars (soundness error ~2^-128 per batch).
@@ -34,29 +38,48 @@ RANDOMIZER_BITS = 128
 
 @dataclass
 class _Batch:
-    """Per-proof data of a batch: randomizers and the cached Miller loop of ``e(-r_i A_i, B_i)``."""
+    """Per-proof data of a batch: randomizers, ``-r_i A_i``, each ``B_i``'s line coefficients,
+    and (computed only if the whole batch fails) each proof's own Miller-loop value."""
 
     vk: VerifyingKey
     publics: list[Sequence[int]]
     proofs: list[Proof]
     r: list[int]
-    own_miller: list[Fq12]
+    neg_ra: list
+    prepared_b: list[PreparedG2]
+    own_miller: list[Fq12] | None = None
 
 
 def _prepare(vk: VerifyingKey, publics: list[Sequence[int]], proofs: list[Proof], r: list[int]) -> _Batch:
-    own = [miller_loop([(g1_neg(g1_mul(p.a, ri)), p.b)]) for p, ri in zip(proofs, r)]
-    return _Batch(vk, publics, proofs, r, own)
+    neg_ra = [g1_neg(g1_mul(p.a, ri)) for p, ri in zip(proofs, r)]
+    prepared = [walk_g2(p.b) for p in proofs]
+    return _Batch(vk, publics, proofs, r, neg_ra, prepared)
 
 
-def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
-    """The combined equation over the proofs at positions ``idx`` of the batch."""
+def _key_terms(batch: _Batch, idx: Sequence[int]) -> list:
+    """The three key pairs ``((sum r_i) alpha, beta), (sum r_i vk_x_i, gamma), (sum r_i C_i, delta)``."""
     vk, r = batch.vk, batch.r
     r_sum = sum(r[i] for i in idx) % FR_MODULUS
     scalars = [r_sum] + [sum(r[i] * batch.publics[i][j] for i in idx) % FR_MODULUS for j in range(vk.n_public)]
     vk_x = g1_lincomb(vk.ic, scalars)
     c_sum = g1_lincomb([batch.proofs[i].c for i in idx], [r[i] for i in idx])
-    acc = miller_loop([(g1_mul(vk.alpha_g1, r_sum), prepare_g2(vk.beta_g2)), (vk_x, prepare_g2(vk.gamma_g2)),
-                       (c_sum, prepare_g2(vk.delta_g2))])
+    return [(g1_mul(vk.alpha_g1, r_sum), prepare_g2(vk.beta_g2)), (vk_x, prepare_g2(vk.gamma_g2)),
+            (c_sum, prepare_g2(vk.delta_g2))]
+
+
+def _all_hold(batch: _Batch) -> bool:
+    """The whole batch in ONE shared Miller loop (n + 3 pairs) and one final exponentiation."""
+    idx = range(len(batch.proofs))
+    pairs = [(batch.neg_ra[i], batch.prepared_b[i]) for i in idx] + _key_terms(batch, idx)
+    return final_exponentiation(miller_loop(pairs)) == F12_ONE
+
+
+def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
+    """The combined equation over the proofs at positions ``idx`` (bisection), reusing each
+    proof's own Miller-loop value (computed once, on the first failing batch)."""
+    if batch.own_miller is None:
+        batch.own_miller = [miller_loop([(a, b)]) for a, b in zip(batch.neg_ra, batch.prepared_b)]
+    acc = miller_loop(_key_terms(batch, idx))
     for i in idx:
         acc = f12_mul(acc, batch.own_miller[i])
     return final_exponentiation(acc) == F12_ONE
@@ -114,7 +137,8 @@ def find_invalid(
     if good:
         r = _randomizers(len(proofs), seed)
         batch = _prepare(vk, [publics[i] for i in good], [proofs[i] for i in good], [r[i] for i in good])
-        for pos in _bisect(batch, list(range(len(good))), False):
+        failing = [] if _all_hold(batch) else _bisect(batch, list(range(len(good))), True)
+        for pos in failing:
             reasons[good[pos]] = PairingCheckFailed()
     return dict(sorted(reasons.items()))
 

@@ -322,6 +322,11 @@ def _walk(q: tuple[Fq2, Fq2]) -> PreparedG2:
     return PreparedG2(tuple(coeffs))
 
 
+def walk_g2(q: G2Point) -> PreparedG2:
+    """:class:`PreparedG2` of a valid G2 point (not cached: for proof points)."""
+    return _walk((tuple(q[0]), tuple(q[1])))
+
+
 @lru_cache(maxsize=256)
 def prepare_g2(q: G2Point) -> PreparedG2:
     """:class:`PreparedG2` of a valid G2 point (cached: meant for verification-key points)."""
