@@ -121,11 +121,15 @@ _HARD_EXPONENT = (Q**4 - Q**2 + 1) // FR_MODULUS
 
 # ---------------------------------------------------------------- Fq6
 def f6_add(a: Fq6, b: Fq6) -> Fq6:
-    return (f2_add(a[0], b[0]), f2_add(a[1], b[1]), f2_add(a[2], b[2]))
+    (a0, a1), (a2, a3), (a4, a5) = a
+    (b0, b1), (b2, b3), (b4, b5) = b
+    return (((a0 + b0) % Q, (a1 + b1) % Q), ((a2 + b2) % Q, (a3 + b3) % Q), ((a4 + b4) % Q, (a5 + b5) % Q))
 
 
 def f6_sub(a: Fq6, b: Fq6) -> Fq6:
-    return (f2_sub(a[0], b[0]), f2_sub(a[1], b[1]), f2_sub(a[2], b[2]))
+    (a0, a1), (a2, a3), (a4, a5) = a
+    (b0, b1), (b2, b3), (b4, b5) = b
+    return (((a0 - b0) % Q, (a1 - b1) % Q), ((a2 - b2) % Q, (a3 - b3) % Q), ((a4 - b4) % Q, (a5 - b5) % Q))
 
 
 def f6_neg(a: Fq6) -> Fq6:
@@ -133,10 +137,29 @@ def f6_neg(a: Fq6) -> Fq6:
 
 
 def f6_mul(a: Fq6, b: Fq6) -> Fq6:
-    t0, t1, t2 = f2_mul(a[0], b[0]), f2_mul(a[1], b[1]), f2_mul(a[2], b[2])
-    c0 = f2_add(t0, f2_mul_xi(f2_sub(f2_sub(f2_mul(f2_add(a[1], a[2]), f2_add(b[1], b[2])), t1), t2)))
-    c1 = f2_add(f2_sub(f2_sub(f2_mul(f2_add(a[0], a[1]), f2_add(b[0], b[1])), t0), t1), f2_mul_xi(t2))
-    c2 = f2_add(f2_sub(f2_sub(f2_mul(f2_add(a[0], a[2]), f2_add(b[0], b[2])), t0), t2), t1)
+    """Karatsuba over Fq2 (``v^3 = xi``), inlined on integers with one reduction per coefficient."""
+    (a00, a01), (a10, a11), (a20, a21) = a
+    (b00, b01), (b10, b11), (b20, b21) = b
+    # t_i = a_i * b_i (unreduced Fq2 products)
+    p0, q0 = a00 * b00, a01 * b01
+    t00, t01 = p0 - q0, (a00 + a01) * (b00 + b01) - p0 - q0
+    p1, q1 = a10 * b10, a11 * b11
+    t10, t11 = p1 - q1, (a10 + a11) * (b10 + b11) - p1 - q1
+    p2, q2 = a20 * b20, a21 * b21
+    t20, t21 = p2 - q2, (a20 + a21) * (b20 + b21) - p2 - q2
+    # (a1 + a2)(b1 + b2) - t1 - t2, times xi
+    x0, x1, y0, y1 = a10 + a20, a11 + a21, b10 + b20, b11 + b21
+    p, q = x0 * y0, x1 * y1
+    s0, s1 = p - q - t10 - t20, (x0 + x1) * (y0 + y1) - p - q - t11 - t21
+    c0 = ((t00 + 9 * s0 - s1) % Q, (t01 + s0 + 9 * s1) % Q)
+    # (a0 + a1)(b0 + b1) - t0 - t1 + xi t2
+    x0, x1, y0, y1 = a00 + a10, a01 + a11, b00 + b10, b01 + b11
+    p, q = x0 * y0, x1 * y1
+    c1 = ((p - q - t00 - t10 + 9 * t20 - t21) % Q, ((x0 + x1) * (y0 + y1) - p - q - t01 - t11 + t20 + 9 * t21) % Q)
+    # (a0 + a2)(b0 + b2) - t0 - t2 + t1
+    x0, x1, y0, y1 = a00 + a20, a01 + a21, b00 + b20, b01 + b21
+    p, q = x0 * y0, x1 * y1
+    c2 = ((p - q - t00 - t20 + t10) % Q, ((x0 + x1) * (y0 + y1) - p - q - t01 - t21 + t11) % Q)
     return (c0, c1, c2)
 
 
@@ -146,11 +169,21 @@ def f6_mul_v(a: Fq6) -> Fq6:
 
 
 def f6_mul_01(a: Fq6, b0: Fq2, b1: Fq2) -> Fq6:
-    """``a * (b0 + b1 v)`` (sparse)."""
-    t0, t1 = f2_mul(a[0], b0), f2_mul(a[1], b1)
-    c0 = f2_add(t0, f2_mul_xi(f2_mul(a[2], b1)))
-    c1 = f2_sub(f2_sub(f2_mul(f2_add(a[0], a[1]), f2_add(b0, b1)), t0), t1)
-    c2 = f2_add(f2_mul(a[2], b0), t1)
+    """``a * (b0 + b1 v)`` (sparse), inlined on integers."""
+    (a00, a01), (a10, a11), (a20, a21) = a
+    (b00, b01), (b10, b11) = b0, b1
+    p, q = a00 * b00, a01 * b01
+    t00, t01 = p - q, (a00 + a01) * (b00 + b01) - p - q
+    p, q = a10 * b10, a11 * b11
+    t10, t11 = p - q, (a10 + a11) * (b10 + b11) - p - q
+    p, q = a20 * b10, a21 * b11  # a2 * b1, times xi
+    u0, u1 = p - q, (a20 + a21) * (b10 + b11) - p - q
+    c0 = ((t00 + 9 * u0 - u1) % Q, (t01 + u0 + 9 * u1) % Q)
+    x0, x1, y0, y1 = a00 + a10, a01 + a11, b00 + b10, b01 + b11
+    p, q = x0 * y0, x1 * y1
+    c1 = ((p - q - t00 - t10) % Q, ((x0 + x1) * (y0 + y1) - p - q - t01 - t11) % Q)
+    p, q = a20 * b00, a21 * b01  # a2 * b0 + t1
+    c2 = ((p - q + t10) % Q, ((a20 + a21) * (b00 + b01) - p - q + t11) % Q)
     return (c0, c1, c2)
 
 
