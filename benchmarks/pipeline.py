@@ -20,7 +20,7 @@ Usage::
 
     python benchmarks/pipeline.py                 # table to stdout
     python benchmarks/pipeline.py --json          # JSON rows to stdout
-    python benchmarks/pipeline.py --rates 2,inf --duration-s 10 --rounds 4
+    python benchmarks/pipeline.py --rates 2,inf --duration-s 10 --rounds 16 --verify-workers 2
 """
 
 from __future__ import annotations
@@ -176,18 +176,19 @@ def build_circuit(rounds: int, n_witnesses: int):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rates", default="5,10,20,inf", help="arrival rates in jobs/s, comma-separated; inf = burst")
+    ap.add_argument("--rates", default="10,20,40,inf", help="arrival rates in jobs/s, comma-separated; inf = burst")
     ap.add_argument("--duration-s", type=float, default=8.0, help="arrival window per finite rate (s)")
-    ap.add_argument("--burst-jobs", type=int, default=160, help="jobs of the inf (saturation) rate")
-    ap.add_argument("--max-jobs", type=int, default=160, help="cap on jobs per rate")
+    ap.add_argument("--burst-jobs", type=int, default=240, help="jobs of the inf (saturation) rate")
+    ap.add_argument("--max-jobs", type=int, default=240, help="cap on jobs per rate")
     ap.add_argument("--rounds", type=int, default=4, help="MiMC-7 rounds of the circuit (4 constraints each)")
     ap.add_argument("--providers", type=int, default=3)
     ap.add_argument("--cpus-per-provider", type=int, default=1)
     ap.add_argument("--prover", default="fast", choices=["fast", "ref"])
     ap.add_argument("--deadline-s", type=float, default=60.0)
-    ap.add_argument("--verify-workers", type=int, default=2,
+    ap.add_argument("--verify-workers", type=int, default=0,
                     help="pipeline verifier actors on the head node (0: verify in the driver)")
     ap.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
+    ap.add_argument("--json-file", help="also write the JSON rows to this file")
     ap.add_argument("--stats", action="store_true", help="log the pipeline's stage metrics after each rate")
     ap.add_argument("--skip-baseline", action="store_true", help="pipeline only (profiling)")
     args = ap.parse_args(argv)
@@ -201,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     log(f"setting up a {args.rounds}-round MiMC circuit ...")
     spec, witnesses = build_circuit(args.rounds, 16)
     rows = run_all(args, rates, names, spec, witnesses, log)
+    doc = json.dumps([asdict(r) for r in rows], indent=2)
+    if args.json_file:
+        Path(args.json_file).write_text(doc)
     if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
+        print(doc)
     else:
         print_table(rows, args)
     return 0

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from market.pipeline.errors import BatchNotFound, PipelineError
-from market.pipeline.metrics import read_snapshot
+from market.pipeline.metrics import STAGES, read_snapshot
 from market.pipeline.provenance import ProvenanceStore, canonical_hash
 
 EXIT_OK = 0
@@ -94,7 +94,7 @@ def replay_batch(batch_id: str, data_dir: Path | str | None = None, prover: str 
     """
     import time
 
-    from proving.groth16.verifier import verify
+    from market.pipeline.stages import find_invalid_proofs
     from providers.prover_worker import ProverWorker
 
     t0 = time.perf_counter()
@@ -103,20 +103,17 @@ def replay_batch(batch_id: str, data_dir: Path | str | None = None, prover: str 
     pk = store.load_key(record.pk_hash)
     worker = ProverWorker(f"replay-of-{record.provider}", record.circuit_id, pk, prover or record.prover,
                           threads=None, warmup=False)
+    seed = record.blinding_seed if record.blinding == "derived" else None
+    proofs = [worker.prove_one(job.job_id, w, seed) for job, w in zip(record.jobs, witnesses)]
+    bad = find_invalid_proofs(pk.vk, [job.public_signals for job in record.jobs], proofs)
     jobs = []
-    for job, w in zip(record.jobs, witnesses):
-        seed = record.blinding_seed if record.blinding == "derived" else None
-        proof = worker.prove_one(job.job_id, w, seed)
-        publics = list(w[1:1 + pk.n_public])
-        try:
-            verify(pk.vk, job.public_signals, proof)
-            ok = True
-        except Exception:  # noqa: BLE001 - any failure means "does not verify"
-            ok = False
+    for i, (job, w, proof) in enumerate(zip(record.jobs, witnesses, proofs)):
         matches = (canonical_hash(proof) == job.proof_sha256) if seed is not None else None
-        jobs.append(ReplayedJob(job.job_id, job.verified, matches, ok, publics == job.public_signals))
-    bad = [j.job_id for j in jobs if not (j.replay_verified and j.publics_match and j.proof_matches is not False)]
-    return ReplayReport(record.batch_id, record.provider, worker.prover, record.blinding, not bad, jobs, bad,
+        jobs.append(ReplayedJob(job.job_id, job.verified, matches, i not in bad,
+                                list(w[1:1 + pk.n_public]) == job.public_signals))
+    differ = [j.job_id for j in jobs
+              if not (j.replay_verified and j.publics_match and j.proof_matches is not False)]
+    return ReplayReport(record.batch_id, record.provider, worker.prover, record.blinding, not differ, jobs, differ,
                         time.perf_counter() - t0)
 
 
@@ -147,9 +144,10 @@ def _print_stats(snap: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"pipeline stages (uptime {snap['uptime_s']:.1f} s)")
-    for col in ("stage", "queue", "max", "in", "out", "failed", "batches", "mean batch", "p50 s", "p99 s", "items/s"):
+    for col in ("stage", "queue", "maxq", "in", "out", "fail", "btch", "size", "p50 s", "p99 s", "/s"):
         table.add_column(col, justify="right")
-    for name, st in snap["stages"].items():
+    for name in [s for s in STAGES if s in snap["stages"]]:
+        st = snap["stages"][name]
         table.add_row(name, f"{st['queue_depth']}/{st['queue_capacity']}", str(st["max_queue_depth"]),
                       str(st["items_in"]), str(st["items_out"]), str(st["failures"]), str(st["batches"]),
                       _fmt(st["mean_batch_size"], ".1f"), _fmt(st["p50_latency_s"]), _fmt(st["p99_latency_s"]),
