@@ -10,9 +10,10 @@ same machine:
   (the table says so).
 * ``prove_s``: Groth16 prove (:mod:`proving.groth16.prover`) for a circom circuit, a chain of
   circomlib ``Poseidon(2)`` hashes compiled by ``circom2`` (63 links = 32,571 constraints,
-  domain 2^15), zkey by ``snarkjs groth16 setup`` on a powers-of-tau of 2^16 that this script
-  makes (``powersoftau new/contribute/prepare phase2``, cached in the workdir: ~20+ min the
-  first time). Best of ``--repeat`` runs with the key already prepared; the first prove
+  domain 2^15); zkey from ``snarkjs groth16 setup`` if a prepared 2^16 powers-of-tau is in
+  the workdir (``--make-ptau`` makes one: 20-60 minutes), else from our dev setup written as
+  a snarkjs zkey (see :func:`build_circuit`). Best of ``--repeat`` runs with the key already
+  prepared; the first prove
   (key preparation included) is ``prove_first_s``. Baselines on the same zkey and witness:
   ``snarkjs groth16 prove`` (wall time of the CLI process, as a user runs it) and
   ``groth16py.prove_wtns`` (arkworks, native; key import timed apart).
@@ -136,9 +137,14 @@ def bench_msm(log2_n: int, pyecc_sample: int, workdir: Path) -> dict:
 
 # ------------------------------------------------------------------------ circuit ----
 
-def build_circuit(workdir: Path, links: int) -> dict:
-    """circom2 circuit, ptau (2^16), zkey and witness, each made once and cached in ``workdir``."""
-    from proving.formats.r1cs_file import read_r1cs  # noqa: F401  (import check only)
+def build_circuit(workdir: Path, links: int, make_ptau: bool) -> dict:
+    """circom2 circuit, zkey and witness, each made once and cached in ``workdir``.
+
+    The zkey comes from ``snarkjs groth16 setup`` when a prepared 2^16 powers-of-tau is in the
+    workdir (made with ``--make-ptau``: ``prepare phase2`` took over 40 minutes on this shared
+    2-core machine and was not finished), else from :func:`proving.groth16.setup.dev_setup`
+    written in the snarkjs zkey format: snarkjs, groth16py and ours all prove from that file.
+    """
     from market.tools import npm_bin
 
     snarkjs, circom = npm_bin("snarkjs"), npm_bin("circom2")
@@ -151,33 +157,44 @@ def build_circuit(workdir: Path, links: int) -> dict:
         src.write_text(CHAIN_CIRCOM % links)
         log(f"compiling {src.name} with circom2")
         run([circom, src.name, "--r1cs", "--wasm", "-o", ".", "-l", "circomlib"], workdir)
-    ptau = workdir / "pot16_final.ptau"
-    if not ptau.exists():
-        log("making a 2^16 powers-of-tau (new, contribute, prepare phase2): ~20+ minutes, once")
-        run([snarkjs, "powersoftau", "new", "bn128", "16", "pot16_0.ptau"], workdir)
-        run([snarkjs, "powersoftau", "contribute", "pot16_0.ptau", "pot16_1.ptau", "--name=bench",
-             "-e=raymarket benchmark entropy (not a ceremony)"], workdir)
-        run([snarkjs, "powersoftau", "prepare", "phase2", "pot16_1.ptau", "pot16_final.ptau.tmp"], workdir)
-        (workdir / "pot16_final.ptau.tmp").rename(ptau)
     zkey = workdir / f"{name}.zkey"
-    if not zkey.exists():
-        log("snarkjs groth16 setup")
-        run([snarkjs, "groth16", "setup", f"{name}.r1cs", ptau.name, f"{name}.zkey.tmp"], workdir)
+    source = (workdir / f"{name}.zkey.source").read_text() if zkey.exists() else None
+    if source is None:
+        ptau = workdir / "pot16_final.ptau"
+        if make_ptau and not ptau.exists():
+            log("making a 2^16 powers-of-tau (new, contribute, prepare phase2): 20+ minutes, once")
+            run([snarkjs, "powersoftau", "new", "bn128", "16", "pot16_0.ptau"], workdir)
+            run([snarkjs, "powersoftau", "contribute", "pot16_0.ptau", "pot16_1.ptau", "--name=bench",
+                 "-e=raymarket benchmark entropy (not a ceremony)"], workdir)
+            run([snarkjs, "powersoftau", "prepare", "phase2", "pot16_1.ptau", "pot16_final.ptau.tmp"], workdir)
+            (workdir / "pot16_final.ptau.tmp").rename(ptau)
+        if ptau.exists():
+            log("snarkjs groth16 setup")
+            run([snarkjs, "groth16", "setup", f"{name}.r1cs", ptau.name, f"{name}.zkey.tmp"], workdir)
+            source = "snarkjs groth16 setup (ptau 2^16)"
+        else:
+            log("dev setup (proving.groth16.setup.dev_setup) -> snarkjs zkey format")
+            from proving.formats.r1cs_file import read_r1cs
+            from proving.formats.zkey import write_zkey
+            from proving.groth16.setup import dev_setup
+            write_zkey(workdir / f"{name}.zkey.tmp", dev_setup(read_r1cs(workdir / f"{name}.r1cs"), seed=1))
+            source = "proving dev_setup, written as a snarkjs zkey (no ptau)"
         (workdir / f"{name}.zkey.tmp").rename(zkey)
+        (workdir / f"{name}.zkey.source").write_text(source)
     wtns = workdir / f"{name}.wtns"
     if not wtns.exists():
         (workdir / "input.json").write_text(json.dumps({"x": "12345"}))
         run([snarkjs, "wtns", "calculate", f"{name}_js/{name}.wasm", "input.json", wtns.name], workdir)
-    return {"zkey": zkey, "wtns": wtns, "snarkjs": snarkjs}
+    return {"zkey": zkey, "wtns": wtns, "snarkjs": snarkjs, "zkey_source": source}
 
 
-def bench_prove(workdir: Path, links: int, repeat: int) -> dict:
+def bench_prove(workdir: Path, links: int, repeat: int, make_ptau: bool) -> dict:
     from proving.formats.snarkjs_json import write_proof, write_public
     from proving.formats.wtns_file import read_wtns
     from proving.formats.zkey import read_zkey
     from proving.groth16 import prover, verifier
 
-    files = build_circuit(workdir, links)
+    files = build_circuit(workdir, links, make_ptau)
     t_read, pk = timed(read_zkey, files["zkey"])
     witness = read_wtns(files["wtns"])
     constraints = max(pk.coef_constraint) + 1 - (pk.n_public + 1)
@@ -190,6 +207,7 @@ def bench_prove(workdir: Path, links: int, repeat: int) -> dict:
     write_proof(workdir / "proof_ours.json", proof)
     write_public(workdir / "public_ours.json", public)
     out = {"constraints": constraints, "domain_size": pk.domain_size, "n_vars": pk.n_vars,
+           "zkey_source": files["zkey_source"],
            "zkey_read_s": t_read, "prove_first_s": t_first, "prove_s": t_prove}
     snarkjs = files["snarkjs"]
     run([snarkjs, "zkey", "export", "verificationkey", files["zkey"].name, "vk.json"], workdir)
@@ -267,6 +285,8 @@ def table(res: dict) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("ratio = baseline / ours (>1: ours faster). " + res["machine"])
+    if "zkey_source" in res:
+        lines.append(f"zkey: {res['zkey_source']}; snarkjs time is its CLI process (node start + zkey read included)")
     return "\n".join(lines)
 
 
@@ -278,6 +298,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pyecc-sample", type=int, default=64)
     ap.add_argument("--links", type=int, default=63, help="Poseidon links in the circuit (63 -> 32,571 constraints)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--make-ptau", action="store_true",
+                    help="make a 2^16 powers-of-tau with snarkjs (20-60 min) and use snarkjs groth16 setup")
     ap.add_argument("--verify-proofs", type=int, default=64)
     ap.add_argument("--sequential-sample", type=int, default=16,
                     help="proofs verified one by one (extrapolated to --verify-proofs; the table says so)")
@@ -292,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "msm" in only:
         res.update(bench_msm(args.msm_log2, args.pyecc_sample, args.workdir))
     if "prove" in only:
-        res.update(bench_prove(args.workdir, args.links, args.repeat))
+        res.update(bench_prove(args.workdir, args.links, args.repeat, args.make_ptau))
     if "verify" in only:
         res.update(bench_verify(args.verify_proofs, args.sequential_sample))
     print(json.dumps(res, indent=2, default=str) if args.json else table(res))

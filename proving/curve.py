@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from proving._kernels import ec
 from proving._kernels.fields import FQ_INV, FQ_ONE, FQ_P, FQ_PM2, fq2_mul, fq2_sqr, fq_mul
@@ -142,9 +142,9 @@ def _g1_from_affine_arr(aff, out):
         ec.g1_store_jac(out, i, ec.g1_from_affine(x, y))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _g1_ops(op, a, b, scal, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         p = ec.g1_load_jac(a, i)
         if op == 0:
             r = ec.g1_add(p, ec.g1_load_jac(b, i))
@@ -167,9 +167,9 @@ def _g2_from_affine_arr(aff, out):
         ec.g2_store_jac(out, i, ec.g2_from_affine(x, y))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _g2_ops(op, a, b, scal, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         p = ec.g2_load_jac(a, i)
         if op == 0:
             r = ec.g2_add(p, ec.g2_load_jac(b, i))
@@ -209,6 +209,7 @@ def g1_apply(op: str, jac: np.ndarray, other: np.ndarray | None = None) -> np.nd
 
     ``"add"`` (other: ``(n, 12)`` Jacobian), ``"add_mixed"`` (other: ``(n, 8)`` affine),
     ``"double"``, ``"neg"``, ``"mul"`` (other: ``(n, 4)`` standard-form scalars). Returns ``(n, 12)``.
+    Rows are processed in parallel (``numba.prange``).
     """
     jac = _check(jac, 12, "jac")
     other = jac if other is None else np.ascontiguousarray(other)
