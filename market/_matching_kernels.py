@@ -37,6 +37,10 @@ _GIB_SHIFT = 30
 _GIB_MASK = (1 << 30) - 1
 _I64_MAX = np.iinfo(np.int64).max
 GIB_FLOAT = 1073741824.0
+UNBOUNDED = 1 << 62
+#: Once the top-k is full, live list positions still examined for a cheaper exact ask (the cost order
+#: ranks by the continuous rate; whole-second rounding of run time can reorder near-ties).
+TIE_BAND_STEPS = 8
 REASON_NAMES = ("ok", "model", "labels", "access", "reputation", "size", "deadline", "bond", "price", "taken")
 
 
@@ -173,10 +177,12 @@ def _push(o, a, out_o, out_a, n):
 
 
 @njit(cache=True)
-def scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, out_o, out_a):
+def scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, out_o, out_a, max_steps):
     """The ``len(out_o)`` cheapest (exact ask, then offer index) offers for job ``j`` that pass every
     constraint (with remaining capacity ``rem`` when ``use_rem``, else start-of-round capacity) with
-    ask <= ``cap``, written sorted into ``out_o``/``out_a``; ``skip_o`` is left out (-1: none).
+    ask <= ``cap``, written sorted into ``out_o``/``out_a``; ``skip_o`` is left out (-1: none). The walk
+    down the cost-sorted list stops after ``max_steps`` live positions, or ``TIE_BAND_STEPS`` positions
+    after the top-k filled (so near-ties beyond that band are not compared).
     Returns how many were found.
 
     lists = (s_ptr, s_off, s_cost, s_cpus, s_gpus, s_mem, s_bond); ov = (hooked, ov_ptr, ov_off, ov_ask).
@@ -207,20 +213,25 @@ def scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_r
             n = _push(o, ov_ask[t], out_o, out_a, n)
     dur = float(jc[5][j])
     k = _find(nxt, s_ptr[shape]) if use_rem else s_ptr[shape]
+    steps = 0
+    after_full = 0
     while True:
         o = s_off[k]
-        if o < 0:
+        if o < 0 or steps >= max_steps:
             break
         lb = dur * s_cost[k]
         if lb > capf * (1.0 + 1e-9) + 4.0:
             break
-        if n == kmax and lb > float(out_a[n - 1]) * (1.0 + 1e-9) + 4.0:
+        if n == kmax and (lb > float(out_a[n - 1]) * (1.0 + 1e-9) + 4.0 or after_full >= TIE_BAND_STEPS):
             break
+        if n == kmax:
+            after_full += 1
         if use_rem and (rem[0][o] < s_cpus[shape] or rem[1][o] < s_gpus[shape] or rem[2][o] < s_mem[shape]
                         or rem[3][o] < s_bond[shape]):
             nxt[k] = k + 1
             k = _find(nxt, k + 1)
             continue
+        steps += 1
         if o != skip_o and (not use_rem or _fits(j, o, jc, rem)):
             if not (hooked[o] and _override(j, o, ov_ptr, ov_off, ov_ask) != -2):
                 if static_reason(j, o, jc, oc, now_s) == R_OK:
@@ -230,11 +241,11 @@ def scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_r
 
 
 @njit(cache=True)
-def best_offer(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem):
+def best_offer(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, max_steps=UNBOUNDED):
     """Cheapest feasible offer for ``j`` (see :func:`scan_offers`): ``(offer, ask)``, offer -1 when none."""
     out_o = np.empty(1, dtype=np.int64)
     out_a = np.empty(1, dtype=np.int64)
-    if scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, out_o, out_a) == 0:
+    if scan_offers(j, shape, jc, oc, rem, lists, nxt, cap, now_s, ov, skip_o, use_rem, out_o, out_a, max_steps) == 0:
         return -1, np.int64(0)
     return out_o[0], out_a[0]
 
@@ -298,7 +309,8 @@ def relocate_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, as
 
 
 @njit(cache=True)
-def _jobs_by_offer(assign, n_offers):
+def _jobs_by_offer(assign, n_offers, by):
+    """CSR of the jobs on each offer, each list in the order of ``by`` (a permutation of the jobs)."""
     ptr = np.zeros(n_offers + 1, dtype=np.int64)
     for j in range(len(assign)):
         if assign[j] >= 0:
@@ -307,7 +319,8 @@ def _jobs_by_offer(assign, n_offers):
         ptr[o + 1] += ptr[o]
     fill = ptr[:-1].copy()
     lst = np.empty(ptr[-1], dtype=np.int64)
-    for j in range(len(assign)):
+    for t in range(len(by)):
+        j = by[t]
         o = assign[j]
         if o >= 0:
             lst[fill[o]] = j
@@ -322,14 +335,17 @@ def _fits_without(j, k, o, jc, rem):
 
 
 @njit(cache=True)
-def improve_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, max_price, now_s, ov, assign, ask, n_cand, limit):
+def improve_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, max_price, now_s, ov, assign, ask, n_cand, limit,
+                 shortest, max_victims, victim_steps):
     """Local improvement by moves with one eviction, for the first ``limit`` jobs of ``order`` (assigned
     or not): job ``j`` (taken off its offer, if any) tries its ``n_cand`` cheapest feasible offers ``o``
     (start-of-round capacity); it moves there directly if it fits, else by evicting one job ``k`` there,
     which moves to its cheapest other offer with room (possibly ``j``'s old one) or drops out. Applied
     when welfare rises: ``(max_j - ask_jo) - w_j,now - (max_k - ask_ko) + (max_k - ask_k,alt) > 0``.
-    Returns the number of moves."""
-    ptr, lst = _jobs_by_offer(assign, len(rem[0]))
+    Victims are tried shortest job first (``shortest``: jobs by ascending duration; they lose least by
+    moving), at most ``max_victims`` per offer; a victim's new place is searched over at most
+    ``victim_steps`` live list positions. Returns the number of moves."""
+    ptr, lst = _jobs_by_offer(assign, len(rem[0]), shortest)
     cand_o = np.empty(n_cand, dtype=np.int64)
     cand_a = np.empty(n_cand, dtype=np.int64)
     start = (oc[0], oc[1], oc[2], oc[3])
@@ -339,7 +355,8 @@ def improve_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, max_price, now
         j = order[t]
         o0 = assign[j]
         w_now = max_price[j] - ask[j] if o0 >= 0 else np.int64(0)
-        n = scan_offers(j, job_shape[j], jc, oc, start, lists, no_skip, caps[j], now_s, ov, o0, False, cand_o, cand_a)
+        n = scan_offers(j, job_shape[j], jc, oc, start, lists, no_skip, caps[j], now_s, ov, o0, False, cand_o, cand_a,
+                        UNBOUNDED)
         if n == 0 or max_price[j] - cand_a[0] <= w_now:
             continue
         if o0 >= 0:
@@ -354,11 +371,15 @@ def improve_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, max_price, now
             if _fits(j, o, jc, rem):
                 best_gain, best_o, best_k, best_ja = d_j, o, -1, cand_a[c]
                 continue
+            tried = 0
             for v in range(ptr[o], ptr[o + 1]):
                 k = lst[v]
                 if k == j or assign[k] != o or not _fits_without(j, k, o, jc, rem):
                     continue
-                ko, ka = best_offer(k, job_shape[k], jc, oc, rem, lists, nxt, caps[k], now_s, ov, o, True)
+                if tried == max_victims:
+                    break
+                tried += 1
+                ko, ka = best_offer(k, job_shape[k], jc, oc, rem, lists, nxt, caps[k], now_s, ov, o, True, victim_steps)
                 gain = d_j - (max_price[k] - ask[k]) + (max_price[k] - ka if ko >= 0 else 0)
                 if gain > best_gain:
                     best_gain, best_o, best_k, best_ko, best_ka, best_ja = gain, o, k, ko, ka, cand_a[c]

@@ -52,6 +52,8 @@ MAX_EXACT_SHAPES = 256
 IMPROVE_CANDIDATES = 4
 IMPROVE_PASSES = 2
 IMPROVE_LIMIT = 2000
+IMPROVE_VICTIMS = 1
+IMPROVE_VICTIM_STEPS = 16
 #: Rounds with jobs x offers <= EXACT_MAX_PAIRS are then solved exactly by branch and bound, starting from
 #: the heuristic's assignment, within EXACT_NODE_LIMIT nodes (deterministic; the incumbent is kept beyond).
 EXACT_MAX_PAIRS = 4096
@@ -362,11 +364,12 @@ def _match(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple
     sens_all = jb.duration_s * first_cost[job_shape]
     sens_order = np.lexsort((np.arange(jb.n), -sens_all)).astype(np.int64)
     limit = jb.n if jb.n <= SMALL_ROUND_JOBS else IMPROVE_LIMIT
+    shortest = np.lexsort((np.arange(jb.n), jb.duration_s)).astype(np.int64)
     for _ in range(IMPROVE_PASSES):
         imp_order = np.concatenate([order[assign[order] < 0], sens_order[assign[sens_order] >= 0]])
         K.reset_skips(nxt, lists, rem)
         moves = K.improve_pass(imp_order, job_shape, jc, oc, rem, lists, nxt, caps, jb.max_price, now_s, ov,
-                               assign, ask, IMPROVE_CANDIDATES, limit)
+                               assign, ask, IMPROVE_CANDIDATES, limit, shortest, IMPROVE_VICTIMS, IMPROVE_VICTIM_STEPS)
         K.reset_skips(nxt, lists, rem)
         K.greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
         if moves == 0:
