@@ -9,7 +9,9 @@ Modules, one concept each:
 * :mod:`~market.pipeline.metrics` -- per-stage queue depth, batch size, latency, throughput.
 * :mod:`~market.pipeline.stages` -- the stage logic (intake, verify with bisection, pay) on
   bounded queues, without Ray.
+* :mod:`~market.pipeline.payments` -- the pay stage on :mod:`market.ledger` (idempotent ids).
 * :mod:`~market.pipeline.runtime` -- the Ray adapter: prover actors pinned to provider nodes.
+* :mod:`~market.pipeline.errors` -- ``PipelineError`` and its narrow subclasses.
 * :mod:`~market.pipeline.cli` -- ``pipeline stats`` and ``replay_batch``.
 
 Nothing is imported here eagerly (Ray is heavy); import the submodules.

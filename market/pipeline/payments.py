@@ -58,17 +58,24 @@ class LedgerPayments:
         self.clock = clock
 
     def pay(self, job: ProofJob, provider: str, proof_sha256: str, batch_id: str) -> bool:
-        """Release ``job``'s escrow: ``price_wei`` (less the fee) to ``provider``; False if the job was already paid.
+        """Release ``job``'s escrow: ``price_wei`` (less the fee) to ``provider``.
+
+        Returns:
+            True when paid by this call; False when the escrow was no longer open (already paid,
+            to this or another provider, or refunded): nothing moves then.
 
         Raises:
-            market.ledger_errors.LedgerError: the ledger refused (no escrow, unknown provider, ...).
+            market.ledger_errors.LedgerError: the ledger refused (``PendingNotFound``: the job was never
+                escrowed; ``UnknownAccount``: the provider has no account; ...).
         """
         try:
             with Session(self.engine) as s, s.begin():
+                if _escrow_settled(s, job.job_id):
+                    return False
                 ledger.release_payment(s, pay_transfer_id(job.job_id), job.job_id, provider, job.price_wei,
                                        fee_bps=self.fee_bps)
                 self._unlock(s, job.job_id, provider)
-        except (PendingAlreadyResolved, IdempotencyConflict):
+        except (PendingAlreadyResolved, IdempotencyConflict):  # a concurrent payment won the row lock
             return False
         return True
 
@@ -97,10 +104,19 @@ class LedgerPayments:
         return True
 
     def refund(self, job: ProofJob, reason: str) -> bool:
-        """Void ``job``'s escrow (rejected or failed job); False when there was none open."""
+        """Void ``job``'s escrow (rejected or failed job); False when none was open (never escrowed,
+        already paid or already refunded)."""
         try:
             with Session(self.engine) as s, s.begin():
+                if _escrow_settled(s, job.job_id):
+                    return False
                 ledger.void_escrow(s, f"void:{job.job_id}", job.job_id)
-        except (PendingNotFound, PendingAlreadyResolved):
+        except (PendingNotFound, PendingAlreadyResolved, IdempotencyConflict):
             return False
         return True
+
+
+def _escrow_settled(s: Session, job_id: str) -> bool:
+    """The job was escrowed and its escrow is no longer open (paid, voided or expired)."""
+    escrows = ledger.pending_for_job(s, job_id, "escrow")
+    return bool(escrows) and not any(p.status == "pending" for p in escrows)
