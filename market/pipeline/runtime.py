@@ -303,6 +303,34 @@ class ProvingPipeline:
             self._threads.append(t)
         return self
 
+    def add_provider(self, slot: ProviderSlot, ready_timeout_s: float = 120.0) -> None:
+        """(Re)join a provider while running: start its workers (one per circuit) and place work on it.
+
+        For a provider that joined the cluster after :meth:`start`, or whose worker died and whose
+        node is back (the market's provider agent calls this on re-registration). Its previous
+        failures on pending jobs still exclude it from those jobs.
+
+        Raises:
+            ray.exceptions.GetTimeoutError: its workers did not answer within ``ready_timeout_s``
+                (e.g. no node carries ``provider:<name>``); nothing is placed on it then.
+        """
+        import ray
+
+        actor_cls = prover_actor_class(self.worker_cls)
+        fresh = {}
+        for spec in self.circuits.values():
+            fresh[(slot.name, spec.circuit_id)] = spawn_worker(
+                actor_cls, slot.name, spec.circuit_id, ray.put(spec.pk), self.settings.prover,
+                self.settings.actor_num_cpus, self.settings.prover_threads)
+        try:
+            ray.get([w.ping.remote() for w in fresh.values()], timeout=ready_timeout_s)
+        except Exception:
+            for w in fresh.values():
+                ray.kill(w)
+            raise
+        self.slots[slot.name] = slot
+        self.workers.update(fresh)
+
     def _benchmark_providers(self) -> None:
         """Hardware-aware placement from measurement: each provider's worker proves
         ``benchmark_proofs`` throw-away witnesses; its speed (proofs/s) replaces the given one."""

@@ -187,7 +187,7 @@ def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mim
 
     names = [f"kill-{i}" for i in range(6)]
     providers = ["p1", "p2", "p3"]
-    engine = ledger_with_escrows(pg_url, names, providers)
+    engine = ledger_with_escrows(pg_url, names + ["kill-late"], providers)
     pipe, payments, _ = make_pipeline(mimc_circuit, tmp_path, {"p1": 50.0, "p2": 1.0, "p3": 1.0}, batch=(3, 3),
                                       window_s=1.0, payments=LedgerPayments(engine))
     try:
@@ -199,15 +199,21 @@ def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mim
         assert on_p1, "a batch was in flight on p1"
         ray.kill(pipe.worker("p1", mimc_circuit.spec.circuit_id))
         out = pipe.wait(names, timeout_s=150)
+        # the provider re-registers (its node is alive): a fresh worker takes new work
+        pipe.add_provider(ProviderSlot("p1", 50.0))
+        (late,) = submit_all(pipe, mimc_circuit, ["kill-late"])
+        late_out = pipe.wait(["kill-late"], timeout_s=60)["kill-late"]
     finally:
         pipe.stop()
     assert {o.status for o in out.values()} == {OutcomeStatus.PAID}
     for j in on_p1:
         assert out[j].attempts >= 2 and "p1" in out[j].failed_providers and out[j].provider != "p1"
-    assert_ledger_paid_once(engine, names, providers)
+    assert late_out.status is OutcomeStatus.PAID and late_out.provider == "p1"
+    all_jobs = names + ["kill-late"]
+    assert_ledger_paid_once(engine, all_jobs, providers)
     # a duplicate completion (the same job delivered again) moves no money
     assert payments.pay(out[names[0]].job, "p3", "00" * 32, "dup") is False
-    assert_ledger_paid_once(engine, names, providers)
+    assert_ledger_paid_once(engine, all_jobs, providers)
     counters = pipe.metrics.snapshot()["counters"]
     assert counters["worker_failures"] >= 1 and counters["requeued"] >= len(on_p1)
 
