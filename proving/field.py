@@ -74,7 +74,7 @@ def to_limbs(values: Sequence[int]) -> np.ndarray:
         FieldError: a value is negative or needs more than 256 bits.
     """
     try:
-        buf = b"".join(v.to_bytes(32, "little") for v in values)
+        buf = b"".join(int(v).to_bytes(32, "little") for v in values)
     except OverflowError as exc:
         raise FieldError("values", "every value must satisfy 0 <= v < 2^256") from exc
     return np.frombuffer(buf, dtype="<u8").reshape(-1, 4).astype(np.uint64)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from proving._kernels.fields import FR_INV, FR_ONE, FR_P, FR_R2, fr_add, fr_mul, fr_sub
+from proving._kernels.fields import FR_ONE, fr_add, fr_mul, fr_sub
 from proving._kernels.limbs import load, store
 from proving.errors import ProvingError
-from proving.field import FR, to_limbs, to_mont
+from proving.field import FR, from_mont, to_mont
 
 R = FR.modulus
 #: 2-adicity of r - 1 (r - 1 = 2^28 * t, t odd).
@@ -194,12 +194,11 @@ def odd_coset_from_evaluations(evals: np.ndarray, *, inplace: bool = False) -> n
 
 def ntt_ints(values: list[int]) -> list[int]:
     """Convenience: NTT of standard-form ints (for tests and small uses)."""
-    from proving.field import from_mont
     return from_mont(FR, ntt(to_mont(FR, values)))
 
 
 __all__ = [
     "FR_ROOT_OF_UNITY_2_28", "FR_TWO_ADICITY", "DomainError", "root_of_unity", "twiddles", "ntt",
     "intt", "coset_ntt", "odd_coset_from_evaluations", "coset_scales", "ntt_kernel", "scale_kernel",
-    "powers_kernel", "ntt_ints", "to_limbs",
+    "powers_kernel", "ntt_ints",
 ]

@@ -28,7 +28,7 @@ from py_ecc import optimized_bn128 as bn
 
 from proving.errors import WitnessError
 from proving.groth16.keys import FR_MODULUS, G1Point, G2Point, Proof, ProvingKey
-from proving.ntt import FR_ROOT_OF_UNITY_2_28, root_of_unity  # noqa: F401 (re-exported)
+from proving.ntt import root_of_unity
 
 R = FR_MODULUS
 
