@@ -380,6 +380,49 @@ def replay(item_id: Annotated[str, typer.Argument(help="A round id (r-...) or a 
         raise typer.Exit(ExitCode.REJECTED)
 
 
+@app.command()
+def quote(
+    spec: Annotated[str, typer.Argument(help="Job spec: a JSON file or inline JSON, e.g. "
+                                             "'{\"kind\": \"proof\", \"cpus\": 1, \"max_price_wei\": 1000000000000000}'. "
+                                             "Fields: kind, cpus, gpus, gpu_model, memory_bytes, duration_estimate_s, "
+                                             "max_price_wei, deadline_s (from now), collateral_wei.")],
+    database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: JsonOut = False,
+) -> None:
+    """Before submitting: is this job feasible now, which constraint blocks it, and a price estimate
+    (p50 / p90 of recent clearing prices of its kind)."""
+    from sqlalchemy.orm import Session
+
+    from market import exchange as ex
+
+    path = Path(spec)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8") if path.is_file() else spec)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not a JSON file nor inline JSON ({exc})", param_hint="SPEC")
+    if not isinstance(doc, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="SPEC")
+    known = {"kind", "cpus", "gpus", "gpu_model", "memory_bytes", "duration_estimate_s", "max_price_wei",
+             "deadline_s", "collateral_wei"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise typer.BadParameter(f"unknown field(s) {unknown}; known: {sorted(known)}", param_hint="SPEC")
+    job = ex.JobSpec(job_id="quote", client="quote", input_hash="0x", params={},
+                     **{"kind": "inference", "max_price_wei": 10**15, **{k: v for k, v in doc.items()}})
+    engine = _engine(database_url, data_dir)
+    with Session(engine) as s:
+        q = ex.quote_job(s, job)
+    if as_json:
+        _emit(q, True)
+        return
+    verdict = "feasible" if q["feasible"] else "NOT feasible"
+    out.print(f"{verdict}: {q['feasible_offers']} of {q['offers']} offers; cheapest ask "
+              f"{q['cheapest_ask_wei'] or '-'} wei; recent clearing prices p50 {q['p50_wei'] or '-'} / "
+              f"p90 {q['p90_wei'] or '-'} wei ({q['samples']} samples)")
+    why = q["explanation"].removeprefix("quote:").strip()
+    if why:
+        out.print(f"why: {why}")
+
+
 def _mount_optional() -> None:
     """Mount the areas' command sets (each is optional while its module is being built)."""
     import importlib

@@ -474,3 +474,37 @@ def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
 
     return hooks.register(on_batch_settled=settled, on_batch_reverted=reverted,
                           on_leaf_challenged=on_leaf_challenged, on_challenge_reverted=on_challenge_reverted)
+
+
+# --------------------------------------------------------------------------- quotes
+
+#: How many recent clearing prices of the same job kind a quote's p50 / p90 come from.
+QUOTE_RECENT_PRICES = 200
+
+
+def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str, Any]:
+    """Before submission: would ``spec`` match now, why not, and what recent jobs of its kind cleared at.
+
+    Returns:
+        JSON-ready dict: ``feasible``, ``feasible_offers``, ``cheapest_ask_wei``, ``explanation`` (the
+        blocking constraints counted over the offers), ``p50_wei`` / ``p90_wei`` / ``samples`` of the
+        last :data:`QUOTE_RECENT_PRICES` clearing prices of the same kind.
+    """
+    from market.explain import quote
+
+    now_s = time.time() if now_s is None else now_s
+    providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))
+                               .order_by(ProviderRecord.name)))
+    order = JobOrder(job_id=spec.job_id, client=spec.client, kind=spec.kind,
+                     duration_estimate_s=spec.duration_estimate_s, max_price_wei=spec.max_price_wei,
+                     deadline_s=now_s + spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
+                     memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei)
+    prices = [int(p) for p in s.scalars(
+        select(JobRecord.cleared_price_wei).where(JobRecord.kind == spec.kind, JobRecord.cleared_price_wei.isnot(None))
+        .order_by(JobRecord.updated_at.desc()).limit(QUOTE_RECENT_PRICES))]
+    q = quote(order, [_offer(s, p) for p in providers], prices, now_s=now_s, running=_running_usage(s))
+    return {"feasible": q.feasible, "feasible_offers": q.feasible_offers,
+            "cheapest_ask_wei": None if q.cheapest_ask_wei is None else str(q.cheapest_ask_wei),
+            "explanation": q.explanation.text, "p50_wei": None if q.p50_wei is None else str(q.p50_wei),
+            "p90_wei": None if q.p90_wei is None else str(q.p90_wei), "samples": q.samples,
+            "offers": len(providers)}

@@ -158,3 +158,18 @@ def test_recorded_round_replays_to_the_same_hashes(engine):
         result = replay(rec.inputs)
         assert (result.input_hash, result.output_hash) == (rec.input_hash, rec.output_hash)
         assert rec.n_matched == 3
+
+
+def test_quote_names_the_blocking_constraint_and_recent_prices(engine):
+    _setup(engine)
+    with Session(engine) as s, s.begin():
+        ex.submit_job(s, _spec("j1"), now_s=NOW)
+        (a,), _ = ex.run_round(s, "r-1", now_s=NOW)
+    with Session(engine) as s:
+        ok = ex.quote_job(s, _spec("q"), now_s=NOW)
+        assert ok["feasible"] and ok["p50_wei"] == str(a.price_wei) and ok["samples"] == 1
+        gpu = ex.quote_job(s, ex.JobSpec(job_id="q", client="c", kind="inference", input_hash="0x", params={},
+                                         max_price_wei=10**15, cpus=0, gpus=1, gpu_model="H100"), now_s=NOW)
+        assert not gpu["feasible"] and "H100" in gpu["explanation"]
+        cheap = ex.quote_job(s, _spec("q", max_price=10), now_s=NOW)
+        assert not cheap["feasible"] and "expensive" in cheap["explanation"]
