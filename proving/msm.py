@@ -55,8 +55,10 @@ class MsmInputError(ProvingError, ValueError):
 #: Window size from which MSMs (G1 and G2) accumulate buckets in affine coordinates with
 #: batched inversions. Below it the buckets are too few for batches large enough to amortise
 #: the inversion (~380 products) without many conflicts. Measured here (CPU time, one thread):
-#: 3.6k points, c = 9: 31 ms batch-affine vs 26 ms Jacobian; 2^16 points, c = 13: 0.44 s vs 0.62 s.
-AFFINE_MIN_WINDOW_BITS = 12
+#: 3.6k points, c = 9: 31 ms batch-affine vs 26 ms Jacobian; 32k points of a circom key with
+#: random scalars, c = 10 / 11 / 12: 0.37 / 0.29 / 0.27 s vs 0.36 / 0.35 / 0.33 s;
+#: 2^16 points, c = 13: 0.44 s vs 0.62 s.
+AFFINE_MIN_WINDOW_BITS = 11
 #: The same threshold for G2, lower because a G2 mixed Jacobian addition costs ~29 Fq products
 #: while the batch inversion is still one Fq inversion (measured: 1.1k points of a circom
 #: b_g2_query, c = 9: 55 ms batch-affine vs 63 ms Jacobian, CPU time, one thread).

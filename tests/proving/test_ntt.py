@@ -54,6 +54,22 @@ def test_round_trip_and_reference(n):
     assert F.from_mont(F.FR, a) == xs  # not in place by default
 
 
+def test_largest_size_2_17():
+    """2^17 (the largest domain the prover meets here): round trip, spot-checked against Horner."""
+    n = 1 << 17
+    xs = [RNG.randrange(R) for _ in range(n)]
+    a = F.to_mont(F.FR, xs)
+    evals = N.ntt(a)
+    w = N.root_of_unity(n)
+    got = F.from_mont(F.FR, evals[[0, 1, 12345, n - 1]])
+    for k, value in zip([0, 1, 12345, n - 1], got):
+        x, acc = pow(w, k, R), 0
+        for c in reversed(xs):
+            acc = (acc * x + c) % R
+        assert value == acc
+    assert (N.intt(evals) == a).all()
+
+
 def test_coset_and_odd_coset():
     n = 64
     xs = [RNG.randrange(R) for _ in range(n)]
