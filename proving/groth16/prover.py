@@ -15,6 +15,13 @@ For the same key, witness, ``r`` and ``s`` this returns exactly the proof that
 The key's limb arrays are built once and kept in ``pk.cache["numba_prover"]`` (a
 :class:`PreparedKey`); :func:`prove_many` proves many witnesses of one circuit with that one
 preparation.
+
+Measured here (``benchmarks/proving.py``, 2 cores, circomlib Poseidon chain of 32,571
+constraints, domain 2^15): 0.56-0.6 s wall per proof (1.1 s CPU: the five MSMs ~90%, NTTs ~6%)
+vs ``snarkjs groth16 prove`` 4.5 s and groth16py 1.36 s on the same zkey and witness; the first
+proof of a process adds ~0.6 s of key preparation and ~0.5 s of loading cached numba code.
+Numba uses every core by default: several provers in one machine should each call
+``numba.set_num_threads`` (or set ``NUMBA_NUM_THREADS``) to share them.
 """
 
 from __future__ import annotations
