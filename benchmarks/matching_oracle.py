@@ -181,8 +181,9 @@ class ExactResult:
 
 
 def exact_optimum(jobs: list[JobOrder], offers: list[Offer], now_s: float, running: dict[str, Usage], pairs: Pairs,
-                  time_limit_s: float = 60.0, mip_rel_gap: float = 1e-6) -> ExactResult:
-    """Solve the round's welfare MIP exactly (to ``mip_rel_gap``) with HiGHS within ``time_limit_s``."""
+                  time_limit_s: float = 60.0, mip_rel_gap: float = 1e-6, relax: bool = False) -> ExactResult:
+    """Solve the round's welfare MIP exactly (to ``mip_rel_gap``) with HiGHS within ``time_limit_s``;
+    ``relax=True`` solves the LP relaxation instead (its optimum is an upper bound of the MIP's)."""
     t0 = time.perf_counter()
     js = sorted(jobs, key=lambda j: j.job_id)
     os_ = sorted(offers, key=lambda o: o.provider)
@@ -211,11 +212,15 @@ def exact_optimum(jobs: list[JobOrder], offers: list[Offer], now_s: float, runni
     A = sp.vstack(blocks).tocsr()
     w = np.asarray(pairs.welfare, dtype=float)
     w_scale = max(1.0, float(w.max()))  # HiGHS misbehaves with objective coefficients ~1e15
-    res = milp(-w / w_scale, constraints=LinearConstraint(A, -np.inf, np.concatenate(ub)), integrality=np.ones(n),
+    res = milp(-w / w_scale, constraints=LinearConstraint(A, -np.inf, np.concatenate(ub)),
+               integrality=np.zeros(n) if relax else np.ones(n),
                bounds=Bounds(0, 1), options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False})
     secs = time.perf_counter() - t0
-    welfare = None if res.x is None else float(w @ np.round(res.x))
-    bound = getattr(res, "mip_dual_bound", None)
-    bound = None if bound is None else -float(bound) * w_scale
+    welfare = None if res.x is None else float(w @ (res.x if relax else np.round(res.x)))
+    if relax:
+        bound = welfare  # the LP optimum bounds the MIP optimum from above
+    else:
+        dual = getattr(res, "mip_dual_bound", None)
+        bound = None if dual is None else -float(dual) * w_scale
     chosen = None if res.x is None else np.nonzero(np.round(res.x) > 0)[0]
     return ExactResult(welfare, bound, res.status == 0, secs, str(res.message), chosen)

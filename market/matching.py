@@ -6,20 +6,31 @@ over-commit), GPU model, free bond >= the job's collateral (each assignment cons
 the provider's benchmarked speed, reputation floor, allow / deny / exclude lists, required labels and
 verification policy, and ask <= the job's price cap under the pricing rule (:mod:`market.pricing`).
 
-Algorithm (a heuristic for a multi-dimensional generalised assignment problem, which is NP-hard):
+Algorithm (the problem is a multi-dimensional generalised assignment problem, NP-hard):
 
-1. Jobs are grouped into *shapes* (cpus, gpus, gpu model, memory); each shape gets the list of offers
-   that could ever hold it, sorted by cost per reference-second (``rate * 1000 / speed_milli``).
-   ``duration_s * cost`` is a lower bound on the ask, so a job's walk down its list stops early.
-2. Greedy: jobs in decreasing order of welfare density (welfare at the cheapest offer of its shape per
-   unit of the capacity it takes) each take their cheapest feasible offer with room
-   (:func:`market._matching_kernels.greedy_pass`; full offers are skipped through a path-halving skip list).
-3. Local improvement, twice: every assigned job, longest first, moves to a strictly cheaper offer with
-   room (``relocate_pass``: long jobs gain most from cheap capacity); then unassigned jobs retry.
+1. Jobs are grouped into *shapes* (cpus, gpus, gpu model, memory, reputation floor, required labels);
+   each shape gets the list of offers that could ever hold it, sorted by cost per reference-second
+   (``rate * 1000 / speed_milli``). ``duration_s * cost`` is a lower bound on the ask, so a job's walk
+   down its list stops early; offers too full for the shape leave it through a path-halving skip list.
+2. Phase 1 (selection): jobs in decreasing welfare density (welfare at the shape's cheapest offer per
+   unit of the round's supply it takes) each take their cheapest feasible offer with room
+   (:func:`market._matching_kernels.greedy_pass`). Rounds up to ``PORTFOLIO_JOBS`` jobs run steps 2-4
+   for each of ``PRIORITY_VARIANTS`` (density variants, :func:`priority_order`) and keep the best.
+3. Phase 2 (placement): on fresh capacity, the selected jobs are placed again, most cost-sensitive first
+   (``duration * cheapest cost``: long, big jobs gain most from cheap capacity; rounds up to
+   ``SMALL_ROUND_JOBS`` jobs also try that key divided by the shape's number of usable offers, so
+   inflexible jobs go first), then the rest of phase 1's order fills what is left. The best of the
+   phase-1 and phase-2 assignments is kept.
+4. Local improvement (``improve_pass``): unassigned jobs, then assigned ones, move to a cheaper offer or
+   take a place by evicting one job that moves elsewhere, when welfare rises (all jobs in small rounds,
+   ``IMPROVE_LIMIT`` in large ones); then unassigned jobs retry.
+5. Rounds with ``jobs * offers <= EXACT_MAX_PAIRS`` are finished by an exact branch and bound
+   (``branch_and_bound``) seeded with that assignment, within ``EXACT_NODE_LIMIT`` nodes.
 
 The exact optimum (MIP, ``benchmarks/matching.py`` and ``tests/matching``) is the yardstick: the result
-must stay within 1 % of it. Determinism: books are sorted by ids, every tie is broken by index (or by a
-``seed``-keyed permutation for ``seed != 0``), so the same inputs and seed give the same assignment.
+should stay within 1 % of it (measured figures: ``benchmarks/matching.py``). Determinism: books are
+sorted by ids, every tie is broken by index (or by a ``seed``-keyed permutation for ``seed != 0``), and
+every work bound counts steps, never time, so the same inputs and seed give the same assignment.
 
 Replay: :class:`RoundInputs` is the canonical JSON of a round's inputs; :func:`replay` recomputes the
 round and checks ``input_hash`` / ``output_hash`` (sha256 over the canonical columnar encoding, see
@@ -58,6 +69,9 @@ IMPROVE_VICTIM_STEPS = 16
 #: the heuristic's assignment, within EXACT_NODE_LIMIT nodes (deterministic; the incumbent is kept beyond).
 EXACT_MAX_PAIRS = 4096
 EXACT_NODE_LIMIT = 500_000
+#: Rounds up to PORTFOLIO_JOBS jobs run every priority variant and keep the best (one variant above).
+PRIORITY_VARIANTS = ("sum", "sqrt", "sum/flex", "sqrt/flex")
+PORTFOLIO_JOBS = 5000
 #: Rounds up to this many jobs try both phase-2 orders and improve every job.
 SMALL_ROUND_JOBS = 20_000
 HASH_DOMAIN = b"raymarket/round/v1"
@@ -317,13 +331,19 @@ def build_shapes(jb: JobBook, ob: OfferBook) -> tuple[np.ndarray, tuple, np.ndar
 
 
 def priority_order(jb: JobBook, job_shape: np.ndarray, first_cost: np.ndarray, caps: np.ndarray,
-                   ob: OfferBook, seed: int) -> np.ndarray:
+                   ob: OfferBook, seed: int, variant: str = "sum", flex: np.ndarray | None = None) -> np.ndarray:
     """Greedy order: decreasing welfare density = (cap - duration * cheapest cost) / capacity share, where
-    the capacity share sums the job's CPUs, GPUs and memory over the round's total free supply of each.
+    the share adds the job's CPUs, GPUs and memory over the round's total free supply of each
+    (``variant`` "sum"; "sqrt": its square root, favouring big jobs; "/flex" suffix: also divided by the
+    square root of the number of offers the job's shape can use, so inflexible jobs go earlier).
     Ties: job index (``seed == 0``) or a seed-keyed permutation."""
     value = caps.astype(np.float64) - jb.duration_s * first_cost[job_shape]
     tot = lambda a: max(1.0, float(np.maximum(a, 0).sum()))  # noqa: E731
     share = (jb.cpus / tot(ob.cpus_free) + jb.gpus / tot(ob.gpus_free) + jb.mem / tot(ob.mem_free)) * jb.n
+    if variant.startswith("sqrt"):
+        share = np.sqrt(share)
+    if variant.endswith("/flex") and flex is not None:
+        share = share * np.sqrt(np.maximum(flex[job_shape], 1.0))
     density = np.where(np.isfinite(value), value / np.maximum(share, 1e-12), -np.inf)
     tie = np.arange(jb.n) if seed == 0 else np.random.default_rng(seed).permutation(jb.n)
     return np.lexsort((tie, -density)).astype(np.int64)
@@ -344,18 +364,35 @@ def _place(order: np.ndarray, fill: np.ndarray, jb: JobBook, ob: OfferBook, shap
 
 def _match(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple, seed: int
            ) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Phase 1 (selection), phase 2 (re-placement of the selected set), local improvement; see module doc."""
+    """Shapes, then for each priority variant (one in large rounds) phases 1-2 and local improvement; the
+    best welfare wins (first variant on ties); small rounds finish with branch and bound. See module doc."""
     job_shape, lists, first_cost = build_shapes(jb, ob)
     jc, oc = job_columns(jb), offer_columns(ob)
     shapes = (job_shape, lists, jc, oc)
-    order = priority_order(jb, job_shape, first_cost, caps, ob, seed)
+    flex = np.diff(lists[0]).astype(np.float64)
+    variants = PRIORITY_VARIANTS if jb.n <= PORTFOLIO_JOBS else PRIORITY_VARIANTS[:1]
+    best = None
+    for variant in variants:
+        order = priority_order(jb, job_shape, first_cost, caps, ob, seed, variant, flex)
+        cand = _solve(order, jb, ob, shapes, first_cost, flex, caps, now_s, ov)
+        if best is None or cand[4] > best[4]:
+            best = cand
+    assign, ask, rem, _, _ = best
+    if jb.n * ob.n <= EXACT_MAX_PAIRS and EXACT_NODE_LIMIT > 0:
+        assign, ask, rem = _exact_small(jb, ob, caps, now_s, ov, jc, oc, assign)
+    return assign, ask, (job_shape, lists, jc, oc, rem)
+
+
+def _solve(order: np.ndarray, jb: JobBook, ob: OfferBook, shapes: tuple, first_cost: np.ndarray, flex: np.ndarray,
+           caps: np.ndarray, now_s: float, ov: tuple) -> tuple:
+    """Phase 1 in ``order``, phase 2 re-placement(s), local improvement: ``(assign, ask, rem, nxt, welfare)``."""
+    job_shape, lists, jc, oc = shapes
     empty = np.zeros(0, dtype=np.int64)
     best = _place(order, empty, jb, ob, shapes, caps, now_s, ov)
     sel = np.nonzero(best[0] >= 0)[0]
     sens = jb.duration_s[sel] * first_cost[job_shape[sel]]
-    flex = np.diff(lists[0])[job_shape[sel]].astype(np.float64)
-    variants = [sens] if jb.n > SMALL_ROUND_JOBS else [sens, sens / flex]
-    for key in variants:
+    keys = [sens] if jb.n > SMALL_ROUND_JOBS else [sens, sens / flex[job_shape[sel]]]
+    for key in keys:
         # most cost-sensitive first (largest ask at the cheapest offer), optionally per unit of flexibility
         cand = _place(sel[np.lexsort((sel, -key))].astype(np.int64), order, jb, ob, shapes, caps, now_s, ov)
         if cand[4] > best[4]:
@@ -374,9 +411,8 @@ def _match(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple
         K.greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
         if moves == 0:
             break
-    if jb.n * ob.n <= EXACT_MAX_PAIRS and EXACT_NODE_LIMIT > 0:
-        assign, ask, rem = _exact_small(jb, ob, caps, now_s, ov, jc, oc, assign)
-    return assign, ask, (job_shape, lists, jc, oc, rem)
+    on = assign >= 0
+    return assign, ask, rem, nxt, float((jb.max_price[on] - ask[on]).astype(np.float64).sum())
 
 
 def _exact_small(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple, jc: tuple, oc: tuple,
