@@ -7,9 +7,11 @@ non-residue of Fr; ffjavascript ``Fr.w[k]``), so evaluations match snarkjs zkeys
 ``w_{2n}^i`` before a forward transform (snarkjs ``groth16_prove.js``).
 
 Algorithm: iterative Cooley-Tukey decimation in time after a bit-reversal permutation (Cormen
-et al., "Introduction to Algorithms", 3rd ed., section 30.3); each stage is a ``numba.prange``
-over the ``n/2`` butterflies. Arrays are ``(n, 4)`` uint64 in Montgomery form (see
-:mod:`proving.field`).
+et al., "Introduction to Algorithms", 3rd ed., section 30.3), one thread per transform;
+:func:`odd_coset_many` runs several transforms in one parallel region (the prover's A, B, C).
+Parallelising every butterfly stage instead cost one barrier per stage, and on this shared
+2-core machine a descheduled thread at each barrier made the prover up to 2x slower than on
+one thread. Arrays are ``(n, 4)`` uint64 in Montgomery form (see :mod:`proving.field`).
 """
 
 from __future__ import annotations
@@ -97,33 +99,43 @@ def _bit_reverse(a):
                 a[j, k] = t
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def ntt_kernel(a, tw):
-    """In-place NTT of ``a`` (``(n, 4)`` Montgomery) with twiddle table ``tw`` (``n/2`` powers)."""
+    """In-place NTT of ``a`` (``(n, 4)`` Montgomery) with twiddle table ``tw`` (``n/2`` powers), one thread."""
     n = a.shape[0]
     _bit_reverse(a)
     half = 1
-    log_half = 0
     while half < n:
         stride = n // (2 * half)
-        for b in prange(n // 2):
-            grp = b >> log_half
-            j = b & (half - 1)
-            i0 = grp * 2 * half + j
-            i1 = i0 + half
-            t = fr_mul(load(a, i1), load(tw, j * stride))
-            u = load(a, i0)
-            store(a, i0, fr_add(u, t))
-            store(a, i1, fr_sub(u, t))
+        for start in range(0, n, 2 * half):
+            for j in range(half):
+                i0 = start + j
+                i1 = i0 + half
+                t = fr_mul(load(a, i1), load(tw, j * stride))
+                u = load(a, i0)
+                store(a, i0, fr_add(u, t))
+                store(a, i1, fr_sub(u, t))
         half *= 2
-        log_half += 1
+
+
+@njit(cache=True)
+def scale_kernel(a, scales):
+    """In-place ``a[i] *= scales[i]`` (Montgomery)."""
+    for i in range(a.shape[0]):
+        store(a, i, fr_mul(load(a, i), load(scales, i)))
 
 
 @njit(cache=True, parallel=True)
-def scale_kernel(a, scales):
-    """In-place ``a[i] *= scales[i]`` (Montgomery)."""
-    for i in prange(a.shape[0]):
-        store(a, i, fr_mul(load(a, i), load(scales, i)))
+def odd_coset_batch_kernel(polys, tw_inv, scales, tw):
+    """In place for each ``polys[k]``: iNTT, scale by ``scales`` (``w_2n^i / n``), NTT.
+
+    One parallel region for all the polynomials (one per thread): fewer barriers than
+    parallelising each butterfly stage, which matters on a machine shared with other work.
+    """
+    for k in prange(polys.shape[0]):
+        ntt_kernel(polys[k], tw_inv)
+        scale_kernel(polys[k], scales)
+        ntt_kernel(polys[k], tw)
 
 
 def _check(a: np.ndarray) -> np.ndarray:
@@ -192,6 +204,20 @@ def odd_coset_from_evaluations(evals: np.ndarray, *, inplace: bool = False) -> n
     return out
 
 
+def odd_coset_many(stack: np.ndarray) -> np.ndarray:
+    """:func:`odd_coset_from_evaluations` in place on each row of a ``(k, n, 4)`` stack, in parallel.
+
+    Raises:
+        DomainError: ``n`` not a power of two, or the stack not ``(k, n, 4)`` uint64.
+    """
+    if stack.dtype != np.uint64 or stack.ndim != 3 or stack.shape[2] != 4 or not stack.flags.c_contiguous:
+        raise DomainError(-1)
+    n = _check(stack[0]).shape[0]
+    odd_coset_batch_kernel(stack, twiddles(n, inverse=True), coset_scales(n, root_of_unity(2 * n), inverse_n=True),
+                           twiddles(n))
+    return stack
+
+
 def ntt_ints(values: list[int]) -> list[int]:
     """Convenience: NTT of standard-form ints (for tests and small uses)."""
     return from_mont(FR, ntt(to_mont(FR, values)))
@@ -199,6 +225,6 @@ def ntt_ints(values: list[int]) -> list[int]:
 
 __all__ = [
     "FR_ROOT_OF_UNITY_2_28", "FR_TWO_ADICITY", "DomainError", "root_of_unity", "twiddles", "ntt",
-    "intt", "coset_ntt", "odd_coset_from_evaluations", "coset_scales", "ntt_kernel", "scale_kernel",
+    "intt", "coset_ntt", "odd_coset_from_evaluations", "odd_coset_many", "coset_scales", "ntt_kernel", "scale_kernel",
     "powers_kernel", "ntt_ints",
 ]

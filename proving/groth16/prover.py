@@ -33,17 +33,18 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from proving._kernels import ec
 from proving._kernels.fields import fr_add, fr_mul, fr_sub
 from proving._kernels.limbs import is_zero, load, store
 from proving.curve import (
-    g1_apply, g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g1_to_jacobian,
-    g2_apply, g2_batch_to_affine, g2_from_affine_array, g2_to_affine_array, g2_to_jacobian,
+    g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g1_to_jacobian,
+    g2_batch_to_affine, g2_from_affine_array, g2_to_affine_array, g2_to_jacobian,
 )
-from proving.field import FR, from_mont_limbs, to_limbs, to_mont
+from proving.field import FR, to_limbs, to_mont
 from proving.groth16.keys import Proof, ProvingKey
 from proving.groth16.prover_ref import check_witness
 from proving.msm import msm_g1_arrays, msm_g2_arrays
-from proving.ntt import odd_coset_from_evaluations
+from proving.ntt import odd_coset_many
 
 CACHE_KEY = "numba_prover"
 R = FR.modulus
@@ -104,9 +105,9 @@ def prepare(pk: ProvingKey) -> PreparedKey:
 
 
 @njit(cache=True)
-def _qap_ab(matrix, constraint, signal, value, w_mont, n):
-    """``(2, n, 4)`` Montgomery evaluations of A and B (snarkjs ``buildABC1``)."""
-    ab = np.zeros((2, n, 4), dtype=np.uint64)
+def _qap_abc(matrix, constraint, signal, value, w_mont, n):
+    """``(3, n, 4)`` Montgomery evaluations of A, B and C = A*B on the domain (snarkjs ``buildABC1``)."""
+    abc = np.zeros((3, n, 4), dtype=np.uint64)
     for i in range(matrix.shape[0]):
         wv = load(w_mont, signal[i])
         if is_zero(wv):
@@ -114,39 +115,60 @@ def _qap_ab(matrix, constraint, signal, value, w_mont, n):
         m = matrix[i]
         c = constraint[i]
         t = fr_mul(load(value, i), wv)
-        acc = (ab[m, c, 0], ab[m, c, 1], ab[m, c, 2], ab[m, c, 3])
+        acc = (abc[m, c, 0], abc[m, c, 1], abc[m, c, 2], abc[m, c, 3])
         acc = fr_add(acc, t)
         for k in range(4):
-            ab[m, c, k] = acc[k]
-    return ab
+            abc[m, c, k] = acc[k]
+    for c in range(n):
+        prod = fr_mul((abc[0, c, 0], abc[0, c, 1], abc[0, c, 2], abc[0, c, 3]),
+                      (abc[1, c, 0], abc[1, c, 1], abc[1, c, 2], abc[1, c, 3]))
+        for k in range(4):
+            abc[2, c, k] = prod[k]
+    return abc
+
+
+_ONE_STD = (np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0))
 
 
 @njit(cache=True, parallel=True)
-def _pointwise_mul(a, b, out):
-    for i in prange(a.shape[0]):
-        store(out, i, fr_mul(load(a, i), load(b, i)))
-
-
-@njit(cache=True, parallel=True)
-def _join_abc(a, b, c, out):
-    """``out = a * b - c`` (snarkjs ``joinABC``)."""
-    for i in prange(a.shape[0]):
-        store(out, i, fr_sub(fr_mul(load(a, i), load(b, i)), load(c, i)))
+def _join_abc(abc, out):
+    """``out = A*B - C`` in standard form (snarkjs ``joinABC``, then out of Montgomery form)."""
+    for i in prange(abc.shape[1]):
+        a = (abc[0, i, 0], abc[0, i, 1], abc[0, i, 2], abc[0, i, 3])
+        b = (abc[1, i, 0], abc[1, i, 1], abc[1, i, 2], abc[1, i, 3])
+        c = (abc[2, i, 0], abc[2, i, 1], abc[2, i, 2], abc[2, i, 3])
+        store(out, i, fr_mul(fr_sub(fr_mul(a, b), c), _ONE_STD))
 
 
 def h_scalars(prepared: PreparedKey, w_mont: np.ndarray) -> np.ndarray:
     """Standard-form ``(n, 4)`` scalars of the h_query MSM: ``A*B - C`` on the odd coset."""
-    n = prepared.domain_size
-    ab = _qap_ab(prepared.coef_matrix, prepared.coef_constraint, prepared.coef_signal,
-                 prepared.coef_value, w_mont, n)
-    a, b = ab[0], ab[1]
-    c = np.empty_like(a)
-    _pointwise_mul(a, b, c)
-    for arr in (a, b, c):
-        odd_coset_from_evaluations(arr, inplace=True)
-    p = np.empty_like(a)
-    _join_abc(a, b, c, p)
-    return from_mont_limbs(FR, p)
+    abc = _qap_abc(prepared.coef_matrix, prepared.coef_constraint, prepared.coef_signal,
+                   prepared.coef_value, w_mont, prepared.domain_size)
+    odd_coset_many(abc)
+    out = np.empty((prepared.domain_size, 4), dtype=np.uint64)
+    _join_abc(abc, out)
+    return out
+
+
+@njit(cache=True)
+def _finish(msm_a, msm_b1, msm_b2, msm_c, msm_h, alpha1, beta1, delta1, beta2, delta2, r, s, neg_rs):
+    """The blinding terms of snarkjs ``groth16_prove.js``; returns ``(pi_a, pi_c)`` Jacobian rows
+    ``(2, 12)`` and ``pi_b`` ``(1, 24)``. Scalars ``r, s, neg_rs`` are standard-form 4-tuples."""
+    d1 = ec.g1_load_jac(delta1, 0)
+    pi_a = ec.g1_add(ec.g1_add(ec.g1_load_jac(msm_a, 0), ec.g1_load_jac(alpha1, 0)), ec.g1_mul(d1, r))
+    b1 = ec.g1_add(ec.g1_add(ec.g1_load_jac(msm_b1, 0), ec.g1_load_jac(beta1, 0)), ec.g1_mul(d1, s))
+    pi_b = ec.g2_add(ec.g2_add(ec.g2_load_jac(msm_b2, 0), ec.g2_load_jac(beta2, 0)),
+                     ec.g2_mul(ec.g2_load_jac(delta2, 0), s))
+    pi_c = ec.g1_add(ec.g1_load_jac(msm_c, 0), ec.g1_load_jac(msm_h, 0))
+    pi_c = ec.g1_add(pi_c, ec.g1_mul(pi_a, s))
+    pi_c = ec.g1_add(pi_c, ec.g1_mul(b1, r))
+    pi_c = ec.g1_add(pi_c, ec.g1_mul(d1, neg_rs))
+    g1 = np.empty((2, 12), dtype=np.uint64)
+    ec.g1_store_jac(g1, 0, pi_a)
+    ec.g1_store_jac(g1, 1, pi_c)
+    g2 = np.empty((1, 24), dtype=np.uint64)
+    ec.g2_store_jac(g2, 0, pi_b)
+    return g1, g2
 
 
 def _msm_nonzero_g1(points: np.ndarray, scalars: np.ndarray) -> np.ndarray:
@@ -154,8 +176,8 @@ def _msm_nonzero_g1(points: np.ndarray, scalars: np.ndarray) -> np.ndarray:
     return msm_g1_arrays(points[nz], scalars[nz])
 
 
-def _scalar_row(k: int) -> np.ndarray:
-    return to_limbs([k % R])
+def _scalar(k: int) -> tuple:
+    return tuple(to_limbs([k % R])[0])
 
 
 def _random_fr() -> int:
@@ -165,23 +187,17 @@ def _random_fr() -> int:
 def _prove_prepared(pk: ProvingKey, prep: PreparedKey, witness: Sequence[int], r: int, s: int) -> Proof:
     check_witness(pk, witness)
     w_std = to_limbs(witness)
-    w_mont = to_mont(FR, w_std)
-    h = h_scalars(prep, w_mont)
+    h = h_scalars(prep, to_mont(FR, w_std))
     nz = w_std.any(axis=1)
-    pi_a = msm_g1_arrays(prep.a_query[nz], w_std[nz])
-    pi_a = g1_apply("add", g1_apply("add", pi_a, prep.alpha1), g1_apply("mul", prep.delta1, _scalar_row(r)))
-    pi_b = msm_g2_arrays(prep.b_g2_query[nz], w_std[nz])
-    pi_b = g2_apply("add", g2_apply("add", pi_b, prep.beta2), g2_apply("mul", prep.delta2, _scalar_row(s)))
-    b1 = msm_g1_arrays(prep.b_g1_query[nz], w_std[nz])
-    b1 = g1_apply("add", g1_apply("add", b1, prep.beta1), g1_apply("mul", prep.delta1, _scalar_row(s)))
+    w_nz = w_std[nz]
     priv = prep.n_public + 1
-    pi_c = _msm_nonzero_g1(prep.c_query, w_std[priv:])
-    pi_c = g1_apply("add", pi_c, _msm_nonzero_g1(prep.h_query, h))
-    pi_c = g1_apply("add", pi_c, g1_apply("mul", pi_a, _scalar_row(s)))
-    pi_c = g1_apply("add", pi_c, g1_apply("mul", b1, _scalar_row(r)))
-    pi_c = g1_apply("add", pi_c, g1_apply("mul", prep.delta1, _scalar_row(-r * s)))
-    g1s = g1_from_affine_array(g1_batch_to_affine(np.vstack([pi_a, pi_c])))
-    return Proof(a=g1s[0], b=g2_from_affine_array(g2_batch_to_affine(pi_b))[0], c=g1s[1])
+    g1, g2 = _finish(
+        msm_g1_arrays(prep.a_query[nz], w_nz), msm_g1_arrays(prep.b_g1_query[nz], w_nz),
+        msm_g2_arrays(prep.b_g2_query[nz], w_nz), _msm_nonzero_g1(prep.c_query, w_std[priv:]),
+        _msm_nonzero_g1(prep.h_query, h), prep.alpha1, prep.beta1, prep.delta1, prep.beta2, prep.delta2,
+        _scalar(r), _scalar(s), _scalar(-r * s))
+    a_c = g1_from_affine_array(g1_batch_to_affine(g1))
+    return Proof(a=a_c[0], b=g2_from_affine_array(g2_batch_to_affine(g2))[0], c=a_c[1])
 
 
 def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: int | None = None) -> Proof:
