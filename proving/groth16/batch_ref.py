@@ -1,4 +1,7 @@
-"""Batched Groth16 verification by random linear combination, with bisection to the bad proofs.
+"""Reference batched Groth16 verification on plain Python integers (the model of :mod:`proving.groth16.batch`).
+
+Kept for tests: :mod:`proving.groth16.batch` runs the same checks on numba kernels and must
+name the same bad proofs.
 
 For proofs ``(A_i, B_i, C_i)`` on public inputs ``x_i`` and random 128-bit ``r_i`` chosen by the
 verifier, all proofs are valid (up to probability ~2^-128 of a false accept) iff::
