@@ -83,6 +83,18 @@ def test_coset_and_odd_coset():
     assert odd == [sum(c * pow(w2n, (2 * k + 1) * j, R) for j, c in enumerate(coeffs)) % R for k in range(n)]
 
 
+def test_odd_coset_many_equals_one_by_one():
+    import numpy as np
+
+    rows = [F.to_mont(F.FR, [RNG.randrange(R) for _ in range(256)]) for _ in range(3)]
+    stack = np.stack(rows)
+    N.odd_coset_many(stack)
+    for k in range(3):
+        assert (stack[k] == N.odd_coset_from_evaluations(rows[k])).all()
+    with pytest.raises(N.DomainError):
+        N.odd_coset_many(np.zeros((2, 3, 4), np.uint64))
+
+
 def test_bad_size():
     with pytest.raises(N.DomainError):
         N.ntt(F.to_mont(F.FR, [1, 2, 3]))
