@@ -19,7 +19,7 @@ The plain-Python reference of :func:`pair_reason` / :func:`pair_ask` is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 R_OK = 0
 R_MODEL = 1
@@ -516,28 +516,60 @@ def second_asks(jobs, offers_won, job_shape, jc, oc, lists, caps, now_s, ov):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def funnel(jobs, jc, oc, caps, now_s, rem, ov):
     """For each job of ``jobs``: counts[t, reason] over all offers (first failing constraint, funnel
-    order; R_TAKEN = passes all but this round's assignments left no room), and the cheapest ask among
-    offers whose only failure is price (-1 if none)."""
+    order, same rules as :func:`static_reason`; R_TAKEN = passes all but this round's assignments left no
+    room), and the cheapest ask among offers whose only failure is price (-1 if none). Jobs run in
+    parallel; each job's per-offer loop reads hoisted columns."""
     hooked, ov_ptr, ov_off, ov_ask = ov
-    n_off = len(oc[0])
+    o_cpu, o_gpu, o_mem, o_bond, o_model, o_rep, o_speed = oc[0], oc[1], oc[2], oc[3], oc[4], oc[5], oc[6]
+    o_mask = oc[10]
+    r_cpu, r_gpu, r_mem, r_bond = rem
+    n_off = len(o_cpu)
+    words = o_mask.shape[1]
     counts = np.zeros((len(jobs), N_REASONS), dtype=np.int64)
     cheapest = np.full(len(jobs), -1, dtype=np.int64)
-    for t in range(len(jobs)):
+    for t in prange(len(jobs)):
         j = jobs[t]
+        cpus, gpus, mem, model = jc[0][j], jc[1][j], jc[2][j], jc[3][j]
+        dur, deadline, collat, min_rep = jc[5][j], jc[6][j], jc[7][j], jc[8][j]
+        impossible, has_allow = jc[4][j], jc[10][j]
+        jmask = jc[9][j]
+        cap = caps[j]
+        best = np.int64(-1)
         for o in range(n_off):
-            r = static_reason(j, o, jc, oc, now_s)
+            r = R_OK
+            if gpus > 0 and (o_model[o] < 0 or model == -2 or (model >= 0 and model != o_model[o])):
+                r = R_MODEL
+            elif impossible:
+                r = R_LABELS
+            else:
+                for w in range(words):
+                    if (o_mask[o, w] & jmask[w]) != jmask[w]:
+                        r = R_LABELS
+                        break
             if r == R_OK:
-                a = _override(j, o, ov_ptr, ov_off, ov_ask) if hooked[o] else -2
-                if a == -2:
-                    a = pair_ask(j, o, jc, oc, _I64_MAX // 4)
-                if a > caps[j] or a < 0:
-                    r = R_PRICE
-                    if a >= 0 and (cheapest[t] < 0 or a < cheapest[t]):
-                        cheapest[t] = a
-                elif not _fits(j, o, jc, rem):
-                    r = R_TAKEN
+                if (has_allow and not _member(jc[11], jc[12], j, o)) or _member(jc[13], jc[14], j, o):
+                    r = R_ACCESS
+                elif o_rep[o] < min_rep:
+                    r = R_REPUTATION
+                elif o_cpu[o] < cpus or o_gpu[o] < gpus or o_mem[o] < mem:
+                    r = R_SIZE
+                elif now_s + run_seconds(dur, o_speed[o]) > deadline:
+                    r = R_DEADLINE
+                elif o_bond[o] < collat:
+                    r = R_BOND
+                else:
+                    a = _override(j, o, ov_ptr, ov_off, ov_ask) if hooked[o] else -2
+                    if a == -2:
+                        a = pair_ask(j, o, jc, oc, _I64_MAX // 4)
+                    if a > cap or a < 0:
+                        r = R_PRICE
+                        if a >= 0 and (best < 0 or a < best):
+                            best = a
+                    elif r_cpu[o] < cpus or r_gpu[o] < gpus or r_mem[o] < mem or r_bond[o] < collat:
+                        r = R_TAKEN
             counts[t, r] += 1
+        cheapest[t] = best
     return counts, cheapest
