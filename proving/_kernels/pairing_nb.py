@@ -14,8 +14,9 @@ final exponentiation; tests compare them), on the Fq/Fq2 kernels of
   per step, ``(m, STEPS, 16)`` limbs (arkworks' ``G2Prepared``).
 * Miller loop (:func:`miller_kernel`): one Fq12 squaring per doubling step shared by all pairs,
   one sparse line multiplication per pair and step.
-* Final exponentiation (:func:`final_exp_kernel`): easy part with one Fq12 inversion and the
-  q^2-Frobenius, hard part by the base-q digit chain of Scott et al. (Pairing 2009).
+* Final exponentiation (:func:`final_exp_product_kernel`, of a product of Miller values): easy
+  part with one Fq12 inversion and the q^2-Frobenius, hard part by the base-q digit chain of
+  Scott et al. (Pairing 2009).
 
 Step program (:data:`STEP_OPS`): per step 0 = double T, 1 = add Q, 2 = add -Q (the signed
 digits of 6x + 2 from the top, the top digit dropped), 3 = add psi(Q), 4 = add -psi^2(Q).
@@ -315,16 +316,13 @@ def final_exp(f):
 
 
 @njit(cache=True)
-def final_exp_kernel(x, out):
-    """``out = final_exp(x)`` on ``(12, 4)`` arrays; returns whether the result is 1."""
-    r = final_exp(f12_load(x))
-    f12_store(out, r)
-    one = F12_ONE
-    ok = True
-    for i in range(2):
-        for j in range(3):
-            ok = ok and fq2_eq(r[i][j], one[i][j])
-    return ok
+def final_exp_product_kernel(values, out):
+    """``out = (prod_i values[i])^((q^12 - 1) / r)``; ``values`` ``(k, 12, 4)`` (``k >= 1``),
+    ``out`` ``(12, 4)``."""
+    f = f12_load(values[0])
+    for i in range(1, values.shape[0]):
+        f = f12_mul(f, f12_load(values[i]))
+    f12_store(out, final_exp(f))
 
 
 # ---------------------------------------------------------------- G2 walk
@@ -441,21 +439,6 @@ def miller_kernel(p, coeffs, ops, rows, out):
         out: ``(12, 4)`` Fq12 output.
     """
     f12_store(out, _miller_rows(p, coeffs, ops, rows))
-
-
-@njit(cache=True)
-def miller_each_kernel(p, coeffs, ops, out):
-    """``out[i]`` = the Miller-loop value of pair ``i`` alone; ``out`` is ``(n, 12, 4)``."""
-    rows = np.empty(1, np.int64)
-    for i in range(p.shape[0]):
-        rows[0] = i
-        f12_store(out[i], _miller_rows(p, coeffs, ops, rows))
-
-
-@njit(cache=True)
-def f12_mul_kernel(a, b, out):
-    """``out = a * b`` on ``(12, 4)`` arrays."""
-    f12_store(out, f12_mul(f12_load(a), f12_load(b)))
 
 
 # ---------------------------------------------------------------- G2 subgroup membership

@@ -43,7 +43,7 @@ from proving.errors import (
 from proving.field import to_limbs
 from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
 from proving.groth16.pairing_fast import (
-    f12_mul_arrays, final_exponentiation_is_one, miller_each_arrays, miller_loop_arrays, prepare_g2_array,
+    final_exponentiation_is_one, miller_each_arrays, miller_loop_arrays, prepare_g2_array,
     prepare_g2_cached,
 )
 from proving.groth16.points import B2, _check_fq, _fq2_mul, check_g1, check_public_inputs
@@ -113,10 +113,8 @@ def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
     if batch.own_miller is None:
         batch.own_miller = miller_each_arrays(batch.neg_ra, batch.coeffs)
     key_g1, key_coeffs = _key_terms(batch, idx)
-    acc = miller_loop_arrays(key_g1, key_coeffs, _live(key_g1))
-    for i in idx:
-        acc = f12_mul_arrays(acc, batch.own_miller[i])
-    return final_exponentiation_is_one(acc)
+    key = miller_loop_arrays(key_g1, key_coeffs, _live(key_g1))
+    return final_exponentiation_is_one(np.concatenate([key[None], batch.own_miller[list(idx)]]))
 
 
 def _bisect(batch: _Batch, idx: list[int], known_bad: bool) -> list[int]:

@@ -11,7 +11,8 @@ affine arrays (:func:`proving.curve.g1_to_affine_array`), the Miller loop return
 Montgomery Fq12 array, the final exponentiation runs on it in numba too.
 
 Public API: :func:`prepare_g2_array`, :func:`prepare_g2_cached`, :func:`miller_loop_arrays`,
-:func:`miller_each_arrays`, :func:`final_exponentiation_is_one`, :func:`miller_loop`,
+:func:`miller_each_arrays`, :func:`final_exponentiation_is_one`,
+:func:`final_exponentiation_of_product`, :func:`miller_loop`,
 :func:`pairing_product_is_one`, :func:`fq12_to_array`, :func:`fq12_from_array`.
 """
 
@@ -91,28 +92,34 @@ def miller_loop_arrays(g1: np.ndarray, coeffs: np.ndarray, rows: np.ndarray | No
 def miller_each_arrays(g1: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     """Each pair's own Miller-loop value, ``(n, 12, 4)``."""
     out = np.empty((g1.shape[0], 12, 4), np.uint64)
-    _k.miller_each_kernel(np.ascontiguousarray(g1), coeffs, _k.STEP_OPS, out)
+    g1 = np.ascontiguousarray(g1)
+    for i in range(g1.shape[0]):
+        _k.miller_kernel(g1, coeffs, _k.STEP_OPS, np.array([i], np.int64), out[i])
     return out
 
 
-def f12_mul_arrays(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Product of two ``(12, 4)`` Fq12 arrays."""
+def final_exponentiation_of_product(values: np.ndarray) -> np.ndarray:
+    """``(prod_i values[i])^((q^12 - 1) / r)`` for ``(k, 12, 4)`` Montgomery Fq12 values (``k >= 1``)."""
     out = np.empty((12, 4), np.uint64)
-    _k.f12_mul_kernel(a, b, out)
+    _k.final_exp_product_kernel(np.ascontiguousarray(values), out)
     return out
+
+
+#: 1 of Fq12 as a ``(12, 4)`` Montgomery array.
+F12_ONE_ARRAY = np.zeros((12, 4), np.uint64)
+F12_ONE_ARRAY[0] = _k.FQ_ONE
 
 
 def final_exponentiation_is_one(f: np.ndarray) -> bool:
-    """Whether ``f^((q^12 - 1) / r) = 1`` for a ``(12, 4)`` Miller-loop value."""
-    out = np.empty((12, 4), np.uint64)
-    return bool(_k.final_exp_kernel(np.ascontiguousarray(f), out))
+    """Whether ``f^((q^12 - 1) / r) = 1`` for a ``(12, 4)`` value, or for the product of a
+    ``(k, 12, 4)`` stack of values."""
+    values = f.reshape(-1, 12, 4)
+    return bool(np.array_equal(final_exponentiation_of_product(values), F12_ONE_ARRAY))
 
 
 def final_exponentiation(f: np.ndarray) -> np.ndarray:
     """``f^((q^12 - 1) / r)`` on ``(12, 4)`` arrays."""
-    out = np.empty((12, 4), np.uint64)
-    _k.final_exp_kernel(np.ascontiguousarray(f), out)
-    return out
+    return final_exponentiation_of_product(f.reshape(1, 12, 4))
 
 
 def fq12_to_array(a: Fq12) -> np.ndarray:
