@@ -31,7 +31,7 @@ from proving._kernels.fields import (
     FQ_INV, FQ_MODULUS, FQ_ONE, FQ_P, FQ_PM2, LIMB_ZERO, fq2_add, fq2_inv, fq2_mul, fq2_neg, fq2_sqr,
     fq2_sub, fq_add, fq_mul, fq_neg, fq_sub, int_to_tuple,
 )
-from proving._kernels.ec import G1_INF, G2_INF, g1_add_mixed, g1_double, g1_store_jac, g2_add_mixed, g2_double
+from proving._kernels.ec import G1_INF, G2_INF, g1_add_mixed, g1_double, g1_store_jac, g2_add, g2_add_mixed, g2_double
 from proving._kernels.limbs import eq, is_zero
 from proving.field import batch_inverse_kernel
 
@@ -442,39 +442,49 @@ def miller_kernel(p, coeffs, ops, rows, out):
 
 
 # ---------------------------------------------------------------- G2 subgroup membership
-#: ``6x^2 = q mod r``, the eigenvalue of psi on G2, as 2 uint64 limbs (high, low).
-_PSI_EIGEN = 6 * BN_X * BN_X
-_PSI_EIGEN_HI = np.uint64(_PSI_EIGEN >> 64)
-_PSI_EIGEN_LO = np.uint64(_PSI_EIGEN & ((1 << 64) - 1))
+@njit(cache=True)
+def _g2_psi_jac(p):
+    """psi on Jacobian twist coordinates: ``(conj(X) xi^((q-1)/3), conj(Y) xi^((q-1)/2), conj(Z))``."""
+    return (fq2_mul(fq2_conj(p[0]), PI_X), fq2_mul(fq2_conj(p[1]), PI_Y), fq2_conj(p[2]))
 
 
 @njit(cache=True)
-def _g2_mul_u128(x, y, hi, lo):
-    acc = G2_INF
-    for w in (hi, lo):
-        for bit in range(63, -1, -1):
-            acc = g2_double(acc)
-            if (w >> np.uint64(bit)) & np.uint64(1):
-                acc = g2_add_mixed(acc, x, y)
-    return acc
+def _g2_jac_eq(p, q):
+    pz = is_zero(p[2][0]) and is_zero(p[2][1])
+    qz = is_zero(q[2][0]) and is_zero(q[2][1])
+    if pz or qz:
+        return pz and qz
+    p2, q2 = fq2_sqr(p[2]), fq2_sqr(q[2])
+    if not fq2_eq(fq2_mul(p[0], q2), fq2_mul(q[0], p2)):
+        return False
+    return fq2_eq(fq2_mul(p[1], fq2_mul(q2, q[2])), fq2_mul(q[1], fq2_mul(p2, p[2])))
+
+
+@njit(cache=True)
+def g2_in_subgroup(x, y):
+    """Whether the affine twist point ``(x, y)`` (on the curve, not infinity) is in the order-r
+    subgroup: ``[x0+1]Q + psi([x0]Q) + psi^2([x0]Q) = psi^3([2 x0]Q)`` for BN254's ``x0``
+    (Dai, Lin, Zhao, Zhou, "Fast subgroup membership testings for G1, G2 and GT on
+    pairing-friendly curves", ePrint 2022/348, sec. 3 and 5.1; gnark-crypto ``bn254/g2.go``
+    ``IsInSubGroup``): one 63-bit multiplication instead of the 127-bit ``psi(Q) = [6x0^2]Q``
+    of :func:`proving.groth16.points.g2_in_subgroup` (the reference; tests compare them)."""
+    xq = G2_INF
+    for bit in range(62, -1, -1):
+        xq = g2_double(xq)
+        if (_U64_BN_X >> np.uint64(bit)) & np.uint64(1):
+            xq = g2_add_mixed(xq, x, y)
+    psi_xq = _g2_psi_jac(xq)
+    lhs = g2_add(g2_add(g2_add_mixed(xq, x, y), psi_xq), _g2_psi_jac(psi_xq))
+    rhs = _g2_psi_jac(_g2_psi_jac(_g2_psi_jac(g2_double(xq))))
+    return _g2_jac_eq(lhs, rhs)
 
 
 @njit(cache=True)
 def g2_subgroup_kernel(q, out):
-    """``out[i]`` = whether twist point ``q[i]`` (``(m, 16)`` affine Montgomery, on the curve, not
-    infinity) is in the order-r subgroup, by ``psi(Q) = [6x^2] Q`` (El Housni, Guillevic,
-    Piellard, AFRICACRYPT 2022), as :func:`proving.groth16.points.g2_in_subgroup`."""
+    """``out[i]`` = :func:`g2_in_subgroup` of row ``i`` of ``q`` (``(m, 16)`` affine Montgomery
+    twist points, on the curve, not infinity)."""
     for i in range(q.shape[0]):
-        x = _ld2(q, i, 0)
-        y = _ld2(q, i, 8)
-        px = fq2_mul(fq2_conj(x), PI_X)
-        py = fq2_mul(fq2_conj(y), PI_Y)
-        jx, jy, jz = _g2_mul_u128(x, y, _PSI_EIGEN_HI, _PSI_EIGEN_LO)
-        if is_zero(jz[0]) and is_zero(jz[1]):
-            out[i] = False
-            continue
-        z2 = fq2_sqr(jz)
-        out[i] = fq2_eq(jx, fq2_mul(px, z2)) and fq2_eq(jy, fq2_mul(py, fq2_mul(z2, jz)))
+        out[i] = g2_in_subgroup(_ld2(q, i, 0), _ld2(q, i, 8))
 
 
 @njit(cache=True)

@@ -79,12 +79,34 @@ def test_per_pair_miller_values_and_row_subsets():
     assert np.array_equal(cached[0], coeffs[1]) and not cached.flags.writeable
 
 
+def _twist_points(n: int):
+    """Random points on the G2 twist (almost never in the subgroup)."""
+    from py_ecc.fields import optimized_bn128_FQ2 as FQ2
+
+    from tests.proving.protocol_fixtures import fq2_sqrt
+
+    rng, out = random.Random(11), []
+    while len(out) < n:
+        x = FQ2([rng.randrange(Q), rng.randrange(Q)])
+        y = fq2_sqrt(x**3 + bn.b2)
+        if y is not None:
+            out.append(((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1]))))
+    return out
+
+
 def test_subgroup_kernel_agrees_with_reference():
+    from proving.groth16.points import g2_in_subgroup_ref, to_pyecc_g2
+
     outside = g2_point_outside_subgroup()
-    pts = [G2, _g2(), outside, g2_mul(outside, 5)]
+    twist = _twist_points(3)
+    small = g2_mul(twist[0], R)  # order divides the cofactor 2q - r
+    pts = [G2, _g2(), outside, g2_mul(outside, 5), *twist, g2_mul(twist[1], 2 * Q - R), small,
+           from_pyecc_g2(bn.add(to_pyecc_g2(G2), to_pyecc_g2(small)))]
     got = np.zeros(len(pts), np.bool_)
     K.g2_subgroup_kernel(g2_to_affine_array(pts), got)
-    assert got.tolist() == [g2_in_subgroup(p) for p in pts] == [True, True, False, False]
+    want = [g2_in_subgroup_ref(p) for p in pts]
+    assert got.tolist() == [g2_in_subgroup(p) for p in pts] == want
+    assert want == [True, True, False, False, False, False, False, True, False, False]
 
 
 def test_g1_scalar_kernels_equal_reference():
