@@ -59,7 +59,9 @@ from market.pricing import check_rule, clearing_prices, price_caps
 
 #: Above this many distinct exact shapes, memory is bucketed (1/8 octave, rounded down) for the ranking.
 MAX_EXACT_SHAPES = 256
-#: Local improvement: candidate offers per job, passes, jobs examined per pass in large rounds.
+#: Local improvement: candidate offers per job, passes, jobs examined per pass in large rounds, evicted
+#: jobs tried per offer, list positions searched for an evicted job (candidates and victims x2 in rounds
+#: up to PORTFOLIO_JOBS jobs).
 IMPROVE_CANDIDATES = 4
 IMPROVE_PASSES = 2
 IMPROVE_LIMIT = 2000
@@ -405,12 +407,14 @@ def _solve(order: np.ndarray, jb: JobBook, ob: OfferBook, shapes: tuple, first_c
     sens_all = jb.duration_s * first_cost[job_shape]
     sens_order = np.lexsort((np.arange(jb.n), -sens_all)).astype(np.int64)
     limit = jb.n if jb.n <= SMALL_ROUND_JOBS else IMPROVE_LIMIT
+    small = jb.n <= PORTFOLIO_JOBS
+    n_cand, n_victims = (2 * IMPROVE_CANDIDATES, 2 * IMPROVE_VICTIMS) if small else (IMPROVE_CANDIDATES, IMPROVE_VICTIMS)
     shortest = np.lexsort((np.arange(jb.n), jb.duration_s)).astype(np.int64)
     for _ in range(IMPROVE_PASSES):
         imp_order = np.concatenate([order[assign[order] < 0], sens_order[assign[sens_order] >= 0]])
         K.reset_skips(nxt, lists, rem)
         moves = K.improve_pass(imp_order, job_shape, jc, oc, rem, lists, nxt, caps, jb.max_price, now_s, ov,
-                               assign, ask, IMPROVE_CANDIDATES, limit, shortest, IMPROVE_VICTIMS, IMPROVE_VICTIM_STEPS)
+                               assign, ask, n_cand, limit, shortest, n_victims, IMPROVE_VICTIM_STEPS)
         K.reset_skips(nxt, lists, rem)
         K.greedy_pass(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask)
         if moves == 0:
