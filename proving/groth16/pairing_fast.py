@@ -29,7 +29,7 @@ from proving.curve import g1_to_affine_array, g2_to_affine_array
 from proving.errors import NotInSubgroup
 from proving.field import FQ, from_mont, to_mont
 from proving.groth16.keys import G1Point, G2Point
-from proving.groth16.pairing import Fq12
+from proving.groth16.pairing import F12_ONE, Fq12
 
 #: Line coefficients per G2 point (65 doublings, 21 additions of 6x + 2, 2 Frobenius lines).
 STEPS = _k.STEPS
@@ -142,15 +142,14 @@ def miller_loop(pairs: Sequence[tuple[G1Point, G2Point]]) -> Fq12:
     """
     live = [(p, q) for p, q in pairs if p is not None and q is not None]
     if not live:
-        return fq12_from_array(fq12_to_array(((( 1, 0), (0, 0), (0, 0)), ((0, 0), (0, 0), (0, 0)))))
+        return F12_ONE
     prepared = prepare_g2_array([q for _, q in live])
     return fq12_from_array(miller_loop_arrays(g1_to_affine_array([p for p, _ in live]), prepared.coeffs))
 
 
 def pairing(p: G1Point, q: G2Point) -> Fq12:
     """``e(P, Q)`` (equal to the reference's :func:`proving.groth16.pairing.pairing`)."""
-    live = [(p, q)] if p is not None and q is not None else []
-    f = miller_loop(live)
+    f = miller_loop([(p, q)])
     return fq12_from_array(final_exponentiation(fq12_to_array(f)))
 
 
