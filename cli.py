@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 #: Data on stdout; when it is not a terminal (a pipe, a file) tables keep their full width.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
