@@ -49,8 +49,8 @@ def run_demo(settings: Settings, *, text_path: Path | None = None, proof_rounds:
     t_start = time.perf_counter()
     try:
         runner.start_database()
+        runner.start_chain()  # before Ray: an unreachable RPC fails in a second, not after the cluster starts
         runner.start_ray(list(DEMO_PRICES_WEI))
-        runner.start_chain()
         t0 = time.perf_counter()
         for name, price in DEMO_PRICES_WEI.items():
             runner.add_provider(name, new_key(), price_per_cpu_s_wei=price, bond_wei=DEMO_BOND_WEI)

@@ -76,3 +76,13 @@ def test_unknown_job(tmp_path):
 def test_unreachable_database(tmp_path):
     res = run("status", "--database-url", "postgresql://nobody@127.0.0.1:1/none", home=tmp_path)
     assert_clean_error(res, 5, "database")
+
+
+def test_demo_with_unreachable_rpc_fails_fast_and_clearly(tmp_path):
+    res = run("demo", "--rpc-url", "http://127.0.0.1:1", home=tmp_path)
+    assert_clean_error(res, 5, "--rpc-url")
+
+
+def test_quote_rejects_unknown_spec_fields(tmp_path):
+    res = run("quote", '{"kind": "proof", "colour": "red"}', home=tmp_path)
+    assert_clean_error(res, 2, "colour")
