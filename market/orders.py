@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from operator import attrgetter
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
