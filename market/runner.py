@@ -384,7 +384,7 @@ class MarketRunner:
         else:
             result_bytes = canonical_proof_bytes(out.result["proof"], out.result["public"])
         try:
-            verify_output(exp, out.result, result_bytes, out.result_hash, out.signature)
+            att = verify_output(exp, out.result, result_bytes, out.result_hash, out.signature)
             if job.kind == "inference":
                 self._spot_check(job, exp, result_bytes)
         except ResultRejected as rej:
@@ -398,7 +398,7 @@ class MarketRunner:
                        "seconds": round(out.seconds, 3)}
         if job.kind == "proof":
             attestation["proof"] = out.result
-        leaf = self._leaf(job, exp, out)
+        leaf = self._leaf(job, exp, out, att)
         with Session(self.engine) as s, s.begin():
             ex.complete_job(s, job_id, result_path=str(path), result_hash=attestation["result_hash"],
                             attestation=attestation, fee_bps=self.settings.fee_bps)
@@ -438,14 +438,10 @@ class MarketRunner:
         self.progress(f"job {job.job_id}: spot re-execution of {len(rows)} sentences by {verifier.name} agrees "
                       f"(min cosine {worst:.5f})")
 
-    def _leaf(self, job: JobRecord, exp: Expected, out: Any):
-        """The settlement leaf: the signed attestation and, for a proof job, its proof commitment."""
-        from market.attestation import (Attestation, AttestationLeaf, JobKind, SignedAttestation, job_id_bytes32,
-                                        proof_commitment)
+    def _leaf(self, job: JobRecord, exp: Expected, out: Any, att: Any):
+        """The settlement leaf: the verified attestation, its signature and, for a proof job, its proof commitment."""
+        from market.attestation import AttestationLeaf, SignedAttestation, proof_commitment
 
-        att = Attestation(job_id=job_id_bytes32(job.job_id), input_hash=exp.input_hash, result_hash=out.result_hash,
-                          provider=exp.provider_address, price_wei=exp.price_wei,
-                          kind=JobKind.INFERENCE if job.kind == "inference" else JobKind.PROOF)
         signed = SignedAttestation(att, out.signature, exp.domain)
         if job.kind != "proof":
             return AttestationLeaf(signed)
