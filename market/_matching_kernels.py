@@ -573,3 +573,117 @@ def funnel(jobs, jc, oc, caps, now_s, rem, ov):
             counts[t, r] += 1
         cheapest[t] = best
     return counts, cheapest
+
+
+@njit(cache=True)
+def _lagrange_primal(order, ptr, po, pa, w, need, cap, lam, rem, assign, ask):
+    """Jobs in ``order`` each take, among their pairs that fit ``rem``, the one of largest reduced profit
+    ``w - sum_r lam[o, r] * need[j, r] / cap[o, r]`` (any sign; pairs of welfare 0 skipped). Returns welfare."""
+    total = np.int64(0)
+    for t in range(len(order)):
+        j = order[t]
+        best_p = -1
+        best_rc = -np.inf
+        for p in range(ptr[j], ptr[j + 1]):
+            o = po[p]
+            if w[p] <= 0 or rem[o, 0] < need[j, 0] or rem[o, 1] < need[j, 1] or rem[o, 2] < need[j, 2] \
+                    or rem[o, 3] < need[j, 3]:
+                continue
+            rc = float(w[p])
+            for r in range(4):
+                if need[j, r] > 0:
+                    rc -= lam[o, r] * need[j, r] / cap[o, r]
+            if rc > best_rc:
+                best_rc = rc
+                best_p = p
+        if best_p >= 0:
+            o = po[best_p]
+            for r in range(4):
+                rem[o, r] -= need[j, r]
+            assign[j] = o
+            ask[j] = pa[best_p]
+            total += w[best_p]
+    return total
+
+
+@njit(cache=True)
+def lagrangian_heuristic(n_jobs, ptr, po, pa, w, need, rem0, iters):
+    """Lagrangian relaxation of the capacity rows (CPUs, GPUs, memory, bond per offer, normalised by
+    capacity) solved by subgradient steps (Polyak step ``mu * (L - best) / |g|^2``, ``mu`` from 2, halved
+    after 8 steps without a better dual bound), with a primal repair at every step: jobs in decreasing
+    reduced profit take their best-reduced-profit pair that still fits (:func:`_lagrange_primal`).
+    Held & Karp / Fisher, "The Lagrangian relaxation method for solving integer programming problems"
+    (Management Science, 1981). Pairs are grouped by job (``ptr``), ``need`` is int64[J, 4], ``rem0``
+    int64[O, 4] the free capacity, ``w`` the pair welfare. Deterministic: ``iters`` steps.
+
+    Returns ``(assign int64[J], ask int64[J], welfare, dual_bound)`` of the best primal found."""
+    n_off = rem0.shape[0]
+    cap = np.maximum(rem0.astype(np.float64), 1.0)
+    lam = np.zeros((n_off, 4))
+    best_assign = np.full(n_jobs, -1, dtype=np.int64)
+    best_ask = np.zeros(n_jobs, dtype=np.int64)
+    best_val = np.int64(-1)
+    best_dual = np.inf
+    mu = 2.0
+    stall = 0
+    red = np.zeros(n_jobs)
+    load = np.zeros((n_off, 4))
+    rem = np.empty((n_off, 4), dtype=np.int64)
+    assign = np.empty(n_jobs, dtype=np.int64)
+    ask = np.empty(n_jobs, dtype=np.int64)
+    for it in range(iters):
+        load[:, :] = 0.0
+        dual = 0.0
+        for j in range(n_jobs):
+            best_rc = 0.0
+            best_p = -1
+            for p in range(ptr[j], ptr[j + 1]):
+                o = po[p]
+                rc = float(w[p])
+                for r in range(4):
+                    if need[j, r] > 0:
+                        rc -= lam[o, r] * need[j, r] / cap[o, r]
+                if rc > best_rc:
+                    best_rc = rc
+                    best_p = p
+            red[j] = best_rc
+            dual += best_rc
+            if best_p >= 0:
+                o = po[best_p]
+                for r in range(4):
+                    load[o, r] += need[j, r] / cap[o, r]
+        dual += lam.sum()
+        if it == 0 or dual < best_dual - 1e-9 * abs(best_dual):
+            best_dual = dual
+            stall = 0
+        else:
+            stall += 1
+            if stall >= 8:
+                mu *= 0.5
+                stall = 0
+        # primal repair: by decreasing reduced profit, then by best welfare
+        order = np.argsort(-red, kind="mergesort")
+        rem[:, :] = rem0
+        assign[:] = -1
+        ask[:] = 0
+        val = _lagrange_primal(order, ptr, po, pa, w, need, cap, lam, rem, assign, ask)
+        if val > best_val:
+            best_val = val
+            best_assign[:] = assign
+            best_ask[:] = ask
+        gap = best_dual - float(best_val)
+        norm = 0.0
+        for o in range(n_off):
+            for r in range(4):
+                g = load[o, r] - 1.0
+                if lam[o, r] <= 0.0 and g < 0:
+                    g = 0.0
+                norm += g * g
+        if norm <= 0.0 or gap <= 0.0:
+            break
+        t = mu * gap / norm
+        for o in range(n_off):
+            for r in range(4):
+                v = lam[o, r] + t * (load[o, r] - 1.0)
+                lam[o, r] = v if v > 0.0 else 0.0
+    return best_assign, best_ask, best_val, best_dual
