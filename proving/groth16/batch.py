@@ -31,7 +31,6 @@ proof of 64 takes 85 ms against 1.1 s.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,9 +39,10 @@ import numpy as np
 from proving.curve import g1_batch_to_affine, g1_to_affine_array, g2_to_affine_array
 from proving._kernels import pairing_nb as _k
 from proving.errors import (
-    BatchVerificationFailed, MalformedProof, NotInSubgroup, PairingCheckFailed, PointNotOnCurve, ProvingError,
+    MalformedProof, NotInSubgroup, PointNotOnCurve, ProvingError,
 )
 from proving.field import to_limbs
+from proving.groth16 import rlc
 from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
 from proving.groth16.pairing_fast import (
     final_exponentiation_is_one, miller_each_arrays, miller_loop_arrays, prepare_g2_array,
@@ -51,7 +51,7 @@ from proving.groth16.pairing_fast import (
 from proving.groth16.points import B2, _check_fq, _fq2_mul, check_g1, check_public_inputs
 
 #: Bits of the random combination scalars (soundness error ~2^-128 per batch).
-RANDOMIZER_BITS = 128
+RANDOMIZER_BITS = rlc.RANDOMIZER_BITS
 Q = _k.Q
 
 
@@ -119,16 +119,6 @@ def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
     return final_exponentiation_is_one(np.concatenate([key[None], batch.own_miller[list(idx)]]))
 
 
-def _bisect(batch: _Batch, idx: list[int], known_bad: bool) -> list[int]:
-    """Positions in ``idx`` whose proofs fail; ``known_bad`` skips re-checking a failing set."""
-    if not known_bad and _subset_holds(batch, idx):
-        return []
-    if len(idx) == 1:
-        return idx
-    left, right = idx[: len(idx) // 2], idx[len(idx) // 2 :]
-    bad_left = _bisect(batch, left, False)
-    # if the left half is clean, the right half must hold the failure
-    return bad_left + _bisect(batch, right, not bad_left)
 
 
 def _check_g2_on_curve(field: str, p) -> None:
@@ -177,13 +167,10 @@ def _screen(vk: VerifyingKey, publics: Sequence[Sequence[int]], proofs: Sequence
     return good, reasons
 
 
-def _randomizers(n: int, seed: int | None) -> list[int]:
-    if seed is None:
-        return [secrets.randbits(RANDOMIZER_BITS) | 1 for _ in range(n)]
-    import random
 
-    rng = random.Random(seed)
-    return [rng.getrandbits(RANDOMIZER_BITS) | 1 for _ in range(n)]
+
+#: This verifier's primitives for the shared driver (:mod:`proving.groth16.rlc`).
+KERNELS = rlc.Kernels(_screen, _prepare, _all_hold, _subset_holds)
 
 
 def find_invalid(
@@ -198,14 +185,7 @@ def find_invalid(
     Raises:
         MalformedProof: ``len(publics) != len(proofs)``.
     """
-    good, reasons = _screen(vk, publics, proofs)
-    if good:
-        r = _randomizers(len(proofs), seed)
-        batch = _prepare(vk, [publics[i] for i in good], [proofs[i] for i in good], [r[i] for i in good])
-        failing = [] if _all_hold(batch) else _bisect(batch, list(range(len(good))), True)
-        for pos in failing:
-            reasons[good[pos]] = PairingCheckFailed()
-    return dict(sorted(reasons.items()))
+    return rlc.find_invalid(KERNELS, vk, publics, proofs, seed)
 
 
 def batch_verify(
@@ -223,6 +203,4 @@ def batch_verify(
         MalformedProof: ``len(publics) != len(proofs)``.
         BatchVerificationFailed: with ``bad_indices`` (found by bisection) and per-index ``reasons``.
     """
-    bad = find_invalid(vk, publics, proofs, seed=seed)
-    if bad:
-        raise BatchVerificationFailed(sorted(bad), bad)
+    rlc.batch_verify(KERNELS, vk, publics, proofs, seed)

@@ -24,11 +24,11 @@ terms are recomputed per subset.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proving.errors import BatchVerificationFailed, MalformedProof, PairingCheckFailed, ProvingError
+from proving.errors import MalformedProof, ProvingError
+from proving.groth16 import rlc
 from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
 from proving.groth16.pairing import (
     F12_ONE, Fq12, PreparedG2, f12_mul, final_exponentiation, miller_loop, prepare_g2, walk_g2,
@@ -36,7 +36,7 @@ from proving.groth16.pairing import (
 from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_mul, g1_neg
 
 #: Bits of the random combination scalars (soundness error ~2^-128 per batch).
-RANDOMIZER_BITS = 128
+RANDOMIZER_BITS = rlc.RANDOMIZER_BITS
 
 
 @dataclass
@@ -88,16 +88,6 @@ def _subset_holds(batch: _Batch, idx: Sequence[int]) -> bool:
     return final_exponentiation(acc) == F12_ONE
 
 
-def _bisect(batch: _Batch, idx: list[int], known_bad: bool) -> list[int]:
-    """Positions in ``idx`` whose proofs fail; ``known_bad`` skips re-checking a failing set."""
-    if not known_bad and _subset_holds(batch, idx):
-        return []
-    if len(idx) == 1:
-        return idx
-    left, right = idx[: len(idx) // 2], idx[len(idx) // 2 :]
-    bad_left = _bisect(batch, left, False)
-    # if the left half is clean, the right half must hold the failure
-    return bad_left + _bisect(batch, right, not bad_left)
 
 
 def _screen(vk: VerifyingKey, publics: Sequence[Sequence[int]], proofs: Sequence[Proof]) -> tuple[list[int], dict[int, ProvingError]]:
@@ -115,13 +105,10 @@ def _screen(vk: VerifyingKey, publics: Sequence[Sequence[int]], proofs: Sequence
     return good, reasons
 
 
-def _randomizers(n: int, seed: int | None) -> list[int]:
-    if seed is None:
-        return [secrets.randbits(RANDOMIZER_BITS) | 1 for _ in range(n)]
-    import random
 
-    rng = random.Random(seed)
-    return [rng.getrandbits(RANDOMIZER_BITS) | 1 for _ in range(n)]
+
+#: This verifier's primitives for the shared driver (:mod:`proving.groth16.rlc`).
+KERNELS = rlc.Kernels(_screen, _prepare, _all_hold, _subset_holds)
 
 
 def find_invalid(
@@ -136,14 +123,7 @@ def find_invalid(
     Raises:
         MalformedProof: ``len(publics) != len(proofs)``.
     """
-    good, reasons = _screen(vk, publics, proofs)
-    if good:
-        r = _randomizers(len(proofs), seed)
-        batch = _prepare(vk, [publics[i] for i in good], [proofs[i] for i in good], [r[i] for i in good])
-        failing = [] if _all_hold(batch) else _bisect(batch, list(range(len(good))), True)
-        for pos in failing:
-            reasons[good[pos]] = PairingCheckFailed()
-    return dict(sorted(reasons.items()))
+    return rlc.find_invalid(KERNELS, vk, publics, proofs, seed)
 
 
 def batch_verify(
@@ -161,6 +141,4 @@ def batch_verify(
         MalformedProof: ``len(publics) != len(proofs)``.
         BatchVerificationFailed: with ``bad_indices`` (found by bisection) and per-index ``reasons``.
     """
-    bad = find_invalid(vk, publics, proofs, seed=seed)
-    if bad:
-        raise BatchVerificationFailed(sorted(bad), bad)
+    rlc.batch_verify(KERNELS, vk, publics, proofs, seed)
