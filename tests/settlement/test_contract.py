@@ -196,4 +196,7 @@ def test_submit_batch_costs_two_rpc_calls(anvil) -> None:
 
     chain.w3.middleware_onion.inject(Count, name="count", layer=0)
     settlement.submit_batch(operator, os.urandom(32), os.urandom(32), 1, 0)
-    assert calls == ["eth_sendRawTransaction", "eth_getTransactionReceipt"]
+    # one send; the rest are receipt polls only (a loaded machine may need more than one poll):
+    # no nonce, fee, gas-estimate or chain-id round trips
+    assert calls[0] == "eth_sendRawTransaction" and len(calls) >= 2
+    assert set(calls[1:]) == {"eth_getTransactionReceipt"}
