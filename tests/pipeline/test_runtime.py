@@ -285,9 +285,10 @@ def test_lone_job_flushes_within_its_window(ray_cluster, mimc_circuit, tmp_path)
     (bid,) = store.list_batches()
     params = store.load(bid)[0].parameters
     assert params["flush_reason"] == "window" and params["batch_size"] == 1
-    # flushed by its window, not held longer (0.25 s of slack for thread wake-up on a loaded 2-core CI box)
-    assert window_s <= params["flushed_s"] - params["opened_s"] < window_s + 0.25
-    assert params["flushed_s"] - job.submitted_s < window_s + 0.25
+    # flushed by its window, not held for a full batch (1 s of slack for thread wake-up on a loaded 2-core CI box,
+    # where Ray, Postgres and anvil share the cores; the batch would otherwise wait forever for 3 more jobs)
+    assert window_s <= params["flushed_s"] - params["opened_s"] < window_s + 1.0
+    assert params["flushed_s"] - job.submitted_s < window_s + 1.0
 
 
 def test_backpressure_bounded_queues_push_back_to_submit(ray_cluster, mimc_circuit, tmp_path):
