@@ -270,7 +270,7 @@ def test_watcher_killed_mid_stream_and_restarted_applies_every_event_exactly_onc
 @pytest.mark.postgres
 def test_batch_dropped_by_a_reorg_before_confirmation_is_resubmitted(anvil, pg_url) -> None:
     chain = connect(anvil.rpc_url, dev_keys=tuple(anvil.dev_keys))
-    settlement, owner, operator = setup_settlement(chain)
+    settlement, _owner, operator = setup_settlement(chain)
     engine = make_db(pg_url)
     settler = Settler(engine, settlement, operator, BatchingPolicy(max_batch_size=2, window_s=1.0))
     provider = "0x" + bytes(Account.create().key).hex()
