@@ -63,7 +63,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 def _settings(database_url: str | None = None, rpc_url: str | None = None, ray_address: str | None = None,
               data_dir: Path | None = None, **kw: Any):
-    from market.config import Settings, default_data_dir
+    from market.settings import Settings, default_data_dir
 
     return Settings(database_url=database_url, rpc_url=rpc_url, ray_address=ray_address,
                     data_dir=data_dir or default_data_dir(), **kw)
@@ -93,8 +93,8 @@ def _positive_wei(name: str, value: str) -> int:
 
 
 def _engine(database_url: str | None, data_dir: Path | None = None, migrate: bool = True):
-    from market.db import make_engine
-    from market.migrate import upgrade
+    from market.db.base import make_engine
+    from market.db.migrate import upgrade
 
     url = _settings(database_url, data_dir=data_dir).resolved_database_url
     if migrate:
@@ -116,7 +116,7 @@ def demo(
     proof_jobs: Annotated[int, typer.Option(min=0, help="How many proof jobs to submit.")] = 2,
 ) -> None:
     """Run the whole market on this machine: 3 providers, an embedding job and proof jobs, settled on-chain."""
-    from market.demo import run_demo
+    from market.exchange.demo import run_demo
 
     if text is not None and not text.is_file():
         raise typer.BadParameter(f"{text} is not a file", param_hint="--text")
@@ -145,7 +145,7 @@ def demo(
 def db_upgrade(database_url: DatabaseUrl = None, data_dir: DataDir = None,
                revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or migrate the schema to REVISION (default: head)."""
-    from market.migrate import upgrade
+    from market.db.migrate import upgrade
 
     url = _settings(database_url, data_dir=data_dir).resolved_database_url
     upgrade(url, revision)
@@ -155,7 +155,7 @@ def db_upgrade(database_url: DatabaseUrl = None, data_dir: DataDir = None,
 @db_app.command("downgrade")
 def db_downgrade(revision: str, database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Migrate the schema down to REVISION (``base`` drops everything)."""
-    from market.migrate import downgrade
+    from market.db.migrate import downgrade
 
     url = _settings(database_url, data_dir=data_dir).resolved_database_url
     downgrade(url, revision)
@@ -165,7 +165,7 @@ def db_downgrade(revision: str, database_url: DatabaseUrl = None, data_dir: Data
 @db_app.command("check")
 def db_check(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Fail when the models and the migrations differ (``alembic check``)."""
-    from market.migrate import check
+    from market.db.migrate import check
 
     check(_settings(database_url, data_dir=data_dir).resolved_database_url)
     err.print("models and migrations agree")
@@ -201,7 +201,7 @@ def submit_inference(
     database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
     """Submit a sentence-embedding job (all-MiniLM-L6-v2) over TEXT_FILE."""
-    from market.runner import MarketRunner
+    from market.exchange.runner import MarketRunner
 
     if not text_file.is_file():
         raise typer.BadParameter(f"{text_file} does not exist or is not a file", param_hint="TEXT_FILE")
@@ -223,7 +223,7 @@ def submit_proof(
     database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
     """Submit a Groth16 proof job: knowledge of a MiMC-7 preimage of a public hash."""
-    from market.runner import MarketRunner
+    from market.exchange.runner import MarketRunner
 
     price = _positive_wei("--max-price", max_price)
     runner = MarketRunner(_settings(database_url, data_dir=data_dir), _progress)
@@ -241,7 +241,7 @@ def status(job_id: Annotated[Optional[str], typer.Argument(help="A job id; omit 
     from sqlalchemy.orm import Session
 
     from market import exchange as ex
-    from market.market_models import JobRecord
+    from market.db.models import JobRecord
 
     engine = _engine(database_url, data_dir)
     with Session(engine) as s:
@@ -325,7 +325,7 @@ def exchange_run(
     as_json: JsonOut = False,
 ) -> None:
     """Run matching rounds on the jobs in the database with the registered providers' workers."""
-    from market.runner import MarketRunner
+    from market.exchange.runner import MarketRunner
 
     runner = MarketRunner(_settings(database_url, rpc_url, ray_address, data_dir), _progress)
     runner.start_database()
@@ -355,14 +355,14 @@ def replay(item_id: Annotated[str, typer.Argument(help="A round id (r-...) or a 
     """Recompute a recorded auction round (or proving batch) and show that it matches."""
     from sqlalchemy.orm import Session
 
-    from market.market_models import RoundRecord
-    from market.matching import replay as replay_round
+    from market.db.models import RoundRecord
+    from market.core.matching import replay as replay_round
 
     engine = _engine(database_url, data_dir)
     with Session(engine) as s:
         rec = s.get(RoundRecord, item_id)
         if rec is None:  # not an auction round: a proving-pipeline batch
-            from market.pipeline.cli import replay_command
+            from market.cli.pipeline import replay_command
 
             replay_command(item_id, data_dir=(data_dir / "pipeline") if data_dir else None, prover=None,
                            as_json=as_json)
@@ -427,8 +427,8 @@ def _mount_optional() -> None:
     """Mount the areas' command sets (each is optional while its module is being built)."""
     import importlib
 
-    mounts = [("proving.cli", None), ("market.ledger_cli", "ledger"), ("market.settlement_cli", "settlement"),
-              ("market.pipeline.cli", "pipeline"), ("market.quote_cli", None)]
+    mounts = [("proving.cli", None), ("market.cli.ledger", "ledger"), ("market.cli.settlement", "settlement"),
+              ("market.cli.pipeline", "pipeline"), ("market.quote_cli", None)]
     for module_name, group in mounts:
         try:
             mod = importlib.import_module(module_name)
@@ -457,19 +457,19 @@ def _error_map() -> list[tuple[type, ExitCode, str]]:
         except (ImportError, AttributeError):
             pass
 
-    add("market.ledger_errors", "InsufficientFunds", ExitCode.INSUFFICIENT_FUNDS,
+    add("market.ledger.errors", "InsufficientFunds", ExitCode.INSUFFICIENT_FUNDS,
         "deposit first: raymarket deposit CLIENT AMOUNT_WEI")
-    add("market.ledger_errors", "UnknownAccount", ExitCode.NOT_FOUND, "deposit first to open the account")
-    add("market.ledger_errors", "LedgerError", ExitCode.BAD_INPUT, "")
+    add("market.ledger.errors", "UnknownAccount", ExitCode.NOT_FOUND, "deposit first to open the account")
+    add("market.ledger.errors", "LedgerError", ExitCode.BAD_INPUT, "")
     add("market.exchange", "UnknownJob", ExitCode.NOT_FOUND, "")
     add("market.exchange", "ExchangeError", ExitCode.BAD_INPUT, "")
-    add("market.config", "SettingsError", ExitCode.BAD_INPUT, "")
-    add("market.orders", "MatchingError", ExitCode.BAD_INPUT, "")
-    add("market.verification", "ResultRejected", ExitCode.REJECTED, "")
+    add("market.settings", "SettingsError", ExitCode.BAD_INPUT, "")
+    add("market.core.orders", "MatchingError", ExitCode.BAD_INPUT, "")
+    add("market.exchange.verification", "ResultRejected", ExitCode.REJECTED, "")
     add("proving.errors", "ProvingError", ExitCode.REJECTED, "")
     add("contracts.errors", "ChainUnreachable", ExitCode.UNREACHABLE, "start the node or fix --rpc-url")
     add("contracts.errors", "ContractsError", ExitCode.REJECTED, "")
-    add("market.tools", "ToolNotFound", ExitCode.NOT_FOUND, "")
+    add("contracts.tools", "ToolNotFound", ExitCode.NOT_FOUND, "")
     add("sqlalchemy.exc", "OperationalError", ExitCode.UNREACHABLE,
         "check --database-url / RAYMARKET_DATABASE_URL and that the server is up")
     add("providers.inference", "InferenceInputError", ExitCode.BAD_INPUT, "")

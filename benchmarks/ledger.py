@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from market import ledger as L  # noqa: E402
 from market import migrate  # noqa: E402
-from market.db import make_engine  # noqa: E402
+from market.db.base import make_engine  # noqa: E402
 from tests.fixtures.services import PostgresServer  # noqa: E402
 
 INITIAL_WEI = 10**24  # per account: no transfer in the run can exhaust it

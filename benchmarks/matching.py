@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.matching_oracle import NOW_S, exact_optimum, make_instance, pairs_vectorised  # noqa: E402
-from market.matching import clear_round  # noqa: E402
+from market.core.matching import clear_round  # noqa: E402
 
 DEFAULT_SIZES = "1000x100,2000x100,10000x500,50000x2500,100000x5000"
 #: Above this many feasible pairs the MIP is not even built (memory); it counts as not finishing.

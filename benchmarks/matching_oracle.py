@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from market.orders import GIB_BYTES, JobOrder, Offer, Usage, ask_wei, build_job_book, build_offer_book
-from market.explain import reference_reason
+from market.core.orders import GIB_BYTES, JobOrder, Offer, Usage, ask_wei, build_job_book, build_offer_book
+from market.core.explain import reference_reason
 
 MODELS = ("H100", "A100", "L40S", "RTX4090")
 MODEL_WEIGHT = np.array([0.2, 0.3, 0.3, 0.2])

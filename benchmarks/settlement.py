@@ -33,7 +33,7 @@ from eth_account import Account  # noqa: E402
 from contracts.bindings import ContractHandle, Artifact, SettlementContract, deploy, send_transaction  # noqa: E402
 from contracts.build import compile_sources  # noqa: E402
 from contracts.chain import Chain, connect  # noqa: E402
-from market.merkle import build_tree  # noqa: E402
+from contracts.merkle import build_tree  # noqa: E402
 from tests.fixtures.services import AnvilNode  # noqa: E402
 from tests.settlement.helpers import SimulatedCircuit, proof_leaf, signed_leaf  # noqa: E402
 

@@ -264,7 +264,7 @@ class OnchainBatch:
 class SettlementContract(ContractHandle):
     """Typed calls of ``contracts/Settlement.sol``.
 
-    Leaves are :class:`market.attestation.AttestationLeaf` (anything with ``abi_tuple()``); ids, roots and
+    Leaves are :class:`contracts.attestation.AttestationLeaf` (anything with ``abi_tuple()``); ids, roots and
     hashes are 32-byte ``bytes``; amounts are wei ``int``; every state change returns the receipt and raises
     :class:`ContractReverted` (``error_name`` = the contract's custom error) on revert.
     """
@@ -282,8 +282,8 @@ class SettlementContract(ContractHandle):
 
     @property
     def domain(self) -> Any:
-        """The :class:`market.attestation.Eip712Domain` providers sign under for this deployment."""
-        from market.attestation import Eip712Domain
+        """The :class:`contracts.attestation.Eip712Domain` providers sign under for this deployment."""
+        from contracts.attestation import Eip712Domain
 
         return Eip712Domain(self.chain.chain_id, self.address)
 

@@ -41,7 +41,7 @@ class BuildError(RuntimeError):
 
 
 def _solcjs() -> str:
-    from market.tools import npm_bin
+    from contracts.tools import npm_bin
 
     return npm_bin("solcjs")
 

@@ -1,29 +1,20 @@
 """Alembic environment of raymarket.
 
-The database URL comes from ``config.attributes["url"]`` (set by :mod:`market.migrate`), else the
+The database URL comes from ``config.attributes["url"]`` (set by :mod:`market.db.migrate`), else the
 ``sqlalchemy.url`` option of ``alembic.ini``, else ``$RAYMARKET_DATABASE_URL``, else the SQLite
-default (:func:`market.db.resolve_database_url`). ``target_metadata`` is ``market.db.Base.metadata``
-after importing every ``market/*models.py`` module, so ``alembic check`` sees all tables.
+default (:func:`market.db.base.resolve_database_url`). ``target_metadata`` is ``market.db.base.Base.metadata``
+after importing the three model modules (exchange state, ledger, settlement), so ``alembic check`` sees all tables.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from alembic import context
 
-import market
-from market.db import Base, make_engine, resolve_database_url
+import market.db.models  # noqa: F401 (registers the tables on Base.metadata)
+import market.ledger.models  # noqa: F401
+import market.settlement.models  # noqa: F401
+from market.db.base import Base, make_engine, resolve_database_url
 
-
-def _import_models() -> None:
-    for mod in pkgutil.iter_modules(market.__path__):
-        if mod.name.endswith("models"):
-            importlib.import_module(f"market.{mod.name}")
-
-
-_import_models()
 config = context.config
 target_metadata = Base.metadata
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from market.config import Settings
+from market.settings import Settings
 
 
 class AgentError(RuntimeError):
@@ -52,8 +52,8 @@ def start_provider(*, ray_address: str, price_per_cpu_s_wei: int, bond_wei: int,
     from sqlalchemy.orm import Session
 
     from market import exchange as ex
-    from market.db import make_engine
-    from market.migrate import upgrade
+    from market.db.base import make_engine
+    from market.db.migrate import upgrade
     from providers.hardware import benchmark, detect
     from providers.keys import load_or_create_key
     from providers.workers import worker_actor

@@ -1,6 +1,6 @@
 """The provider's signing key (secp256k1): generated once, kept in a 0600 file.
 
-The key signs EIP-712 attestations (``market.attestation``); its address is the provider's
+The key signs EIP-712 attestations (``contracts.attestation``); its address is the provider's
 identity on the settlement contract.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from market.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
+from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
 from providers.keys import address_of
 
 

@@ -12,7 +12,7 @@ Modules, one concept each:
 * :mod:`~market.pipeline.payments` -- the pay stage on :mod:`market.ledger` (idempotent ids).
 * :mod:`~market.pipeline.runtime` -- the Ray adapter: prover actors pinned to provider nodes.
 * :mod:`~market.pipeline.errors` -- ``PipelineError`` and its narrow subclasses.
-* :mod:`~market.pipeline.cli` -- ``pipeline stats`` and ``replay_batch``.
+* :mod:`~market.cli.pipeline` -- ``pipeline stats`` and ``replay_batch``.
 
 Nothing is imported here eagerly (Ray is heavy); import the submodules.
 """

@@ -11,7 +11,7 @@ pipeline does:
   ``IdempotencyConflict``, and :meth:`LedgerPayments.pay` returns False. When the provider had
   locked collateral for the job, it is unlocked (``unlock:<job_id>:<provider>``).
 * ``slash:<job_id>:<provider>`` -- :func:`market.ledger.slash` with reason ``wrong_result``
-  (the rule of :mod:`market.slashing`: the whole collateral lock, half to the client, half
+  (the rule of :mod:`market.core.slashing`: the whole collateral lock, half to the client, half
   burned), or ``slash_amount_wei`` from the free bond when the provider locked nothing for the job.
 * ``void:<job_id>`` -- :func:`market.ledger.void_escrow`: a rejected or failed job's budget goes back.
 """
@@ -25,9 +25,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.ledger_errors import IdempotencyConflict, PendingAlreadyResolved, PendingNotFound
+from market.ledger.errors import IdempotencyConflict, PendingAlreadyResolved, PendingNotFound
 from market.pipeline.batching import ProofJob
-from market.slashing import DEFAULT_PROTOCOL_FEE_BPS, SlashReason
+from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, SlashReason
 
 
 def pay_transfer_id(job_id: str) -> str:
@@ -65,7 +65,7 @@ class LedgerPayments:
             to this or another provider, or refunded): nothing moves then.
 
         Raises:
-            market.ledger_errors.LedgerError: the ledger refused (``PendingNotFound``: the job was never
+            market.ledger.errors.LedgerError: the ledger refused (``PendingNotFound``: the job was never
                 escrowed; ``UnknownAccount``: the provider has no account; ...).
         """
         try:
@@ -88,7 +88,7 @@ class LedgerPayments:
         """Queue a ``wrong_result`` slash of ``provider`` for ``job``; False if already slashed for it.
 
         Raises:
-            market.ledger_errors.LedgerError: e.g. nothing locked and ``slash_amount_wei`` is 0.
+            market.ledger.errors.LedgerError: e.g. nothing locked and ``slash_amount_wei`` is 0.
         """
         with Session(self.engine) as s, s.begin():
             try:

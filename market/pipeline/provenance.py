@@ -15,7 +15,7 @@ All hashes are sha256 over a canonical JSON encoding (sorted keys, no spaces, in
 numbers): :func:`canonical_hash`. The data dir holds witnesses, i.e. client secrets: it is the
 operator's private store, like a prover's scratch space, and is never published.
 
-Replay (:func:`market.pipeline.cli.replay_batch`) re-proves from these files. With
+Replay (:func:`market.cli.pipeline.replay_batch`) re-proves from these files. With
 ``blinding="derived"`` the Groth16 blinding scalars ``r, s`` were derived from a per-batch seed
 kept in the record (:func:`providers.prover_worker.derive_blinding`), so a replay reproduces the
 proofs bit for bit; with ``"fresh"`` (random ``r, s``, zero-knowledge even towards the holder of

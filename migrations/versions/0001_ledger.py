@@ -186,7 +186,7 @@ def upgrade() -> None:
         sa.Column("job_id", ID, nullable=True),
         sa.CheckConstraint("amount_wei > 0", name=op.f("ck_ledger_transfers_amount_positive")),
         sa.CheckConstraint("debit_account_id <> credit_account_id", name=op.f("ck_ledger_transfers_distinct_accounts")),
-        # No per-row foreign keys (see market.ledger_models.Transfer): the deferred audit below
+        # No per-row foreign keys (see market.ledger.models.Transfer): the deferred audit below
         # rejects journal rows naming accounts that did not move by their amount.
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_ledger_transfers")),
     )

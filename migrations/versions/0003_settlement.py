@@ -4,7 +4,7 @@ Revision ID: 0003_settlement
 Revises: 0002_market
 Create Date: 2026-11-21
 
-Hand-written to match ``market/settlement_models.py`` (constraint names from ``market.db.NAMING_CONVENTION``).
+Hand-written to match ``market/settlement_models.py`` (constraint names from ``market.db.base.NAMING_CONVENTION``).
 """
 
 from __future__ import annotations

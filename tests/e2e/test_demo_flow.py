@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.attestation import Attestation, JobKind, job_id_bytes32, recover_signer
-from market.config import Settings
-from market.demo import demo_text_path, run_demo
-from market.market_models import JobRecord, ProviderRecord
-from market.merkle import merkle_root
-from market.settlement_models import LeafRecord
+from contracts.attestation import Attestation, JobKind, job_id_bytes32, recover_signer
+from market.settings import Settings
+from market.exchange.demo import demo_text_path, run_demo
+from market.db.models import JobRecord, ProviderRecord
+from contracts.merkle import merkle_root
+from market.settlement.models import LeafRecord
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

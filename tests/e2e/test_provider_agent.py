@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.config import Settings
-from market.market_models import ProviderRecord
-from market.runner import MarketRunner
+from market.settings import Settings
+from market.db.models import ProviderRecord
+from market.exchange.runner import MarketRunner
 from providers.agent import start_provider
 from providers.workers import find_worker
 

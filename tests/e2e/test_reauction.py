@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market import ledger
-from market.config import Settings
-from market.market_models import ProviderRecord
-from market.runner import MarketRunner
+from market.settings import Settings
+from market.db.models import ProviderRecord
+from market.exchange.runner import MarketRunner
 from providers.keys import new_key
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from market import ledger as L
-from market import migrate
-from market.db import make_engine
+from market.db import migrate
+from market.db.base import make_engine
 
 #: The revision that creates the ledger's schema.
 LEDGER_REVISION = "0001_ledger"

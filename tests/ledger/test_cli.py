@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from market import ledger as L
-from market.db import make_engine
-from market.ledger_cli import register
-from market.ledger_errors import InsufficientFunds, UnknownAccount, UnbondingNotMatured
+from market.db.base import make_engine
+from market.cli.ledger import register
+from market.ledger.errors import InsufficientFunds, UnknownAccount, UnbondingNotMatured
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from market import ledger as L
-from market.ledger_errors import InsufficientFunds, LedgerError, PendingAlreadyResolved, UnbondingNotMatured
+from market.ledger.errors import InsufficientFunds, LedgerError, PendingAlreadyResolved, UnbondingNotMatured
 from tests.ledger.conftest import funded
 
 pytestmark = pytest.mark.postgres

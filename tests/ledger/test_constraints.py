@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from market import ledger as L
@@ -101,7 +102,7 @@ def test_a_correct_raw_transfer_is_accepted(raw):
     with Session(engine) as s:
         assert (L.balance(s, "client:a"), L.balance(s, "client:b")) == (60, 40)
         assert L.check_invariants(s) == []
-        assert s.execute(L.text("SELECT count(*) FROM ledger_tx_audit")).scalar_one() == 0
+        assert s.execute(text("SELECT count(*) FROM ledger_tx_audit")).scalar_one() == 0
 
 
 def test_journal_row_naming_a_missing_account_rejected(raw):

@@ -9,8 +9,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from market import ledger_models, migrate
-from market.db import Base, make_engine
+from market.ledger import models as ledger_models
+
+from market.db import migrate
+from market.db.base import Base, make_engine
 
 LEDGER_TABLES = {t.name for t in Base.metadata.sorted_tables if t.name.startswith("ledger_")}
 

@@ -18,11 +18,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy.orm import Session
 
 from market import ledger as L
-from market.ledger_errors import (IdempotencyConflict, InsufficientFunds, InvalidAmount, LedgerError,
+from market.ledger.errors import (IdempotencyConflict, InsufficientFunds, InvalidAmount, LedgerError,
                                   PendingAlreadyResolved, PendingExists, PendingNotFound, PriceExceedsEscrow,
                                   SlashAlreadyResolved, SlashExceedsBond, SlashNotFound, SlashWindowClosed,
                                   SlashWindowOpen, UnbondingNotMatured, UnknownAccount)
-from market.slashing import protocol_fee_wei, rule_for, slash_amount_wei, split_slash
+from market.core.slashing import protocol_fee_wei, rule_for, slash_amount_wei, split_slash
 
 WINDOW_S, PERIOD_S = 100.0, 1_000.0
 _runs = itertools.count()

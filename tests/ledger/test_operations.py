@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import text
 
 from market import ledger as L
-from market.ledger_errors import (AccountKindConflict, IdempotencyConflict, InsufficientFunds, InvalidAmount,
+from market.ledger.errors import (AccountKindConflict, IdempotencyConflict, InsufficientFunds, InvalidAmount,
                                   InvalidArgument, LedgerError, PendingAlreadyResolved, PendingExists,
                                   PendingNotFound, PriceExceedsEscrow, SlashAlreadyResolved, SlashExceedsBond,
                                   SlashNotFound, SlashWindowClosed, SlashWindowOpen, UnbondingNotMatured,
                                   UnknownAccount)
-from market.slashing import SLASH_CANCEL_WINDOW_S, UNBONDING_PERIOD_S
+from market.core.slashing import SLASH_CANCEL_WINDOW_S, UNBONDING_PERIOD_S
 from tests.ledger.conftest import funded
 
 ALICE, P1, P2 = L.client_account("alice"), L.provider_account("p1"), L.provider_account("p2")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from market.db import SQLITE_MAX_WEI, make_engine
-from market.market_models import JobRecord
-from market.migrate import upgrade
+from market.db.base import SQLITE_MAX_WEI, make_engine
+from market.db.models import JobRecord
+from market.db.migrate import upgrade
 
 
 def _job(job_id: str, wei: int) -> JobRecord:

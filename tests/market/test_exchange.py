@@ -8,9 +8,10 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market import ledger
-from market.db import make_engine
-from market.ledger_errors import InsufficientFunds
-from market.migrate import upgrade
+from market.db.base import make_engine
+from market.db.models import JobRecord
+from market.ledger.errors import InsufficientFunds
+from market.db.migrate import upgrade
 
 GWEI = 10**9
 NOW = 1_800_000_000.0
@@ -131,7 +132,7 @@ def test_submit_beyond_balance_changes_nothing(engine):
     with pytest.raises(InsufficientFunds), Session(engine) as s, s.begin():
         ex.submit_job(s, _spec("big", max_price=10**18), now_s=NOW)
     with Session(engine) as s:
-        assert s.get(ex.JobRecord, "big") is None
+        assert s.get(JobRecord, "big") is None
         assert ledger.balance(s, ledger.client_account("alice")) == 10**17
 
 
@@ -145,8 +146,8 @@ def test_spec_validation_names_the_field():
 
 
 def test_recorded_round_replays_to_the_same_hashes(engine):
-    from market.market_models import RoundRecord
-    from market.matching import replay
+    from market.db.models import RoundRecord
+    from market.core.matching import replay
 
     _setup(engine, providers=(("p1", 20), ("p2", 30), ("p3", 25)))
     with Session(engine) as s, s.begin():

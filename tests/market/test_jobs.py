@@ -2,7 +2,7 @@
 
 import pytest
 
-from market.jobs import IllegalTransition, JobEvent, JobStatus, transition
+from market.core.jobs import IllegalTransition, JobEvent, JobStatus, transition
 
 
 def test_happy_path_reaches_settled():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from eth_utils import keccak
 
-from market.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
-from market.verification import (Expected, ResultRejected, check_spot_sample, spot_sample, verify_embeddings,
+from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
+from market.exchange.verification import (Expected, ResultRejected, check_spot_sample, spot_sample, verify_embeddings,
                                  verify_output)
 from providers.keys import address_of, new_key
 

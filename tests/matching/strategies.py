@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from market.orders import JobOrder, Offer, Usage
+from market.core.orders import JobOrder, Offer, Usage
 
 GIB = 2**30
 NOW_S = 1_000_000.0

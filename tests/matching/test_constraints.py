@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from market.matching import clear_round
-from market.orders import DuplicateId, InvalidOrder, JobOrder, Offer, Usage, ask_wei, reopen, run_seconds
+from market.core.matching import clear_round
+from market.core.orders import DuplicateId, InvalidOrder, JobOrder, Offer, Usage, ask_wei, reopen, run_seconds
 
 GIB = 2**30
 NOW = 10_000.0

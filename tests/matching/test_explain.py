@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from market.explain import quote
-from market.matching import clear_round
+from market.core.explain import quote
+from market.core.matching import clear_round
 from tests.matching.test_constraints import NOW, job, offer
 
 GIB = 2**30

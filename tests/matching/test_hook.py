@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from market.matching import clear_round
-from market.orders import ask_wei
-from market.pricing_hook import HookLoadError, load_hook, run_hook
+from market.core.matching import clear_round
+from market.core.orders import ask_wei
+from market.core.pricing_hook import HookLoadError, load_hook, run_hook
 from tests.matching.test_constraints import NOW, job, offer
 
 HOOK_FILE = '''
@@ -38,7 +38,7 @@ def hook_file(tmp_path):
 
 def test_load_by_file_and_by_entry_point(hook_file) -> None:
     assert load_hook(f"{hook_file}:half_price")({"duration_estimate_s": 10, "cpus": 2}, {"price_per_cpu_s_wei": 3}) == 30
-    assert load_hook("market.orders:run_seconds")(100, 2000) == 50
+    assert load_hook("market.core.orders:run_seconds")(100, 2000) == 50
     with pytest.raises(HookLoadError, match="not found"):
         load_hook("/nonexistent/x.py:f")
     with pytest.raises(HookLoadError, match="missing"):

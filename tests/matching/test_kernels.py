@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.matching_oracle import NOW_S, exact_optimum, make_instance, pairs_vectorised
-from market import _matching_kernels as K
-from market import matching as M
-from market.explain import reference_reason
-from market.matching import job_columns, offer_columns
-from market.orders import MAX_WEI, JobOrder, Offer, ask_wei, build_job_book, build_offer_book
+from market.core import _matching_kernels as K
+from market.core import matching as M
+from market.core.explain import reference_reason
+from market.core.matching import job_columns, offer_columns
+from market.core.orders import MAX_WEI, JobOrder, Offer, ask_wei, build_job_book, build_offer_book
 
 GIB = 2**30
 

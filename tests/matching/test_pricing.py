@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from market.matching import clear_round
-from market.pricing import (InvalidTransition, LockStatus, UnknownRule, expire, fulfil, lock, open_job,
+from market.core.matching import clear_round
+from market.core.pricing import (InvalidTransition, LockStatus, UnknownRule, expire, fulfil, lock, open_job,
                             ramp_price_wei)
 from tests.matching.test_constraints import NOW, job, offer
 

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.matching_oracle import exact_optimum, pairs_reference
-from market.explain import reference_reason
-from market.matching import clear_round
-from market.orders import Usage, ask_wei
+from market.core.explain import reference_reason
+from market.core.matching import clear_round
+from market.core.orders import Usage, ask_wei
 from tests.matching.strategies import NOW_S, rounds
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks.matching_oracle import NOW_S, make_instance
-from market.matching import ReplayMismatch, RoundInputs, clear_round, replay
+from market.core.matching import ReplayMismatch, RoundInputs, clear_round, replay
 
 
 @pytest.fixture(scope="module")

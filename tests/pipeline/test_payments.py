@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.db import make_engine
-from market.migrate import upgrade
+from market.db.base import make_engine
+from market.db.migrate import upgrade
 from market.pipeline.batching import ProofJob
 from market.pipeline.payments import LedgerPayments, slash_transfer_id
-from market.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
+from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
 
 pytestmark = pytest.mark.postgres
 

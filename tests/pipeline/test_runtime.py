@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from market.pipeline.batching import ControllerConfig, WindowPolicy
-from market.pipeline.cli import pipeline_app, replay_batch
+from market.cli.pipeline import pipeline_app, replay_batch
 from market.pipeline.errors import ProvenanceMismatch, QueueFull
 from market.pipeline.placement import ProviderSlot
 from market.pipeline.provenance import ProvenanceStore
@@ -48,8 +48,8 @@ def ledger_with_escrows(pg_url, job_ids, providers):
     from sqlalchemy.orm import Session
 
     from market import ledger
-    from market.db import make_engine
-    from market.migrate import upgrade
+    from market.db.base import make_engine
+    from market.db.migrate import upgrade
 
     upgrade(pg_url)
     engine = make_engine(pg_url)
@@ -71,7 +71,7 @@ def assert_ledger_paid_once(engine, job_ids, providers):
     from sqlalchemy.orm import Session
 
     from market import ledger
-    from market.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
+    from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
 
     net = PRICE_WEI - protocol_fee_wei(PRICE_WEI, DEFAULT_PROTOCOL_FEE_BPS)
     with Session(engine) as s:

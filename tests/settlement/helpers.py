@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from eth_account import Account
 from py_ecc import bn128
 
-from market.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, proof_commitment,
+from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, proof_commitment,
                                 sign_attestation)
 
 R = bn128.curve_order

@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
 
-from market.attestation import (SECP256K1_N, Attestation, AttestationError, AttestationLeaf, Eip712Domain, JobKind,
+from contracts.attestation import (SECP256K1_N, Attestation, AttestationError, AttestationLeaf, Eip712Domain, JobKind,
                                 attestation_digest, job_id_bytes32, proof_commitment, recover_signer,
                                 sign_attestation)
 

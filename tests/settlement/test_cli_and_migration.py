@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from contracts.chain import connect
-from market.db import make_engine
-from market.settlement import BatchingPolicy, Settler
-from market.settlement_models import SETTLEMENT_TABLES, LeafRecord
+from market.db.base import make_engine
+from market.settlement.batching import BatchingPolicy, Settler
+from market.settlement.models import SETTLEMENT_TABLES, LeafRecord
 from tests.settlement.helpers import signed_leaf
 from tests.settlement.test_watcher import make_db, setup_settlement
 
@@ -21,7 +21,7 @@ from tests.settlement.test_watcher import make_db, setup_settlement
 def cli_app():
     import typer
 
-    from market.settlement_cli import settlement_app, watch
+    from market.cli.settlement import settlement_app, watch
 
     app = typer.Typer()
     app.command("watch")(watch)
@@ -74,7 +74,7 @@ def _settlement_diffs(url: str) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from market.db import Base
+    from market.db.base import Base
 
     engine = make_engine(url)
     names = {t.name for t in SETTLEMENT_TABLES}
@@ -86,7 +86,7 @@ def _settlement_diffs(url: str) -> list:
 
 @pytest.mark.postgres
 def test_migration_0003_creates_exactly_the_modelled_tables_and_downgrades(pg_url, tmp_path) -> None:
-    from market.migrate import downgrade, upgrade
+    from market.db.migrate import downgrade, upgrade
 
     for url in (pg_url, f"sqlite:///{tmp_path / 'm.sqlite'}"):
         upgrade(url)

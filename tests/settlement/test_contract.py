@@ -9,8 +9,8 @@ from eth_account import Account
 
 from contracts.bindings import SettlementContract
 from contracts.errors import ContractReverted
-from market.attestation import AttestationLeaf, SignedAttestation, recover_signer, sign_attestation
-from market.merkle import build_tree, verify_inclusion
+from contracts.attestation import AttestationLeaf, SignedAttestation, recover_signer, sign_attestation
+from contracts.merkle import build_tree, verify_inclusion
 from tests.settlement.conftest import CIRCUIT_ID, Deployment
 from tests.settlement.helpers import proof_leaf, random_attestation, signed_leaf
 
@@ -59,7 +59,7 @@ def test_eip712_signature_from_python_recovers_on_chain(deployment: Deployment) 
     signed = sign_attestation(att, d.provider_key, domain)
     assert d.settlement.recover_signer(att, signed.signature) == att.provider
     assert recover_signer(att, signed.signature, domain) == att.provider
-    from market.attestation import attestation_digest
+    from contracts.attestation import attestation_digest
     assert d.settlement.attestation_digest(att) == attestation_digest(att, domain)
     tampered = random_attestation(att.provider)
     assert d.settlement.recover_signer(tampered, signed.signature) != att.provider

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from contracts.bindings import Artifact, SettlementContract, deploy
 from contracts.chain import connect
 from contracts.errors import ContractReverted
-from market.db import make_engine
-from market.settlement import BatchingPolicy, Settler, inclusion, unhex
-from market.watcher import Watcher, WatcherConfig, WatcherHooks, slash_provider_on_challenge
+from market.db.base import make_engine
+from market.settlement.batching import BatchingPolicy, Settler, inclusion, unhex
+from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks, slash_provider_on_challenge
 from tests.settlement.helpers import SimulatedCircuit, proof_leaf
 
 CIRCUIT_ID = b"\x22" * 32
@@ -24,9 +24,9 @@ CIRCUIT_ID = b"\x22" * 32
 @pytest.mark.postgres
 def test_bad_proof_challenge_through_exported_verifier_slashes_provider_in_ledger(anvil, pg_url) -> None:
     from market import ledger
-    from market.market_models import ProviderRecord
-    from market.migrate import upgrade
-    from market.tools import npm_bin
+    from market.db.models import ProviderRecord
+    from market.db.migrate import upgrade
+    from contracts.tools import npm_bin
     from proving.groth16.solidity import compile_verifier, export_verifier
 
     upgrade(pg_url)

@@ -9,7 +9,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market.merkle import MerkleError, build_tree, hash_leaf, hash_pair, merkle_root, process_proof, verify_inclusion
+from contracts.merkle import MerkleError, build_tree, hash_leaf, hash_pair, merkle_root, process_proof, verify_inclusion
 
 leaf_lists = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=70)
 

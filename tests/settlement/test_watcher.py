@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from contracts.bindings import SettlementContract
 from contracts.chain import Chain, connect
-from market.db import Base, make_engine
-from market.settlement import BatchingPolicy, Settler, batch_id_for, inclusion, unhex
-from market.settlement_models import SETTLEMENT_TABLES, AppliedEvent, BatchRecord, BatchStatus, LeafRecord
-from market.watcher import Watcher, WatcherConfig, WatcherHooks
-from market.attestation import AttestationLeaf, SignedAttestation, sign_attestation
+from market.db.base import Base, make_engine
+from market.settlement.batching import BatchingPolicy, Settler, batch_id_for, inclusion, unhex
+from market.settlement.models import SETTLEMENT_TABLES, AppliedEvent, BatchRecord, BatchStatus, LeafRecord
+from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
+from contracts.attestation import AttestationLeaf, SignedAttestation, sign_attestation
 from tests.settlement.helpers import random_attestation, signed_leaf
 
 
@@ -238,7 +238,7 @@ def test_watcher_killed_mid_stream_and_restarted_applies_every_event_exactly_onc
     batch_ids = settler.flush(now_s=1.0)
     assert len(batch_ids) == 12
     repo = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "market.settlement_cli", "watch", "--rpc-url", anvil.rpc_url,
+    cmd = [sys.executable, "-m", "market.cli.settlement", "watch", "--rpc-url", anvil.rpc_url,
            "--contract", settlement.address, "--database-url", pg_url, "--from-block", str(start),
            "--confirmations", "0", "--json", "--max-blocks-per-poll", "1", "--poll-interval-s", "0.1",
            "--hooks", "tests.settlement.hook_counter:register"]

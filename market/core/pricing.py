@@ -1,6 +1,6 @@
 """Pricing rules of a matching round, and the reverse Dutch auction's lock lifecycle.
 
-Which provider serves a job is decided by :func:`market.matching.clear_round` (welfare-maximising
+Which provider serves a job is decided by :func:`market.core.matching.clear_round` (welfare-maximising
 assignment under the constraints); the rule decides (a) the price cap an ask must meet and (b) what the
 client pays. All amounts are wei (``int``), times are seconds.
 
@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from market.orders import JobOrder, MatchingError
+from market.core.orders import JobOrder, MatchingError
 
 Rule = Literal["pay-as-bid", "second-price", "reverse-dutch"]
 RULES: tuple[str, ...] = ("pay-as-bid", "second-price", "reverse-dutch")

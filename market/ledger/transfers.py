@@ -1,6 +1,6 @@
 """The ledger: the only code that moves money. Double-entry, idempotent, two-phase.
 
-Model (TigerBeetle's, realised as Formance does; see :mod:`market.ledger_models`):
+Model (TigerBeetle's, realised as Formance does; see :mod:`market.ledger.models`):
   * accounts have caller-given string ids and int wei balances; only ``allow_negative``
     accounts (the external :data:`WORLD_ACCOUNT`) may go below zero;
   * every balance change is an immutable journal row (debit account, credit account, amount);
@@ -41,13 +41,13 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from market.ledger_errors import (AccountKindConflict, IdempotencyConflict, InsufficientFunds, InvalidAmount,
+from market.ledger.errors import (AccountKindConflict, IdempotencyConflict, InsufficientFunds, InvalidAmount,
                                   InvalidArgument, LedgerError, PendingAlreadyResolved, PendingExists,
                                   PendingNotFound, PriceExceedsEscrow, SlashAlreadyResolved, SlashExceedsBond,
                                   SlashNotFound, SlashWindowClosed, SlashWindowOpen, UnbondingNotMatured,
                                   UnknownAccount)
-from market.ledger_models import ACCOUNT_KINDS, ID_LEN
-from market.slashing import (DEFAULT_PROTOCOL_FEE_BPS, SLASH_CANCEL_WINDOW_S, UNBONDING_PERIOD_S, SlashReason,
+from market.ledger.models import ACCOUNT_KINDS, ID_LEN
+from market.core.slashing import (DEFAULT_PROTOCOL_FEE_BPS, SLASH_CANCEL_WINDOW_S, UNBONDING_PERIOD_S, SlashReason,
                              protocol_fee_wei, rule_for, slash_amount_wei, split_slash)
 
 __all__ = [
@@ -224,7 +224,7 @@ class UnbondCompletion:
 
 @dataclass(frozen=True)
 class Slash:
-    """A slash (see :class:`market.ledger_models.PendingSlash` for the fields' meaning)."""
+    """A slash (see :class:`market.ledger.models.PendingSlash` for the fields' meaning)."""
 
     slash_id: str
     provider: str
@@ -524,7 +524,7 @@ _GET_ACCOUNT = text("SELECT id, kind, allow_negative, balance_wei FROM ledger_ac
 
 
 def open_account(s: Session, account_id: str, kind: str, *, allow_negative: bool = False) -> AccountInfo:
-    """Open account ``account_id`` of ``kind`` (one of :data:`market.ledger_models.ACCOUNT_KINDS`); idempotent.
+    """Open account ``account_id`` of ``kind`` (one of :data:`market.ledger.models.ACCOUNT_KINDS`); idempotent.
 
     Returns:
         the account (an existing one when it was already open with the same kind and flag).
@@ -853,7 +853,7 @@ def release_payment(s: Session, transfer_id: str, job_id: str, provider: str, pr
     """Post a job's escrow: ``price_wei - fee`` to ``provider:<provider>``, the fee to
     :data:`PROTOCOL_FEE_ACCOUNT`, the rest back to the client.
 
-    ``fee = floor(price_wei * fee_bps / 10_000)`` (:func:`market.slashing.protocol_fee_wei`).
+    ``fee = floor(price_wei * fee_bps / 10_000)`` (:func:`market.core.slashing.protocol_fee_wei`).
 
     Raises:
         InvalidAmount, InvalidArgument (fee_bps outside [0, 10_000]), UnknownAccount (provider
@@ -1047,7 +1047,7 @@ def slash(s: Session, transfer_id: str, provider: str, job_id: str, reason: Slas
           window_s: float = SLASH_CANCEL_WINDOW_S) -> Slash:
     """Queue a slash of ``provider`` for ``job_id``; it is final only after ``window_s`` (cancel window).
 
-    The amount is the rule's fraction (:data:`market.slashing.SLASH_RULES`) of the provider's open
+    The amount is the rule's fraction (:data:`market.core.slashing.SLASH_RULES`) of the provider's open
     collateral lock for the job, or ``amount_wei`` when an arbiter gives it. It is taken from that
     lock first, then from the free bond, into ``slashing:<provider>``; :func:`finalize_slash` pays
     it out (burn / rescuer's ``provider:`` account / ``client:`` account) and :func:`cancel_slash`

@@ -1,8 +1,8 @@
-"""numba kernels of the matching round (private to :mod:`market.matching` and :mod:`market.explain`).
+"""numba kernels of the matching round (private to :mod:`market.core.matching` and :mod:`market.core.explain`).
 
-Data layout (built by :mod:`market.matching`):
+Data layout (built by :mod:`market.core.matching`):
 
-* ``J`` jobs and ``O`` offers as the columns of :class:`market.orders.JobBook` / ``OfferBook``.
+* ``J`` jobs and ``O`` offers as the columns of :class:`market.core.orders.JobBook` / ``OfferBook``.
 * "Shapes": jobs grouped by (cpus, gpus, gpu model, memory bucket). Each shape owns a list of the offers
   that could ever hold it (model matches, capacity at round start >= the shape's size), sorted by
   ``cost`` = wei per reference-second for that shape at that offer (``rate * 1000 / speed_milli``), then
@@ -11,9 +11,9 @@ Data layout (built by :mod:`market.matching`):
 * ``nxt`` is a skip list over list positions (path halving): an offer that can no longer hold the
   shape's size is skipped for good in the current pass.
 
-Reason codes, in funnel order (the first failing one is an offer's reason, see :mod:`market.explain`).
+Reason codes, in funnel order (the first failing one is an offer's reason, see :mod:`market.core.explain`).
 The plain-Python reference of :func:`pair_reason` / :func:`pair_ask` is
-:func:`market.explain.reference_reason` (compared in ``tests/matching/test_kernels.py``).
+:func:`market.core.explain.reference_reason` (compared in ``tests/matching/test_kernels.py``).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from market import _matching_kernels as K
-from market.orders import (JobBook, JobOrder, Offer, OfferBook, Usage, ask_wei, build_job_book, build_offer_book,
+from market.core import _matching_kernels as K
+from market.core.orders import (JobBook, JobOrder, Offer, OfferBook, Usage, ask_wei, build_job_book, build_offer_book,
                            run_seconds)
 
 REASONS: tuple[str, ...] = K.REASON_NAMES[1:]
@@ -129,7 +129,7 @@ def quote(job: JobOrder, offers: Iterable[Offer], recent_prices: Sequence[int], 
         recent_prices: recent clearing prices (wei) of comparable jobs (the exchange picks them).
         now_s: time of the quote (deadlines are checked against it).
     """
-    from market.matching import job_columns, offer_columns, override_columns  # deferred: matching imports us
+    from market.core.matching import job_columns, offer_columns, override_columns  # deferred: matching imports us
 
     ob, models, labels = build_offer_book(offers, running)
     jb = build_job_book([job], ob, models, labels)

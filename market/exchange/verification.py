@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from eth_utils import keccak
 
-from market.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, recover_signer
+from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, recover_signer
 
 
 class ResultRejected(Exception):

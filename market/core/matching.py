@@ -4,7 +4,7 @@
 per-provider capacity (CPUs, GPUs, memory) across this round's assignments and ``running`` jobs (no
 over-commit), GPU model, free bond >= the job's collateral (each assignment consumes it), deadline met at
 the provider's benchmarked speed, reputation floor, allow / deny / exclude lists, required labels and
-verification policy, and ask <= the job's price cap under the pricing rule (:mod:`market.pricing`).
+verification policy, and ask <= the job's price cap under the pricing rule (:mod:`market.core.pricing`).
 
 Algorithm (the problem is a multi-dimensional generalised assignment problem, NP-hard):
 
@@ -14,7 +14,7 @@ Algorithm (the problem is a multi-dimensional generalised assignment problem, NP
    down its list stops early; offers too full for the shape leave it through a path-halving skip list.
 2. Phase 1 (selection): jobs in decreasing welfare density (welfare at the shape's cheapest offer per
    unit of the round's supply it takes) each take their cheapest feasible offer with room
-   (:func:`market._matching_kernels.greedy_pass`). Rounds up to ``PORTFOLIO_JOBS`` jobs run steps 2-4
+   (:func:`market.core._matching_kernels.greedy_pass`). Rounds up to ``PORTFOLIO_JOBS`` jobs run steps 2-4
    for each of ``PRIORITY_VARIANTS`` (density variants, :func:`priority_order`) and keep the best.
 3. Phase 2 (placement): on fresh capacity, the selected jobs are placed again, most cost-sensitive first
    (``duration * cheapest cost``: long, big jobs gain most from cheap capacity; rounds up to
@@ -26,7 +26,7 @@ Algorithm (the problem is a multi-dimensional generalised assignment problem, NP
    ``IMPROVE_LIMIT`` in large ones); then unassigned jobs retry.
 5. Rounds with ``jobs * offers <= LAGRANGE_MAX_COMBINATIONS`` also run a Lagrangian heuristic over all
    statically feasible pairs (capacity rows relaxed, subgradient steps with a primal repair at each,
-   :func:`market._matching_kernels.lagrangian_heuristic`), then step 4 on its best assignment; the better
+   :func:`market.core._matching_kernels.lagrangian_heuristic`), then step 4 on its best assignment; the better
    of the two is kept. It prices each provider's scarce resources, so jobs that accept any GPU model stop
    taking the pools that model-specific jobs need (measured: 0.9856 -> 0.996 of the optimum at 1k x 100).
 6. Rounds with ``jobs * offers <= EXACT_MAX_PAIRS`` are finished by an exact branch and bound
@@ -41,7 +41,7 @@ Replay: :class:`RoundInputs` is the canonical JSON of a round's inputs; :func:`r
 round and checks ``input_hash`` / ``output_hash`` (sha256 over the canonical columnar encoding, see
 :func:`_input_hash`) against the recorded ones.
 
-Re-auction: failed, timed-out or slashed jobs re-enter the next round as :func:`market.orders.reopen`
+Re-auction: failed, timed-out or slashed jobs re-enter the next round as :func:`market.core.orders.reopen`
 of their order (``attempt`` + 1, failed provider excluded, remaining budget as ``max_price_wei``).
 """
 
@@ -56,11 +56,11 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from market import _matching_kernels as K
-from market.explain import Explanation, explain_unmatched
-from market.orders import (JobBook, JobOrder, MatchingError, Offer, OfferBook, Usage, build_job_book,
+from market.core import _matching_kernels as K
+from market.core.explain import Explanation, explain_unmatched
+from market.core.orders import (JobBook, JobOrder, MatchingError, Offer, OfferBook, Usage, build_job_book,
                            build_offer_book, record_from_dict, record_to_dict)
-from market.pricing import check_rule, clearing_prices, price_caps
+from market.core.pricing import check_rule, clearing_prices, price_caps
 
 #: Above this many distinct exact shapes, memory is bucketed (1/8 octave, rounded down) for the ranking.
 MAX_EXACT_SHAPES = 256
@@ -162,7 +162,7 @@ class RoundResult:
 
     @cached_property
     def explanations(self) -> dict[str, Explanation]:
-        """job id -> why it was not matched (reasons counted over the offers, see :mod:`market.explain`);
+        """job id -> why it was not matched (reasons counted over the offers, see :mod:`market.core.explain`);
         computed on first access unless ``clear_round(explain=True)``."""
         self.count_reasons()
         return explain_unmatched(self.jobs, self.offers, self.models, self.unmatched_index, self.caps_wei,
@@ -251,7 +251,7 @@ def replay(round_inputs_json: str) -> RoundResult:
 
 
 def job_columns(jb: JobBook) -> tuple:
-    """The job tuple the kernels read (order documented in :func:`market._matching_kernels.static_reason`)."""
+    """The job tuple the kernels read (order documented in :func:`market.core._matching_kernels.static_reason`)."""
     return (jb.cpus, jb.gpus, jb.mem, jb.model, jb.impossible_label, jb.duration_s, jb.deadline_s, jb.collateral,
             jb.min_reputation, jb.mask, jb.has_allow, jb.allow_ptr, jb.allow_idx, jb.deny_ptr, jb.deny_idx)
 
@@ -448,7 +448,7 @@ def _improve(order: np.ndarray, assign: np.ndarray, ask: np.ndarray, rem: tuple,
 
 def _lagrangian(jb: JobBook, ob: OfferBook, shapes: tuple, first_cost: np.ndarray, caps: np.ndarray, now_s: float,
                 ov: tuple, seed: int) -> tuple | None:
-    """Step 5: the Lagrangian heuristic over all feasible pairs (:func:`market._matching_kernels.lagrangian_heuristic`,
+    """Step 5: the Lagrangian heuristic over all feasible pairs (:func:`market.core._matching_kernels.lagrangian_heuristic`,
     ``LAGRANGE_ITERS`` subgradient steps, fewer when the pairs x steps exceed ``LAGRANGE_MAX_WORK``), then
     local improvement; ``None`` when the round has too many pairs for at least ``LAGRANGE_MIN_ITERS`` steps."""
     job_shape, lists, jc, oc = shapes
@@ -507,14 +507,14 @@ def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str 
     """Clear one batch-auction round.
 
     Args:
-        jobs: open job orders (unique ``job_id``); re-auctioned jobs come as :func:`market.orders.reopen`.
+        jobs: open job orders (unique ``job_id``); re-auctioned jobs come as :func:`market.core.orders.reopen`.
         offers: standing offers (one per provider).
-        rule: ``"pay-as-bid"``, ``"second-price"`` or ``"reverse-dutch"`` (:mod:`market.pricing`).
+        rule: ``"pay-as-bid"``, ``"second-price"`` or ``"reverse-dutch"`` (:mod:`market.core.pricing`).
         now_s: the round's time (seconds since the epoch): deadlines and the Dutch ramp are read at it.
         running: provider -> resources already taken by running jobs (subtracted from capacity).
         seed: tie-break permutation key (0: ties by job id).
         ask_overrides: ``(job_id, provider) -> ask_wei`` from provider pricing hooks
-            (:mod:`market.pricing_hook`), replacing the static ask for that pair.
+            (:mod:`market.core.pricing_hook`), replacing the static ask for that pair.
         explain: count the reasons of every unmatched job over all offers now (O(unmatched x offers));
             otherwise :attr:`RoundResult.explanations` counts them on first access.
 

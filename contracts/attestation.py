@@ -26,7 +26,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import is_address, to_checksum_address
 
-from market.merkle import hash_leaf
+from contracts.merkle import hash_leaf
 
 ZERO32 = bytes(32)
 ATTESTATION_TYPE = (

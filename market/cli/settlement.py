@@ -54,7 +54,7 @@ def _engine(database_url: str | None) -> Any:
     from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
-    from market.db import make_engine
+    from market.db.base import make_engine
 
     engine = make_engine(database_url)
     try:
@@ -83,7 +83,7 @@ def watch(
     from eth_utils import is_address
 
     from contracts.bindings import SettlementContract
-    from market.watcher import Watcher, WatcherConfig, WatcherHooks
+    from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
 
     if rpc_url is None:
         raise _fail("watch needs --rpc-url (or $RAYMARKET_RPC_URL): the in-process chain lives only inside "
@@ -118,11 +118,11 @@ def verify_report(session: Any, job: str, settlement: Any | None) -> dict[str, A
     """The inclusion report of ``job`` (see ``verify``): leaf, proof, roots and the checks done.
 
     Raises:
-        market.settlement.UnknownJob
+        market.settlement.batching.UnknownJob
     """
-    from market.attestation import recover_signer
-    from market.merkle import verify_inclusion
-    from market.settlement import inclusion, leaf_from_record, unhex
+    from contracts.attestation import recover_signer
+    from contracts.merkle import verify_inclusion
+    from market.settlement.batching import inclusion, leaf_from_record, unhex
 
     inc = inclusion(session, job)
     leaf = leaf_from_record(inc.leaf)
@@ -161,7 +161,7 @@ def verify(
     from sqlalchemy.orm import Session
 
     from contracts.bindings import SettlementContract
-    from market.settlement import UnknownJob, find_leaf
+    from market.settlement.batching import UnknownJob, find_leaf
 
     engine = _engine(database_url)
     with Session(engine) as s:
@@ -187,7 +187,7 @@ def verify(
 
 
 def main() -> None:
-    """``python -m market.settlement_cli watch ...`` / ``verify ...`` (for use without ``cli.py``)."""
+    """``python -m market.cli.settlement watch ...`` / ``verify ...`` (for use without ``cli.py``)."""
     app = typer.Typer(no_args_is_help=True)
     app.command("watch")(watch)
     app.add_typer(settlement_app, name="settlement")

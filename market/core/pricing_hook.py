@@ -3,13 +3,13 @@
 Akash providers price bids with a pricing script; here a provider names a callable by entry point
 (``"package.module:function"``) or by file (``"/path/to/pricing.py:function"``). It is called as
 ``function(job: dict, offer: dict) -> int`` with the records as JSON-ready dicts
-(:func:`market.orders.record_to_dict`) and must return the ask in wei (``int``, 0 <= ask < 2**62).
+(:func:`market.core.orders.record_to_dict`) and must return the ask in wei (``int``, 0 <= ask < 2**62).
 
 The hook runs in a worker thread with a per-call time limit (``timeout_s``). A hook that raises,
 returns something other than a valid wei amount, or does not answer in time falls back to the static
-ask (:func:`market.orders.ask_wei`) and the fallback is reported with its reason. A hook that times out
+ask (:func:`market.core.orders.ask_wei`) and the fallback is reported with its reason. A hook that times out
 is abandoned for the rest of the batch (its thread cannot be killed; the remaining jobs get the static
-ask, reported as ``"skipped after timeout"``). The asks feed :func:`market.matching.clear_round`'s
+ask, reported as ``"skipped after timeout"``). The asks feed :func:`market.core.matching.clear_round`'s
 ``ask_overrides``.
 """
 
@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from market.orders import MAX_WEI, JobOrder, MatchingError, Offer, ask_wei, record_to_dict
+from market.core.orders import MAX_WEI, JobOrder, MatchingError, Offer, ask_wei, record_to_dict
 
 Hook = Callable[[dict[str, Any], dict[str, Any]], int]
 

@@ -34,8 +34,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from market.settlement import SettlementError, batch_job_refs, hex32
-from market.settlement_models import (AppliedEvent, BatchRecord, BatchStatus, LeafRecord, SeenBlock,
+from market.settlement.batching import SettlementError, batch_job_refs, hex32
+from market.settlement.models import (AppliedEvent, BatchRecord, BatchStatus, LeafRecord, SeenBlock,
                                       WatcherCheckpoint)
 
 EVENTS = ("BatchSubmitted", "LeafChallenged", "BatchFinalized")
@@ -367,10 +367,10 @@ def slash_provider_on_challenge(session: Session, job_id: str, provider: str, re
     from sqlalchemy import func
 
     from market import ledger
-    from market.ledger_errors import PendingNotFound
-    from market.market_models import ProviderRecord
-    from market.settlement import find_leaf
-    from market.slashing import SlashReason
+    from market.ledger.errors import PendingNotFound
+    from market.db.models import ProviderRecord
+    from market.settlement.batching import find_leaf
+    from market.core.slashing import SlashReason
 
     name = session.scalars(select(ProviderRecord.name)
                            .where(func.lower(ProviderRecord.address) == provider.lower())).first()

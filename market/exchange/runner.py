@@ -22,11 +22,11 @@ from eth_utils import keccak
 from sqlalchemy.orm import Session
 
 from market import exchange as ex
-from market.config import Settings
-from market.jobs import JobStatus
-from market.market_models import JobRecord, ProviderRecord
-from market.settlement import add_attestation
-from market.verification import Expected, ResultRejected, verify_output
+from market.settings import Settings
+from market.core.jobs import JobStatus
+from market.db.models import JobRecord, ProviderRecord
+from market.settlement.batching import add_attestation
+from market.exchange.verification import Expected, ResultRejected, verify_output
 
 #: Seed of the demo's dev ceremony for the MiMC circuit (NOT FOR PRODUCTION: the toxic waste is derivable).
 DEV_SETUP_SEED = 20261121
@@ -101,8 +101,8 @@ class MarketRunner:
 
     def start_database(self) -> None:
         """Migrate the database to head and open the engine."""
-        from market.db import make_engine
-        from market.migrate import upgrade
+        from market.db.base import make_engine
+        from market.db.migrate import upgrade
 
         t0 = time.perf_counter()
         url = self.settings.resolved_database_url
@@ -150,8 +150,8 @@ class MarketRunner:
         self._timed("chain", t0)
 
     def _init_settlement(self, from_block: int) -> None:
-        from market.settlement import BatchingPolicy, Settler
-        from market.watcher import Watcher, WatcherConfig, WatcherHooks
+        from market.settlement.batching import BatchingPolicy, Settler
+        from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
 
         policy = BatchingPolicy(max_batch_size=self.settings.settlement_batch_size,
                                 window_s=self.settings.settlement_window_s)
@@ -418,7 +418,7 @@ class MarketRunner:
         import numpy as np
         import ray
 
-        from market.verification import check_spot_sample, spot_sample
+        from market.exchange.verification import check_spot_sample, spot_sample
         from providers.inference import sentences_from_text
 
         others = [h for name, h in sorted(self.providers.items()) if name != job.provider]
@@ -440,7 +440,7 @@ class MarketRunner:
 
     def _leaf(self, job: JobRecord, exp: Expected, out: Any, att: Any):
         """The settlement leaf: the verified attestation, its signature and, for a proof job, its proof commitment."""
-        from market.attestation import AttestationLeaf, SignedAttestation, proof_commitment
+        from contracts.attestation import AttestationLeaf, SignedAttestation, proof_commitment
 
         signed = SignedAttestation(att, out.signature, exp.domain)
         if job.kind != "proof":

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
-from market.config import Settings
-from market.runner import MarketRunner, Progress
+from market.settings import Settings
+from market.exchange.runner import MarketRunner, Progress
 
 GWEI = 10**9
 #: Demo prices: wei per CPU-second of each provider (p1 cheapest), and the bond each posts.

@@ -6,16 +6,16 @@ atomically with the job's state):
 
 1. :func:`register_provider` — record a provider's detected hardware and offer; bond its stake.
 2. :func:`submit_job` — record the job and escrow its max price from the client's balance.
-3. :func:`run_round` — clear open jobs against offers (``market.matching``), lock collateral,
+3. :func:`run_round` — clear open jobs against offers (``market.core.matching``), lock collateral,
    record the round's canonical inputs and hashes (``raymarket replay ROUND``).
 4. :func:`complete_job` — check the provider's signed result (signature, hashes, and for a proof
    job the Groth16 proof), pay the cleared price minus the fee, refund the rest, unlock
    collateral. :func:`fail_job` — slash or release collateral and re-open the job for the next
    round (re-auction), excluding the provider that failed it.
-5. Settlement (``market.settlement``) batches the paid jobs' attestations on-chain; the
+5. Settlement (``market.settlement.batching``) batches the paid jobs' attestations on-chain; the
    watcher marks them ``settled`` (:func:`mark_settled`).
 
-Ray, the chain and files are touched by the caller (``market.runner``); this module only
+Ray, the chain and files are touched by the caller (``market.exchange.runner``); this module only
 reads and writes the database through the ledger and the market tables.
 """
 
@@ -29,9 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
-from market.market_models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
-from market.orders import JobOrder, Offer, Usage
+from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
+from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
+from market.core.orders import JobOrder, Offer, Usage
 
 GIB = 1024**3
 
@@ -210,8 +210,8 @@ def submit_job(s: Session, spec: JobSpec, now_s: float | None = None) -> JobReco
 
     Raises:
         InvalidJob: the same id was used for a different job.
-        market.ledger_errors.InsufficientFunds: the client's balance is below the max price.
-        market.ledger_errors.UnknownAccount: the client has no account (deposit first).
+        market.ledger.errors.InsufficientFunds: the client's balance is below the max price.
+        market.ledger.errors.UnknownAccount: the client has no account (deposit first).
     """
     now_s = time.time() if now_s is None else now_s
     existing = s.get(JobRecord, spec.job_id)
@@ -282,9 +282,9 @@ def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: flo
 
     Returns:
         (assignments, explanations): the matches, and for each unmatched job the reasons counted
-        over the offers (``market.explain``), e.g. ``"2 offers too expensive ..."``.
+        over the offers (``market.core.explain``), e.g. ``"2 offers too expensive ..."``.
     """
-    from market.matching import RoundInputs
+    from market.core.matching import RoundInputs
 
     now_s = time.time() if now_s is None else now_s
     # Jobs by id and offers by provider: the canonical order the round's inputs are recorded in, so
@@ -448,7 +448,7 @@ def on_leaf_challenged(s: Session, job_id: str, provider_address: str, reason: s
 def on_challenge_reverted(s: Session, job_id: str, provider_address: str, reason: str,
                           now_s: float | None = None) -> None:
     """The block holding a challenge was reorged away: cancel the slash it queued."""
-    from market.ledger_errors import LedgerError
+    from market.ledger.errors import LedgerError
 
     now_s = time.time() if now_s is None else now_s
     try:
@@ -461,9 +461,9 @@ def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
     """Register the exchange's watcher hooks: mark jobs settled / unsettled, slash on challenges.
 
     Used by ``raymarket watch`` (``--hooks market.exchange:register_settlement_hooks``, the default)
-    and by :class:`market.runner.MarketRunner`.
+    and by :class:`market.exchange.runner.MarketRunner`.
     """
-    from market.settlement_models import BatchRecord
+    from market.settlement.models import BatchRecord
 
     def settled(s: Session, batch_id: str, job_ids: list[str]) -> None:
         batch = s.get(BatchRecord, batch_id)
@@ -490,7 +490,7 @@ def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str
         blocking constraints counted over the offers), ``p50_wei`` / ``p90_wei`` / ``samples`` of the
         last :data:`QUOTE_RECENT_PRICES` clearing prices of the same kind.
     """
-    from market.explain import quote
+    from market.core.explain import quote
 
     now_s = time.time() if now_s is None else now_s
     providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))

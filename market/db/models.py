@@ -1,7 +1,7 @@
 """Market tables: providers and their offers, jobs and their history, auction rounds.
 
 Money columns are wei (``NUMERIC(78, 0)``, Python ``int``); times are Unix seconds (float).
-Balances do not live here: they are in the ledger (``market.ledger_models``).
+Balances do not live here: they are in the ledger (``market.ledger.models``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from market.db import Base, Wei, WeiType
+from market.db.base import Base, Wei, WeiType
 
 
 class ProviderRecord(Base):
@@ -55,8 +55,8 @@ class JobRecord(Base):
 
     Attributes:
         job_id: caller-given id (idempotent submission).
-        kind: ``inference`` or ``proof`` (:class:`market.jobs.JobKind`).
-        status: :class:`market.jobs.JobStatus` value.
+        kind: ``inference`` or ``proof`` (:class:`market.core.jobs.JobKind`).
+        status: :class:`market.core.jobs.JobStatus` value.
         spec: the job's parameters (resources, input location, circuit, ...), JSON.
         input_hash, result_hash: ``0x`` + 64 hex (keccak-256).
         max_price_wei: the client's ceiling, escrowed at submission.

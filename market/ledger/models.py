@@ -1,4 +1,4 @@
-"""Tables of the ledger (SQLAlchemy 2 declarative models on :class:`market.db.Base`).
+"""Tables of the ledger (SQLAlchemy 2 declarative models on :class:`market.db.base.Base`).
 
 The model is TigerBeetle's (accounts, immutable transfers with client-given ids, two-phase
 pending transfers) realised the way Formance does it: a reservation moves the money into
@@ -24,7 +24,7 @@ from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Double, 
                         Index, Integer, Numeric, SmallInteger, String, Text, func)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from market.db import Base, Wei
+from market.db.base import Base, Wei
 
 #: Length of account, transfer, job and party ids.
 ID_LEN = 200
@@ -53,7 +53,7 @@ class Operation(Base):
     """One idempotent ledger request (the caller's transfer id): its kind, input hash and result.
 
     ``inputs_sha256`` is the SHA-256 of the canonical JSON of (kind, inputs); a retry with the
-    same id must match it, else :class:`market.ledger_errors.IdempotencyConflict`.
+    same id must match it, else :class:`market.ledger.errors.IdempotencyConflict`.
     """
 
     __tablename__ = "ledger_operations"

@@ -28,9 +28,9 @@ def _session(database_url: str | None):
     """A session on the migrated database (``with _session(url) as s, s.begin():``)."""
     from sqlalchemy.orm import Session
 
-    from market.config import Settings
-    from market.db import make_engine
-    from market.migrate import upgrade
+    from market.settings import Settings
+    from market.db.base import make_engine
+    from market.db.migrate import upgrade
 
     url = Settings(database_url=database_url).resolved_database_url
     upgrade(url)

@@ -38,7 +38,7 @@ class Settings:
         settlement_batch_size: attestations per on-chain batch at most.
         settlement_window_s: a batch closes at the end of its deterministic time window, seconds.
         confirmations: blocks the watcher waits before it trusts an event.
-        matching_rule: ``pay-as-bid`` | ``second-price`` (see ``market.pricing``).
+        matching_rule: ``pay-as-bid`` | ``second-price`` (see ``market.core.pricing``).
     """
 
     database_url: str | None = None
@@ -68,7 +68,7 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/ledger.db``."""
-        from market.db import resolve_database_url
+        from market.db.base import resolve_database_url
 
         if self.database_url or os.environ.get("RAYMARKET_DATABASE_URL"):
             return resolve_database_url(self.database_url)

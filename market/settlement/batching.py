@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from market.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, SignedAttestation)
-from market.merkle import MerkleTree, build_tree
-from market.settlement_models import BatchRecord, BatchStatus, LeafRecord
+from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, SignedAttestation)
+from contracts.merkle import MerkleTree, build_tree
+from market.settlement.models import BatchRecord, BatchStatus, LeafRecord
 
 BATCH_ID_TAG = "raymarket.batch.v1"
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from market.db import Base, Wei
+from market.db.base import Base, Wei
 
 HASH = String(66)
 ADDRESS = String(42)
