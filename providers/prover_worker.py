@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from proving.groth16.keys import FR_MODULUS, Proof, ProvingKey
+from proving.field import FR_MODULUS
+from proving.groth16.keys import Proof, ProvingKey
 
 #: Prover backends by name: module path of a ``prove(pk, witness, *, r=None, s=None)`` function.
 PROVERS = {"ref": "proving.groth16.prover_ref", "fast": "proving.groth16.prover"}

@@ -6,23 +6,36 @@ Curves (EIP-196/197): G1 ``y^2 = x^3 + 3`` over Fq; G2 the sextic twist
 Jacobian ``(n, 24)``, ``uint64`` limbs in Montgomery form; an affine row of zeros is the point
 at infinity, a Jacobian row with ``Z = 0`` too.
 
-Python-facing points use the :mod:`proving.groth16.keys` conventions (affine int tuples,
-``None`` = infinity, Fq2 as ``(c0, c1)``). Batch affine conversion uses one field inversion
-for the whole array (Montgomery's trick).
+Python-facing points (:data:`G1Point`, :data:`G2Point`), the convention every module of
+``proving`` shares:
+
+* A G1 point is an affine ``(x, y)`` tuple of Fq ints in standard (non-Montgomery) form,
+  ``0 <= x < q``; the point at infinity is ``None``.
+* A G2 point is an affine ``((x_c0, x_c1), (y_c0, y_c1))`` tuple: Fq2 element ``c0 + c1*u``
+  in py_ecc's coefficient order (also snarkjs JSON's order; the EVM precompiles and the
+  Solidity verifier use the reverse, ``(c1, c0)``). Infinity is ``None``.
+* Scalars (witness values, randomness) are Fr ints.
+
+Batch affine conversion uses one field inversion for the whole array (Montgomery's trick).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional, TypeAlias
 
 import numpy as np
 from numba import njit, prange
 
 from proving._kernels import ec
 from proving._kernels.fields import FQ_INV, FQ_ONE, FQ_P, FQ_PM2, fq2_mul, fq2_sqr, fq_mul
-from proving._kernels.limbs import is_zero, load, store
-from proving.field import FQ, FR, FieldError, batch_inverse_kernel, from_mont, to_mont
-from proving.groth16.keys import G1Point, G2Point
+from proving._kernels.limbs import batch_inverse_kernel, is_zero, load, store
+from proving.field import FQ, FR, FieldError, from_mont, to_mont
+
+#: An affine G1 point ``(x, y)`` (Fq ints), ``None`` for the point at infinity.
+G1Point: TypeAlias = Optional[tuple[int, int]]
+#: An affine G2 point ``((x_c0, x_c1), (y_c0, y_c1))`` (Fq2 as ``c0 + c1*u``), ``None`` for infinity.
+G2Point: TypeAlias = Optional[tuple[tuple[int, int], tuple[int, int]]]
 
 
 # ---------------------------------------------------------------- conversions ----

@@ -10,22 +10,28 @@ Measured here (2-core AMD EPYC, numba 0.68): one Montgomery multiplication ~26 n
 ~30 ns per element vectorised (FIELD-NOTES saw 83-127 ns for a first numba version; Python
 ``a * b % p`` ~400 ns).
 
-Public API: :data:`FQ`, :data:`FR` (:class:`PrimeField`), :func:`to_limbs`, :func:`from_limbs`,
-:func:`to_mont`, :func:`from_mont`, :func:`mul`, :func:`add`, :func:`sub`, :func:`neg`,
-:func:`inverse`, :func:`batch_inverse`.
+Public API: :data:`FQ_MODULUS`, :data:`FR_MODULUS`, :data:`FQ`, :data:`FR` (:class:`PrimeField`),
+:func:`to_limbs`, :func:`from_limbs`, :func:`to_mont`, :func:`from_mont`, :func:`mul`, :func:`add`,
+:func:`sub`, :func:`neg`, :func:`inverse`, :func:`batch_inverse`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 from numba import njit
 
 from proving._kernels import fields as _f
+from proving._kernels.limbs import add_mod, batch_inverse_kernel, load, mont_mul, mont_pow, neg_mod, store, sub_mod
 from proving.errors import ProvingError
-from proving._kernels.limbs import add_mod, is_zero, load, mont_mul, mont_pow, neg_mod, store, sub_mod
+
+#: BN254 (alt_bn128) base field modulus q (EIP-196); G1 and G2 coordinates live in Fq (Fq2).
+FQ_MODULUS: Final[int] = _f.FQ_MODULUS
+#: BN254 scalar field modulus r (EIP-196), the order of G1 and G2; witnesses and scalars live in Fr.
+FR_MODULUS: Final[int] = _f.FR_MODULUS
 
 
 class FieldError(ProvingError, ValueError):
@@ -120,31 +126,6 @@ def _neg_arr(x, out, p):
 def _inv_arr(x, out, pm2, one, p, inv):
     for i in range(x.shape[0]):
         store(out, i, mont_pow(load(x, i), pm2, one, p, inv))
-
-
-@njit(cache=True)
-def batch_inverse_kernel(x, out, pm2, one, p, inv):
-    """Montgomery's trick: all inverses with one exponentiation and 3(n-1) products; zeros map to 0.
-
-    Source: P. Montgomery, "Speeding the Pollard and elliptic curve methods of factorization",
-    Math. Comp. 48 (1987), section 10.3.1. ``out`` may alias ``x``.
-    """
-    n = x.shape[0]
-    prefix = np.empty((n, 4), dtype=np.uint64)
-    acc = one
-    for i in range(n):
-        store(prefix, i, acc)
-        a = load(x, i)
-        if not is_zero(a):
-            acc = mont_mul(acc, a, p, inv)
-    acc = mont_pow(acc, pm2, one, p, inv)
-    for i in range(n - 1, -1, -1):
-        a = load(x, i)
-        if is_zero(a):
-            store(out, i, a)
-            continue
-        store(out, i, mont_mul(acc, load(prefix, i), p, inv))
-        acc = mont_mul(acc, a, p, inv)
 
 
 def _check(field: PrimeField, x: np.ndarray, name: str) -> np.ndarray:

@@ -41,12 +41,11 @@ from proving._kernels import ec
 from proving._kernels.fields import FQ_ONE, fq2_is_zero, fq_add, fq_inv, fq_mul, fq_sub
 from proving._kernels.limbs import eq, is_zero, load, store
 from proving.curve import (
-    g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g2_batch_to_affine,
+    G1Point, G2Point, g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g2_batch_to_affine,
     g2_from_affine_array, g2_to_affine_array,
 )
 from proving.errors import ProvingError
 from proving.field import FR, to_limbs
-from proving.groth16.keys import G1Point, G2Point
 
 
 class MsmInputError(ProvingError, ValueError):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from proving.errors import ConstraintNotSatisfied, FieldElementOutOfRange, WitnessError
-from proving.groth16.keys import FR_MODULUS
+from proving.field import FR_MODULUS
 
 #: A sparse linear combination as ``(signal index, Fr coefficient)`` pairs.
 Terms = tuple[tuple[int, int], ...]

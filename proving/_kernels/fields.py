@@ -12,6 +12,8 @@ from numba import njit
 
 from proving._kernels.limbs import add_mod, is_zero, mont_mul, mont_pow, neg_mod, sub_mod
 
+#: BN254 base field modulus q and scalar field modulus r (EIP-196); the public names are
+#: :data:`proving.field.FQ_MODULUS` and :data:`proving.field.FR_MODULUS`.
 FQ_MODULUS = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 FR_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 _MASK = (1 << 64) - 1

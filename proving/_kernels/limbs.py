@@ -185,3 +185,28 @@ def mont_pow(a, e, one, p, inv):
             if (w >> U64(bit)) & U64(1):
                 acc = mont_mul(acc, a, p, inv)
     return acc
+
+
+@njit(cache=True)
+def batch_inverse_kernel(x, out, pm2, one, p, inv):
+    """Montgomery's trick: all inverses with one exponentiation and 3(n-1) products; zeros map to 0.
+
+    Source: P. Montgomery, "Speeding the Pollard and elliptic curve methods of factorization",
+    Math. Comp. 48 (1987), section 10.3.1. ``out`` may alias ``x``.
+    """
+    n = x.shape[0]
+    prefix = np.empty((n, 4), dtype=np.uint64)
+    acc = one
+    for i in range(n):
+        store(prefix, i, acc)
+        a = load(x, i)
+        if not is_zero(a):
+            acc = mont_mul(acc, a, p, inv)
+    acc = mont_pow(acc, pm2, one, p, inv)
+    for i in range(n - 1, -1, -1):
+        a = load(x, i)
+        if is_zero(a):
+            store(out, i, a)
+            continue
+        store(out, i, mont_mul(acc, load(prefix, i), p, inv))
+        acc = mont_mul(acc, a, p, inv)

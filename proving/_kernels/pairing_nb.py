@@ -32,8 +32,7 @@ from proving._kernels.fields import (
     fq2_sub, fq_add, fq_mul, fq_neg, fq_sub, int_to_tuple,
 )
 from proving._kernels.ec import G1_INF, G2_INF, g1_add_mixed, g1_double, g1_store_jac, g2_add, g2_add_mixed, g2_double
-from proving._kernels.limbs import eq, is_zero
-from proving.field import batch_inverse_kernel
+from proving._kernels.limbs import batch_inverse_kernel, eq, is_zero
 
 Q = FQ_MODULUS
 #: BN254's x; the loop runs over the signed digits of 6x + 2 (EIP-197).

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from Crypto.Hash import keccak
 
-from proving.groth16.keys import FR_MODULUS
+from proving.field import FR_MODULUS
 from proving.r1cs import R1CS, Builder
 
 #: circomlib's round count for MiMC-7 (``mimc.circom``, ``NROUNDS`` in circomlibjs).

@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from proving.errors import FormatError
+from proving.field import FR_MODULUS
 from proving.formats.binfile import BinFile, Reader, build, le, read
-from proving.groth16.keys import FR_MODULUS
 from proving.r1cs import R1CS, Constraint, Terms
 
 

@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from proving.curve import G1Point, G2Point
 from proving.errors import FormatError
-from proving.groth16.keys import FQ_MODULUS, G1Point, G2Point, Proof, VerifyingKey
+from proving.field import FQ_MODULUS
+from proving.groth16.keys import Proof, VerifyingKey
 
 Q = FQ_MODULUS
 #: BN254's curve parameter x (EIP-197: ``q = 36x^4 + 36x^3 + 24x^2 + 6x + 1``).

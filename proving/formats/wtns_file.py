@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proving.errors import FormatError
+from proving.field import FR_MODULUS
 from proving.formats.binfile import Reader, build, le, parse
-from proving.groth16.keys import FR_MODULUS
 
 WTNS_VERSION = 2
 

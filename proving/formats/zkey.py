@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from proving.curve import G1Point, G2Point
 from proving.errors import FormatError
+from proving.field import FQ_MODULUS, FR_MODULUS
 from proving.formats.binfile import BinFile, Reader, build, le, parse
-from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point, ProvingKey, VerifyingKey
+from proving.groth16.keys import ProvingKey, VerifyingKey
 
 Q, R = FQ_MODULUS, FR_MODULUS
 N8 = 32

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proving.curve import g1_batch_to_affine, g1_to_affine_array, g2_to_affine_array
 from proving._kernels import pairing_nb as _k
+from proving.curve import g1_batch_to_affine, g1_to_affine_array, g2_to_affine_array
 from proving.errors import (
     MalformedProof, NotInSubgroup, PointNotOnCurve, ProvingError,
 )
-from proving.field import to_limbs
+from proving.field import FR_MODULUS, to_limbs
 from proving.groth16 import rlc
-from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
+from proving.groth16.keys import Proof, VerifyingKey
 from proving.groth16.pairing_fast import (
     final_exponentiation_is_one, miller_each_arrays, miller_loop_arrays, prepare_g2_array,
     prepare_g2_cached,

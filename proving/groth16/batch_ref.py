@@ -28,8 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proving.errors import MalformedProof, ProvingError
+from proving.field import FR_MODULUS
 from proving.groth16 import rlc
-from proving.groth16.keys import FR_MODULUS, Proof, VerifyingKey
+from proving.groth16.keys import Proof, VerifyingKey
 from proving.groth16.pairing import (
     F12_ONE, Fq12, PreparedG2, f12_mul, final_exponentiation, miller_loop, prepare_g2, walk_g2,
 )

@@ -1,13 +1,8 @@
 """Groth16 key and proof types, laid out like a snarkjs ``.zkey`` (iden3 binary container).
 
-Conventions shared by every module of ``proving``:
-
-* Field elements are Python ``int`` in standard (non-Montgomery) form, ``0 <= x < p``.
-* A G1 point is an affine ``(x, y)`` tuple of Fq ints; the point at infinity is ``None``.
-* A G2 point is an affine ``((x_c0, x_c1), (y_c0, y_c1))`` tuple: Fq2 element ``c0 + c1*u``
-  in py_ecc's coefficient order (also snarkjs JSON's order; the EVM precompiles and the
-  Solidity verifier use the reverse, ``(c1, c0)``). Infinity is ``None``.
-* Scalars (witness values, randomness) are Fr ints.
+Points follow the conventions of :mod:`proving.curve` (:data:`~proving.curve.G1Point`,
+:data:`~proving.curve.G2Point`: affine int tuples in standard form, ``None`` = infinity, Fq2 as
+``(c0, c1)``); the moduli are :data:`proving.field.FQ_MODULUS` and :data:`proving.field.FR_MODULUS`.
 
 The proving key follows the snarkjs zkey sections (snarkjs ``src/zkey_new.js``,
 ``src/groth16_prove.js``): the R1CS is extended with ``n_public + 1`` extra constraints
@@ -22,15 +17,9 @@ odd coset ``{ w_{2n}^{2i+1} }`` (``w_{2n}`` a primitive 2n-th root of unity), gi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
-G1Point = Optional[tuple[int, int]]
-G2Point = Optional[tuple[tuple[int, int], tuple[int, int]]]
-
-#: BN254 (alt_bn128) base field modulus q (EIP-196).
-FQ_MODULUS = 21888242871839275222246405745257275088696311157297823662689037894645226208583
-#: BN254 scalar field modulus r (EIP-196), the order of G1 and G2.
-FR_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+from proving.curve import G1Point, G2Point
 
 
 @dataclass(frozen=True)

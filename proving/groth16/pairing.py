@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point
+from proving.curve import G1Point, G2Point
+from proving.field import FQ_MODULUS, FR_MODULUS
 
 Q = FQ_MODULUS
 Fq2 = tuple[int, int]

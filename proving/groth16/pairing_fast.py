@@ -25,10 +25,9 @@ from functools import lru_cache
 import numpy as np
 
 from proving._kernels import pairing_nb as _k
-from proving.curve import g1_to_affine_array, g2_to_affine_array
+from proving.curve import G1Point, G2Point, g1_to_affine_array, g2_to_affine_array
 from proving.errors import NotInSubgroup
 from proving.field import FQ, from_mont, to_mont
-from proving.groth16.keys import G1Point, G2Point
 from proving.groth16.pairing import F12_ONE, Fq12
 
 #: Line coefficients per G2 point (65 doublings, 21 additions of 6x + 2, 2 Frobenius lines).

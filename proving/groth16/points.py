@@ -21,8 +21,10 @@ from typing import Any
 
 from py_ecc import optimized_bn128 as bn
 
+from proving.curve import G1Point, G2Point
 from proving.errors import FieldElementOutOfRange, MalformedProof, NotInSubgroup, PointNotOnCurve
-from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point, Proof, VerifyingKey
+from proving.field import FQ_MODULUS, FR_MODULUS
+from proving.groth16.keys import Proof, VerifyingKey
 
 Q = FQ_MODULUS
 #: G2 twist coefficient ``b' = 3 / (9 + u)`` (EIP-197), as ``(c0, c1)``.

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 
 from py_ecc import optimized_bn128 as bn
 
+from proving.curve import G1Point, G2Point
 from proving.errors import WitnessError
-from proving.groth16.keys import FR_MODULUS, G1Point, G2Point, Proof, ProvingKey
+from proving.field import FR_MODULUS
+from proving.groth16.keys import Proof, ProvingKey
 from proving.ntt import root_of_unity
 
 R = FR_MODULUS

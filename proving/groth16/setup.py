@@ -30,7 +30,9 @@ from functools import lru_cache
 from py_ecc.optimized_bn128 import G1 as _G1, G2 as _G2, add as _add, normalize as _normalize
 from py_ecc.optimized_bn128 import Z1 as _Z1, Z2 as _Z2
 
-from proving.groth16.keys import FR_MODULUS, G1Point, G2Point, ProvingKey, VerifyingKey
+from proving.curve import G1Point, G2Point
+from proving.field import FR_MODULUS
+from proving.groth16.keys import ProvingKey, VerifyingKey
 from proving.r1cs import R1CS
 
 R = FR_MODULUS

@@ -25,8 +25,10 @@ import json
 import subprocess
 from dataclasses import dataclass
 
+from proving.curve import G1Point, G2Point
 from proving.errors import MalformedProof, ProvingError
-from proving.groth16.keys import FQ_MODULUS, FR_MODULUS, G1Point, G2Point, Proof, VerifyingKey
+from proving.field import FQ_MODULUS, FR_MODULUS
+from proving.groth16.keys import Proof, VerifyingKey
 
 #: solc EVM target: py-evm (eth-tester) stops at Prague (FIELD-NOTES).
 EVM_VERSION = "prague"

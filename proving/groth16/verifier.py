@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from proving.curve import G1Point, G2Point
 from proving.errors import PairingCheckFailed
-from proving.groth16.keys import G1Point, G2Point, Proof, VerifyingKey
+from proving.groth16.keys import Proof, VerifyingKey
 from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop, prepare_g2
 from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_neg
 
@@ -47,7 +48,7 @@ def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> None
     Args:
         vk: the verification key (trusted; e.g. from ``read_zkey`` or ``read_verification_key``).
         public_inputs: ``vk.n_public`` Fr ints (snarkjs ``public.json`` order).
-        proof: the proof (affine points as in :mod:`proving.groth16.keys`).
+        proof: the proof (affine points as in :mod:`proving.curve`).
 
     Raises:
         MalformedProof: wrong number of public inputs, wrong shapes, point at infinity.

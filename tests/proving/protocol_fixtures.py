@@ -20,7 +20,8 @@ from py_ecc import optimized_bn128 as bn
 from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 
 from proving.circuits.mimc import MiMCPreimage, preimage_circuit
-from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R, Proof, ProvingKey
+from proving.field import FQ_MODULUS as Q, FR_MODULUS as R
+from proving.groth16.keys import Proof, ProvingKey
 from proving.groth16.setup import dev_setup
 
 #: MiMC rounds used by the tests: 16 constraints, domain 32; a py_ecc proof takes ~1 s.

@@ -8,8 +8,8 @@ from functools import cache
 import pytest
 
 from proving.errors import BatchVerificationFailed, MalformedProof, PairingCheckFailed, PointNotOnCurve
+from proving.field import FR_MODULUS as R
 from proving.groth16.batch import batch_verify, find_invalid
-from proving.groth16.keys import FR_MODULUS as R
 from tests.proving.protocol_fixtures import mimc, mimc_key
 
 N_PROOFS = 5

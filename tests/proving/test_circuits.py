@@ -10,7 +10,7 @@ import pytest
 
 from proving.circuits.mimc import MIMC7_FULL_ROUNDS, mimc7, preimage_circuit, round_constants
 from proving.errors import ConstraintNotSatisfied
-from proving.groth16.keys import FR_MODULUS as R
+from proving.field import FR_MODULUS as R
 from proving.r1cs import check_witness
 from tests.proving.protocol_fixtures import npm_tool, run
 

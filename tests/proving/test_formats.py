@@ -16,9 +16,9 @@ from proving.formats.snarkjs_json import (
     read_verification_key, vk_from_json, vk_to_json, write_proof, write_public, write_verification_key,
     read_public,
 )
+from proving.field import FQ_MODULUS as Q, FR_MODULUS as R
 from proving.formats.wtns_file import parse_wtns, read_wtns, write_wtns, wtns_bytes
 from proving.formats.zkey import parse_zkey, read_zkey, write_zkey, zkey_bytes
-from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R
 from tests.proving.protocol_fixtures import mimc, mimc_key, mimc_proof
 
 

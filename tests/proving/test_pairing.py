@@ -7,7 +7,7 @@ import random
 import pytest
 from py_ecc import optimized_bn128 as bn
 
-from proving.groth16.keys import FR_MODULUS as R
+from proving.field import FR_MODULUS as R
 from proving.groth16.pairing import (
     F12_ONE, f12_inv, f12_mul, miller_loop, pairing, pairing_product_is_one, to_pyecc_coeffs,
 )
@@ -66,7 +66,7 @@ def test_fast_final_exponentiation_equals_plain():
 def test_subgroup_test_agrees_with_r_times_p():
     from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 
-    from proving.groth16.keys import FQ_MODULUS as Q
+    from proving.field import FQ_MODULUS as Q
     from proving.groth16.points import g2_in_subgroup, g2_in_subgroup_ref
     from tests.proving.protocol_fixtures import fq2_sqrt
 

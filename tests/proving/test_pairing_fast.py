@@ -13,9 +13,8 @@ from py_ecc import optimized_bn128 as bn
 from proving._kernels import pairing_nb as K
 from proving.curve import g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g2_to_affine_array
 from proving.errors import NotInSubgroup
-from proving.field import to_limbs
+from proving.field import FQ_MODULUS as Q, FR_MODULUS as R, to_limbs
 from proving.groth16 import batch, batch_ref, pairing as ref, pairing_fast as fast
-from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R
 from proving.groth16.points import from_pyecc_g1, from_pyecc_g2, g1_lincomb, g1_mul, g1_neg, g2_in_subgroup, g2_mul
 from tests.proving.protocol_fixtures import g2_point_outside_subgroup
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proving.errors import ConstraintNotSatisfied, FieldElementOutOfRange, WitnessError
-from proving.groth16.keys import FR_MODULUS as R
+from proving.field import FR_MODULUS as R
 from proving.r1cs import LC, Builder, check_witness, evaluate, public_inputs
 
 

@@ -12,8 +12,9 @@ from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 from proving.errors import (
     FieldElementOutOfRange, MalformedProof, NotInSubgroup, PairingCheckFailed, PointNotOnCurve,
 )
+from proving.field import FQ_MODULUS as Q, FR_MODULUS as R
 from proving.groth16 import verifier
-from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R, Proof
+from proving.groth16.keys import Proof
 from proving.groth16.points import from_pyecc_g1, to_pyecc_g1
 from proving.groth16.setup import dev_setup, domain_size_for, lagrange_at, root_of_unity
 from proving.groth16.verifier import is_valid, verify

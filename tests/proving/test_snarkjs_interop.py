@@ -19,10 +19,10 @@ from proving.formats.r1cs_file import read_r1cs
 from proving.formats.snarkjs_json import (
     read_proof, read_public, read_verification_key, vk_to_json, write_proof, write_public, write_verification_key,
 )
+from proving.field import FR_MODULUS as R
 from proving.formats.wtns_file import read_wtns
 from proving.formats.zkey import read_verifying_key, read_zkey, write_zkey
 from proving.groth16 import prover_ref
-from proving.groth16.keys import FR_MODULUS as R
 from proving.groth16.points import from_pyecc_g1, to_pyecc_g1
 from proving.groth16.setup import dev_setup
 from proving.groth16.verifier import verify

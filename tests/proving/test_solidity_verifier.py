@@ -11,8 +11,8 @@ from eth_tester.exceptions import TransactionFailed
 from web3 import EthereumTesterProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+from proving.field import FQ_MODULUS as Q, FR_MODULUS as R
 from proving.groth16 import prover_ref
-from proving.groth16.keys import FQ_MODULUS as Q, FR_MODULUS as R
 from proving.groth16.setup import dev_setup
 from proving.groth16.solidity import compile_contracts, export_verifier, proof_words, snarkjs_calldata
 from proving.groth16.verifier import verify
