@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from proving.errors import BackendUnavailable
+from proving.formats.wtns_file import write_wtns
+from proving.formats.zkey import write_zkey
+from proving.groth16 import prover_ref
 from proving.groth16.keys import Proof, ProvingKey
 
 #: Backend names in order of preference.
@@ -56,8 +59,6 @@ class ReferenceProver:
 
     def prove(self, pk: ProvingKey, witness: Sequence[int]) -> Proof:
         """See :class:`Prover`."""
-        from proving.groth16 import prover_ref
-
         return prover_ref.prove(pk, witness)
 
 
@@ -138,9 +139,6 @@ class Groth16pyProver:
         Raises:
             BackendUnavailable: groth16py is not installed.
         """
-        from proving.formats.wtns_file import write_wtns
-        from proving.formats.zkey import write_zkey
-
         g = self._module()
         cached = pk.cache.get(self._CACHE_KEY)
         if cached is None:

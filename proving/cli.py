@@ -16,7 +16,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from proving.backends import Groth16pyProver, get_backend
 from proving.errors import BackendUnavailable, FormatError, ProvingError
+from proving.formats.snarkjs_json import read_proof, read_public, read_verification_key, write_proof, write_public
+from proving.formats.wtns_file import read_wtns
+from proving.formats.zkey import read_verifying_key, read_zkey
+from proving.groth16.batch import find_invalid
+from proving.groth16.points import check_verifying_key
+from proving.groth16.solidity import export_verifier
+from proving.groth16.verifier import verify as verify_proof
 
 app = typer.Typer(help="Groth16 (BN254) proving and verification, snarkjs-compatible.", no_args_is_help=True)
 
@@ -53,11 +61,6 @@ def prove(
     backend: Annotated[str, typer.Option("--backend", help="numba | reference | groth16py")] = "numba",
 ) -> None:
     """Prove WITNESS under ZKEY and write snarkjs proof.json and public.json."""
-    from proving.backends import Groth16pyProver, get_backend
-    from proving.formats.snarkjs_json import write_proof, write_public
-    from proving.formats.wtns_file import read_wtns
-    from proving.formats.zkey import read_zkey, read_verifying_key
-
     try:
         prover = get_backend(backend)
         w = read_wtns(witness)
@@ -100,10 +103,6 @@ def _batch_items(directory: Path) -> list[tuple[str, Path, Path]]:
 
 
 def _verify_batch(vk_path: Optional[Path], directory: Path, as_json: bool) -> None:
-    from proving.formats.snarkjs_json import read_proof, read_public, read_verification_key
-    from proving.groth16.batch import find_invalid
-    from proving.groth16.points import check_verifying_key
-
     try:
         vk = read_verification_key(vk_path or directory / "verification_key.json")
         check_verifying_key(vk)
@@ -139,10 +138,6 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON result")] = False,
 ) -> None:
     """Verify a Groth16 proof: exit 0 and print OK when valid, exit 1 and the reason when not."""
-    from proving.formats.snarkjs_json import read_proof, read_public, read_verification_key
-    from proving.groth16.points import check_verifying_key
-    from proving.groth16.verifier import verify as verify_proof
-
     if batch is not None:
         _verify_batch(verification_key, batch, as_json)
     if verification_key is None or public is None or proof is None:
@@ -166,9 +161,6 @@ def export_verifier_cmd(
     contract_name: Annotated[str, typer.Option("--contract-name")] = "Groth16Verifier",
 ) -> None:
     """Write a Solidity verifier (BN254 precompiles) for VERIFICATION_KEY."""
-    from proving.formats.snarkjs_json import read_verification_key
-    from proving.groth16.solidity import export_verifier
-
     try:
         source = export_verifier(read_verification_key(verification_key), contract_name=contract_name)
     except (ProvingError, ValueError, OSError) as e:

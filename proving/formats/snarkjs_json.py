@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from py_ecc import optimized_bn128 as bn
+
 from proving.curve import G1Point, G2Point
 from proving.errors import FormatError
 from proving.field import FQ_MODULUS
 from proving.groth16.keys import Proof, VerifyingKey
+from proving.groth16.points import to_pyecc_g1, to_pyecc_g2
 
 Q = FQ_MODULUS
 #: BN254's curve parameter x (EIP-197: ``q = 36x^4 + 36x^3 + 24x^2 + 6x + 1``).
@@ -170,10 +173,6 @@ def vk_from_json(obj: Any, *, where: str = "verification_key") -> VerifyingKey:
 
 def alphabeta_12(vk: VerifyingKey) -> list:
     """``e(alpha, beta)`` in snarkjs's ``vk_alphabeta_12`` layout (2 x 3 x Fq2 decimal strings)."""
-    from py_ecc import optimized_bn128 as bn
-
-    from proving.groth16.points import to_pyecc_g1, to_pyecc_g2
-
     f = bn.pairing(to_pyecc_g2(vk.beta_g2), to_pyecc_g1(vk.alpha_g1)) ** SNARKJS_GT_EXPONENT
     c = [int(x) for x in f.coeffs]
     # py_ecc: Fq[w]/(w^12 - 18 w^6 + 82) with u = w^6 - 9, v = w^2; coefficient of w^(2j+i)

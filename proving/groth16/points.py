@@ -25,6 +25,7 @@ from proving.curve import G1Point, G2Point
 from proving.errors import FieldElementOutOfRange, MalformedProof, NotInSubgroup, PointNotOnCurve
 from proving.field import FQ_MODULUS, FR_MODULUS
 from proving.groth16.keys import Proof, VerifyingKey
+from proving.groth16.pairing import psi
 
 Q = FQ_MODULUS
 #: G2 twist coefficient ``b' = 3 / (9 + u)`` (EIP-197), as ``(c0, c1)``.
@@ -319,8 +320,6 @@ _PSI_EIGENVALUE = 6 * 4965661367192848881**2
 
 def g2_in_subgroup(p: G2Point) -> bool:
     """Whether a twist point (assumed on the curve) is in the order-r subgroup: ``psi(P) = [6x^2] P``."""
-    from proving.groth16.pairing import psi
-
     if p is None:
         return True
     q = (tuple(p[0]), tuple(p[1]))

@@ -27,9 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 from py_ecc.optimized_bn128 import G1 as _G1, G2 as _G2, add as _add, normalize as _normalize
 from py_ecc.optimized_bn128 import Z1 as _Z1, Z2 as _Z2
 
+from proving import curve
 from proving.curve import G1Point, G2Point
 from proving.field import FR_MODULUS
 from proving.groth16.keys import ProvingKey, VerifyingKey
@@ -169,26 +171,18 @@ def generator_tables() -> tuple[FixedBase, FixedBase]:
     return FixedBase(_G1, _Z1), FixedBase(_G2, _Z2)
 
 
-def _scalar_limbs(scalars: Sequence[int]):
-    import numpy as np
-
+def _scalar_limbs(scalars: Sequence[int]) -> np.ndarray:
     mask = (1 << 64) - 1
     return np.array([[(k % R >> (64 * i)) & mask for i in range(4)] for k in scalars], np.uint64).reshape(-1, 4)
 
 
 def generator_multiples(scalars: Sequence[int], group: int, *, use_kernels: bool = True) -> list:
     """``[k * G for k in scalars]`` (affine; ``group`` 1 or 2), with the numba curve kernels of
-    :mod:`proving.curve` when they import (and ``use_kernels``), else the pure-Python
+    :mod:`proving.curve` (``use_kernels``, the default), else the pure-Python
     :class:`FixedBase` tables (the reference)."""
     if not scalars:
         return []
-    curve = None
-    if use_kernels:
-        try:
-            from proving import curve
-        except ImportError:  # pragma: no cover - numba missing
-            curve = None
-    if curve is None:
+    if not use_kernels:
         table = generator_tables()[group - 1]
         affine = to_affine_g1 if group == 1 else to_affine_g2
         return [affine(table.mul(k)) for k in scalars]

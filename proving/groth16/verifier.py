@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from proving.curve import G1Point, G2Point
-from proving.errors import PairingCheckFailed
+from proving.errors import PairingCheckFailed, ProvingError
 from proving.groth16.keys import Proof, VerifyingKey
 from proving.groth16.pairing import F12_ONE, Fq12, f12_mul, final_exponentiation, miller_loop, prepare_g2
 from proving.groth16.points import check_proof, check_public_inputs, g1_lincomb, g1_neg
@@ -65,8 +65,6 @@ def verify(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> None
 
 def is_valid(vk: VerifyingKey, public_inputs: Sequence[int], proof: Proof) -> bool:
     """``True`` iff :func:`verify` raises nothing of :class:`proving.errors.ProvingError`."""
-    from proving.errors import ProvingError
-
     try:
         verify(vk, public_inputs, proof)
     except ProvingError:
