@@ -1,5 +1,8 @@
 """Errors of the ``proving`` package: one root, narrow subclasses carrying typed fields.
 
+:class:`ProvingError` is the package root; it derives from :class:`RaymarketError`, the
+project-wide root, which lives here too (see its docstring).
+
 Every verifier and parser in ``proving`` fails with one of these (never a bare ``False``), in
 the order checks are made: shapes and lengths (:class:`MalformedProof`), field ranges
 (:class:`FieldElementOutOfRange`), curve membership (:class:`PointNotOnCurve`), subgroup
@@ -11,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-class ProvingError(Exception):
+class RaymarketError(Exception):
+    """The root of every raymarket error; market/, contracts/, providers/ roots derive from it.
+
+    Defined here because ``proving`` is the lowest package and imports nothing else of the
+    project; importing this module loads only the standard library.
+    """
+
+
+class ProvingError(RaymarketError):
     """Root of every error raised by ``proving``."""
 
 
