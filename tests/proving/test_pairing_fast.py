@@ -124,12 +124,30 @@ def test_g1_scalar_kernels_equal_reference():
     assert g1_from_affine_array(g1_batch_to_affine(out)) == [None]
 
 
-def test_walk_of_a_point_outside_the_subgroup_is_rejected_or_flagged():
-    # the walk assumes subgroup points; outside it either finishes (garbage lines) or reports T = -R
-    try:
-        fast.prepare_g2_array([G2, g2_point_outside_subgroup()], "b")
-    except NotInSubgroup as e:
-        assert e.field == "b[1]"
+def test_walk_of_a_point_outside_the_subgroup_leaves_the_other_rows_intact():
+    # the walk assumes subgroup points: this one walks to the end (its lines are garbage, so the
+    # subgroup check before pairing must reject it), and the shared inversion spares its neighbours
+    outside = g2_point_outside_subgroup()
+    alone = fast.prepare_g2_array([G2]).coeffs[0]
+    walked = fast.prepare_g2_array([G2, outside, G2], "b").coeffs
+    assert np.array_equal(walked[0], alone) and np.array_equal(walked[2], alone)
+    assert not np.array_equal(walked[1], alone)
+    assert not g2_in_subgroup(outside)
+
+
+def test_walk_flags_a_degenerate_step_and_names_the_point():
+    # y = 0 makes the first doubling divide by 2y = 0 (no subgroup point has y = 0): the kernel
+    # flags that row only, zero maps to zero in the shared inversion, and the wrapper names it
+    degenerate = (G2[0], (0, 0))
+    arr = g2_to_affine_array([G2, degenerate, G2])
+    coeffs, status = np.empty((3, fast.STEPS, 16), np.uint64), np.zeros(3, np.int8)
+    K.walk_kernel(arr, K.STEP_OPS, coeffs, status)
+    assert status.tolist() == [0, 1, 0]
+    alone = fast.prepare_g2_array([G2]).coeffs[0]
+    assert np.array_equal(coeffs[0], alone) and np.array_equal(coeffs[2], alone)
+    with pytest.raises(NotInSubgroup) as raised:
+        fast.prepare_g2_array(arr, "b")
+    assert raised.value.field == "b[1]"
 
 
 def test_batch_names_the_same_bad_proofs_as_the_reference():
