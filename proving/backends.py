@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -160,7 +160,9 @@ def get_backend(name: str = DEFAULT_BACKEND) -> Prover:
         ValueError: unknown name.
         BackendUnavailable: known but not installed here.
     """
-    factories = {"numba": NumbaProver, "reference": ReferenceProver, "groth16py": Groth16pyProver}
+    factories: dict[str, Callable[[], Prover]] = {
+        "numba": NumbaProver, "reference": ReferenceProver, "groth16py": Groth16pyProver,
+    }
     if name not in factories:
         raise ValueError(f"unknown prover backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     backend = factories[name]()

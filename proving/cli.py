@@ -12,7 +12,7 @@ import json
 import time
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -41,7 +41,7 @@ class Exit(IntEnum):
     UNAVAILABLE = 3
 
 
-def _fail(err: Exception, code: Exit, as_json: bool) -> None:
+def _fail(err: Exception, code: Exit, as_json: bool) -> NoReturn:
     """Report ``err`` (stdout for an invalid proof or with ``--json``, else stderr) and exit with ``code``."""
     if as_json:
         typer.echo(json.dumps({"valid": False, "error": type(err).__name__, "reason": str(err)}))

@@ -36,13 +36,28 @@ from proving.field import FQ, FR, FieldError, from_mont, to_mont
 G1Point: TypeAlias = Optional[tuple[int, int]]
 #: An affine G2 point ``((x_c0, x_c1), (y_c0, y_c1))`` (Fq2 as ``c0 + c1*u``), ``None`` for infinity.
 G2Point: TypeAlias = Optional[tuple[tuple[int, int], tuple[int, int]]]
+#: A finite affine G2 point (a :data:`G2Point` that is not ``None``).
+G2Affine: TypeAlias = tuple[tuple[int, int], tuple[int, int]]
+
+
+def g2_affine(p: G2Point | Sequence[Sequence[int]]) -> G2Affine:
+    """``((x0, x1), (y0, y1))`` of a finite G2 point as int tuples (points read from JSON may
+    hold lists; tuples hash, so the result can key a cache).
+
+    Raises:
+        FieldError: ``p`` is the point at infinity, which has no affine coordinates.
+    """
+    if p is None:
+        raise FieldError("p", "the G2 point at infinity has no affine coordinates")
+    (x0, x1), (y0, y1) = p
+    return ((x0, x1), (y0, y1))
 
 
 # ---------------------------------------------------------------- conversions ----
 
 def g1_to_affine_array(points: Sequence[G1Point]) -> np.ndarray:
     """G1 points (``(x, y)`` ints or None) -> ``(n, 8)`` Montgomery affine array (None -> zeros)."""
-    flat = []
+    flat: list[int] = []
     for p in points:
         flat.extend((0, 0) if p is None else p)
     return to_mont(FQ, flat).reshape(-1, 8) if flat else np.zeros((0, 8), np.uint64)
@@ -57,7 +72,7 @@ def g1_from_affine_array(arr: np.ndarray) -> list[G1Point]:
 
 def g2_to_affine_array(points: Sequence[G2Point]) -> np.ndarray:
     """G2 points (``((x0, x1), (y0, y1))`` or None) -> ``(n, 16)`` Montgomery affine array."""
-    flat = []
+    flat: list[int] = []
     for p in points:
         flat.extend((0, 0, 0, 0) if p is None else (p[0][0], p[0][1], p[1][0], p[1][1]))
     return to_mont(FQ, flat).reshape(-1, 16) if flat else np.zeros((0, 16), np.uint64)

@@ -103,9 +103,9 @@ def signed_digits(scalars, c, n_windows):
             d = np.int64(v & mask) + carry
             if d > half:
                 d -= full
-                carry = 1
+                carry = np.int64(1)
             else:
-                carry = 0
+                carry = np.int64(0)
             out[w, i] = d
     return out
 

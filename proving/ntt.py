@@ -159,7 +159,7 @@ def ntt(a: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     return out
 
 
-_INV_SCALES: dict[tuple[int, int], np.ndarray] = {}
+_INV_SCALES: dict[tuple[int, int, bool], np.ndarray] = {}
 
 
 def coset_scales(n: int, shift: int, *, inverse_n: bool = False) -> np.ndarray:

@@ -202,9 +202,10 @@ class Builder:
         """The value of a linear combination, or ``None`` when a variable in it has none."""
         total = 0
         for var, coeff in LC.of(lc).terms.items():
-            if self._values[var] is None:
+            v = self._values[var]
+            if v is None:
                 return None
-            total += coeff * self._values[var]
+            total += coeff * v
         return total % FR_MODULUS
 
     def constrain(self, a: LCLike, b: LCLike, c: LCLike, name: str | None = None) -> None:

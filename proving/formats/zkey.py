@@ -21,6 +21,7 @@ zero bytes. A section-4 coefficient ``v`` is stored as ``v * R^2 mod r`` with ``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from proving.curve import G1Point, G2Point
 from proving.errors import FormatError
@@ -89,7 +90,7 @@ def _header(f: BinFile) -> dict:
     r = rd.bigint(n8r)
     if (q, r) != (Q, R) or n8q != N8 or n8r != N8:
         raise FormatError(f.path, "curve is not BN254 (bn128); only BN254 zkeys are supported")
-    h = {"n_vars": rd.u32(), "n_public": rd.u32(), "domain_size": rd.u32()}
+    h: dict[str, Any] = {"n_vars": rd.u32(), "n_public": rd.u32(), "domain_size": rd.u32()}
     h["alpha_g1"], h["beta_g1"] = read_g1(rd), read_g1(rd)
     h["beta_g2"], h["gamma_g2"] = read_g2(rd), read_g2(rd)
     h["delta_g1"], h["delta_g2"] = read_g1(rd), read_g2(rd)

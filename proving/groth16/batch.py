@@ -48,7 +48,7 @@ from proving.groth16.pairing_fast import (
     final_exponentiation_is_one, miller_each_arrays, miller_loop_arrays, prepare_g2_array,
     prepare_g2_cached,
 )
-from proving.groth16.points import B2, _check_fq, _fq2_mul, check_g1, check_public_inputs
+from proving.groth16.points import B2, _check_fq, _fq2_mul, check_g1, check_public_inputs, g1_neg
 
 #: Bits of the random combination scalars (soundness error ~2^-128 per batch).
 RANDOMIZER_BITS = rlc.RANDOMIZER_BITS
@@ -77,7 +77,7 @@ def _g1_mul_affine(points: np.ndarray, scalars: Sequence[int]) -> np.ndarray:
 
 
 def _prepare(vk: VerifyingKey, publics: list[Sequence[int]], proofs: list[Proof], r: list[int]) -> _Batch:
-    neg_a = g1_to_affine_array([(p.a[0], -p.a[1] % Q) for p in proofs])
+    neg_a = g1_to_affine_array([g1_neg(p.a) for p in proofs])
     coeffs = prepare_g2_array(g2_to_affine_array([p.b for p in proofs]), "proof.b").coeffs
     return _Batch(vk, publics, proofs, r, _g1_mul_affine(neg_a, r), coeffs)
 

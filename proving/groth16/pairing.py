@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from proving.curve import G1Point, G2Point
+from proving.curve import G1Point, G2Point, g2_affine
 from proving.field import FQ_MODULUS, FR_MODULUS
 
 Q = FQ_MODULUS
@@ -358,13 +358,13 @@ def _walk(q: tuple[Fq2, Fq2]) -> PreparedG2:
 
 def walk_g2(q: G2Point) -> PreparedG2:
     """:class:`PreparedG2` of a valid G2 point (not cached: for proof points)."""
-    return _walk((tuple(q[0]), tuple(q[1])))
+    return _walk(g2_affine(q))
 
 
 @lru_cache(maxsize=256)
 def prepare_g2(q: G2Point) -> PreparedG2:
     """:class:`PreparedG2` of a valid G2 point (cached: meant for verification-key points)."""
-    return _walk((tuple(q[0]), tuple(q[1])))
+    return _walk(g2_affine(q))
 
 
 def miller_loop(pairs: Sequence[tuple[G1Point, "G2Point | PreparedG2"]]) -> Fq12:
@@ -379,7 +379,7 @@ def miller_loop(pairs: Sequence[tuple[G1Point, "G2Point | PreparedG2"]]) -> Fq12
     for p, q in pairs:
         if p is None or q is None:
             continue
-        prepared = q if isinstance(q, PreparedG2) else _walk((tuple(q[0]), tuple(q[1])))
+        prepared = q if isinstance(q, PreparedG2) else _walk(g2_affine(q))
         live.append((p[0], p[1], prepared.coeffs))
     if not live:
         return F12_ONE

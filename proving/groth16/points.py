@@ -21,7 +21,7 @@ from typing import Any
 
 from py_ecc import optimized_bn128 as bn
 
-from proving.curve import G1Point, G2Point
+from proving.curve import G1Point, G2Point, g2_affine
 from proving.errors import FieldElementOutOfRange, MalformedProof, NotInSubgroup, PointNotOnCurve
 from proving.field import FQ_MODULUS, FR_MODULUS
 from proving.groth16.keys import Proof, VerifyingKey
@@ -87,11 +87,11 @@ def check_g2(field: str, p: Any, *, allow_infinity: bool = False) -> None:
     for name, c in (("x", p[0]), ("y", p[1])):
         _check_fq(f"{field}.{name}.c0", c[0])
         _check_fq(f"{field}.{name}.c1", c[1])
-    x, y = tuple(p[0]), tuple(p[1])
+    x, y = g2_affine(p)
     lhs, rhs = _fq2_mul(y, y), _fq2_mul(_fq2_mul(x, x), x)
     if (lhs[0] - rhs[0] - B2[0]) % Q or (lhs[1] - rhs[1] - B2[1]) % Q:
         raise PointNotOnCurve(field)
-    if not g2_in_subgroup(p):
+    if not g2_in_subgroup((x, y)):
         raise NotInSubgroup(field)
 
 
@@ -322,7 +322,7 @@ def g2_in_subgroup(p: G2Point) -> bool:
     """Whether a twist point (assumed on the curve) is in the order-r subgroup: ``psi(P) = [6x^2] P``."""
     if p is None:
         return True
-    q = (tuple(p[0]), tuple(p[1]))
+    q = g2_affine(p)
     return psi(q) == g2_mul(q, _PSI_EIGENVALUE)
 
 

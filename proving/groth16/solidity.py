@@ -177,8 +177,8 @@ def export_verifier(vk: VerifyingKey, *, contract_name: str = "Groth16Verifier")
     required_gas = (181_000 + 6_150 * n) * 64 // 63 + 30_000
     lines = [_HEADER.format(name=contract_name, n=n, r=FR_MODULUS, q=FQ_MODULUS, required_gas=required_gas).rstrip("\n")]
     lines += _g1_constants("ALPHA", vk.alpha_g1)
-    for name, p in (("BETA", vk.beta_g2), ("GAMMA", vk.gamma_g2), ("DELTA", vk.delta_g2)):
-        lines += _g2_constants(name, p)
+    for name, q in (("BETA", vk.beta_g2), ("GAMMA", vk.gamma_g2), ("DELTA", vk.delta_g2)):
+        lines += _g2_constants(name, q)
     for i, p in enumerate(vk.ic):
         lines += _g1_constants(f"IC{i}", p)
     mul_adds = "".join(_MUL_ADD.format(i=j + 1, j=j) for j in range(n))
