@@ -146,7 +146,7 @@ def build_circuit(workdir: Path, links: int, make_ptau: bool) -> dict:
     2-core machine and was not finished), else from :func:`proving.groth16.setup.dev_setup`
     written in the snarkjs zkey format: snarkjs, groth16py and ours all prove from that file.
     """
-    from market.tools import npm_bin
+    from contracts.tools import npm_bin
 
     snarkjs, circom = npm_bin("snarkjs"), npm_bin("circom2")
     lib = workdir / "circomlib"

@@ -220,7 +220,7 @@ def compile_contracts(sources: dict[str, str], solcjs: str, *, timeout_s: float 
 
     Args:
         sources: file name -> Solidity source (e.g. from :func:`export_verifier`).
-        solcjs: path of the ``solcjs`` executable (e.g. ``market.tools.npm_bin("solcjs")``).
+        solcjs: path of the ``solcjs`` executable (e.g. ``contracts.tools.npm_bin("solcjs")``).
         timeout_s: compiler time limit in seconds.
 
     Returns:

@@ -78,7 +78,7 @@ def g2_point_outside_subgroup():
 
 def npm_tool(name: str) -> str:
     """Path of an npm tool, or skip the test with the install hint when it is missing."""
-    from market.tools import ToolNotFound, npm_bin
+    from contracts.tools import ToolNotFound, npm_bin
 
     try:
         return npm_bin(name)

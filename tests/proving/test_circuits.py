@@ -16,7 +16,7 @@ from tests.proving.protocol_fixtures import npm_tool, run
 
 
 def _circomlib_mimc_file():
-    from market.tools import npm_modules_dir
+    from contracts.tools import npm_modules_dir
 
     path = npm_modules_dir() / "circomlib" / "circuits" / "mimc.circom"
     if not path.exists():
