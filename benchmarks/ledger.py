@@ -39,7 +39,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from market import ledger as L  # noqa: E402
-from market import migrate  # noqa: E402
+from market.db import migrate  # noqa: E402
 from market.db.base import make_engine  # noqa: E402
 from tests.fixtures.services import PostgresServer  # noqa: E402
 
