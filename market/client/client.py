@@ -1,0 +1,152 @@
+"""The client SDK: submit jobs, follow them, fetch verified results, cancel, quote, balance."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from eth_hash.auto import keccak
+
+from market.client._http import Transport
+from market.client.errors import ApiError
+from market.protocol import Action
+
+#: Job states after which :meth:`Client.wait` returns (``paid``: verified and paid; settled on-chain later).
+DONE_STATUSES = frozenset({"paid", "settled", "failed", "cancelled"})
+
+
+class Client:
+    """A client of the exchange at ``exchange_url``, signing as ``account``.
+
+    Args:
+        exchange_url: ``http://host:port``.
+        account: private key (0x-hex) or eth-account ``LocalAccount``; None for public reads only.
+        timeout_s: HTTP timeout per request, seconds.
+    All methods raise :class:`market.client.ApiError` on a refusal (``code`` from ``market.protocol.ErrorCode``).
+    Wei amounts in answers are decimal strings.
+    """
+
+    def __init__(self, exchange_url: str, account: Any = None, *, timeout_s: float = 60.0) -> None:
+        self.t = Transport(exchange_url, account, timeout_s=timeout_s)
+
+    @property
+    def address(self) -> str:
+        """The client's address."""
+        return self.t.address
+
+    def info(self) -> dict[str, Any]:
+        """``/v1/info``: name, version, chain_id, contract, fee_bps, dev, lease_s, domain."""
+        return self.t.info()
+
+    def providers(self) -> list[dict[str, Any]]:
+        """The market's providers (name, address, hardware, offer, online, reputation, draining)."""
+        return self.t.get("/v1/providers")
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Submit a raw job spec (``market.protocol.JobSpecIn`` fields); escrows ``max_price_wei``. Returns the job."""
+        return self.t.signed("/v1/jobs", Action.JOB_SUBMIT, {"spec": spec})
+
+    def submit_inference(self, text_path_or_bytes: str | Path | bytes, *, max_price_wei: int,
+                         deadline_s: float = 3600.0, cpus: int = 1, gpus: int = 0, gpu_model: str | None = None,
+                         memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0) -> dict[str, Any]:
+        """Submit an embedding job over a UTF-8 text (one sentence per line): a path or the bytes. Returns the job."""
+        data = text_path_or_bytes if isinstance(text_path_or_bytes, bytes) else Path(text_path_or_bytes).read_bytes()
+        spec = {"kind": "inference", "input_b64": base64.b64encode(data).decode(), **_common(
+            max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)}
+        return self.submit(spec)
+
+    def submit_proof(self, preimage: int, *, rounds: int, max_price_wei: int, circuit: str = "mimc7",
+                     deadline_s: float = 3600.0, cpus: int = 1, gpus: int = 0, gpu_model: str | None = None,
+                     memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0) -> dict[str, Any]:
+        """Submit a Groth16 proof job: prove knowledge of ``preimage`` of the public MiMC-7 hash. Returns the job."""
+        spec = {"kind": "proof", "circuit": circuit, "rounds": int(rounds), "preimage": str(int(preimage)), **_common(
+            max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)}
+        return self.submit(spec)
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        """The job (public): status, history, explanation while unmatched, price, provider, batch, tx."""
+        return self.t.get(f"/v1/jobs/{job_id}")
+
+    def wait(self, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 0.25,
+             on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll until the job is paid, settled, failed or cancelled; ``on_progress(job)`` on each status change.
+
+        Raises:
+            ApiError: code ``timeout`` after ``timeout_s`` seconds (the job keeps going).
+        """
+        deadline, last = time.monotonic() + timeout_s, None
+        while True:
+            job = self.status(job_id)
+            if on_progress is not None and job["status"] != last:
+                on_progress(job)
+            last = job["status"]
+            if last in DONE_STATUSES:
+                return job
+            if time.monotonic() >= deadline:
+                raise ApiError("timeout", f"job {job_id} is still {last} after {timeout_s} s",
+                               "wait longer, or `raymarket status JOB`")
+            time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+            poll_s = min(poll_s * 1.5, 2.0)
+
+    def result_info(self, job_id: str) -> dict[str, Any]:
+        """The signed result read (owner only): ``job_id, kind, result_b64, result_hash, attestation``."""
+        return self.t.signed(f"/v1/jobs/{job_id}/result", Action.JOB_RESULT, {"job_id": job_id})
+
+    def result(self, job_id: str) -> bytes:
+        """The result bytes (``.npy`` for inference, canonical proof JSON for proof), checked against the
+        attested ``result_hash`` (keccak-256).
+
+        Raises:
+            ApiError: ``bad_result`` when the bytes do not match; ``not_found`` when no result yet.
+        """
+        info = self.result_info(job_id)
+        data = base64.b64decode(info["result_b64"])
+        if "0x" + keccak(data).hex() != info["result_hash"].lower():
+            raise ApiError("bad_result", f"job {job_id}: downloaded bytes do not match the attested result hash",
+                           "retry; report the exchange if it persists")
+        return data
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel the job (see the service's cancel rule); returns the job."""
+        return self.t.signed(f"/v1/jobs/{job_id}/cancel", Action.JOB_CANCEL, {"job_id": job_id})
+
+    def logs(self, job_id: str) -> list[str]:
+        """The job's log lines uploaded by its provider(s) (owner only)."""
+        return self.t.signed(f"/v1/jobs/{job_id}/logs", Action.JOB_LOGS, {"job_id": job_id})["lines"]
+
+    def quote(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Would ``spec`` match now: ``feasible, explanation, p50_wei, p90_wei`` (unsigned)."""
+        return self.t.post("/v1/quote", {"spec": spec})
+
+    def balance(self) -> dict[str, Any]:
+        """The signer's ``{"address", "balance_wei", "escrowed_wei"}``."""
+        return self.t.signed("/v1/balance", Action.ACCOUNT_BALANCE, {})
+
+    def faucet(self, amount_wei: int, *, bond_wei: int = 0, provider_name: str | None = None) -> dict[str, Any]:
+        """Development only (service run with ``--dev``): credit ``amount_wei``; returns the balance."""
+        payload: dict[str, Any] = {"amount_wei": str(int(amount_wei))}
+        if bond_wei:
+            payload |= {"bond_wei": str(int(bond_wei)), "provider_name": provider_name}
+        return self.t.signed("/v1/dev/faucet", Action.DEV_FAUCET, payload)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.t.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _common(max_price_wei: int, deadline_s: float, cpus: int, gpus: int, gpu_model: str | None, memory_bytes: int,
+            job_id: str | None, collateral_wei: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"max_price_wei": str(int(max_price_wei)), "deadline_s": float(deadline_s),
+                            "cpus": int(cpus), "gpus": int(gpus), "gpu_model": gpu_model,
+                            "memory_bytes": int(memory_bytes), "collateral_wei": str(int(collateral_wei))}
+    if job_id is not None:
+        spec["job_id"] = job_id
+    return spec

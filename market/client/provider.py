@@ -1,0 +1,83 @@
+"""The provider SDK: what a provider agent sends the exchange (register, heartbeat, poll, complete, fail)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from market.client._http import Transport
+from market.protocol import MAX_POLL_WAIT_S, Action
+
+
+class ProviderClient:
+    """Provider ``name``'s signed calls to the exchange at ``exchange_url``.
+
+    Args:
+        exchange_url: ``http://host:port``; account: the provider's key or ``LocalAccount`` (its address is
+        the provider's identity: the first address to register a name owns it).
+    All methods raise :class:`market.client.ApiError` on a refusal.
+    """
+
+    def __init__(self, exchange_url: str, account: Any, *, timeout_s: float = MAX_POLL_WAIT_S + 35.0) -> None:
+        self.t = Transport(exchange_url, account, timeout_s=timeout_s)
+
+    @property
+    def address(self) -> str:
+        """The provider's address."""
+        return self.t.address
+
+    def info(self) -> dict[str, Any]:
+        """``/v1/info`` (domain, chain id, contract, lease_s)."""
+        return self.t.info()
+
+    def register(self, name: str, *, offer: dict[str, Any], hardware: dict[str, Any] | None = None,
+                 ray_address: str | None = None) -> dict[str, Any]:
+        """Register (or update) the offer: ``offer`` = ``{price_per_cpu_s_wei, cpus, gpus, gpu_model,
+        memory_bytes, speed}`` (wei as int or str). Returns the provider as ``/v1/providers`` lists it.
+
+        Raises:
+            ApiError: ``name_taken`` when another address registered ``name``.
+        """
+        offer = {k: (str(v) if k.endswith("_wei") else v) for k, v in offer.items()}
+        return self.t.signed("/v1/providers/register", Action.PROVIDER_REGISTER,
+                             {"name": name, "offer": offer, "hardware": hardware or {}, "ray_address": ray_address})
+
+    def heartbeat(self, name: str, *, running: list[str] = (), draining: bool = False) -> dict[str, Any]:
+        """Extend the leases of the jobs in ``running``; ``{"leases_extended", "lease_expires_at"}``."""
+        return self.t.signed("/v1/providers/heartbeat", Action.PROVIDER_HEARTBEAT,
+                             {"name": name, "draining": bool(draining), "running": list(running)})
+
+    def poll(self, name: str, *, max_leases: int = 1, wait_s: float = 10.0) -> list[dict[str, Any]]:
+        """Long-poll for up to ``max_leases`` new leases (waits up to ``wait_s`` <= 25 s). Returns the leases:
+        ``{lease_id, job_id, kind, expires_at, price_wei, attestation: {domain, job_id_bytes32, input_hash,
+        kind}, ticket}``."""
+        return self.t.signed("/v1/leases/poll", Action.LEASE_POLL,
+                             {"name": name, "max_leases": int(max_leases), "wait_s": float(wait_s)})["leases"]
+
+    def complete(self, lease: dict[str, Any] | str, job_id: str | None = None, *, result: bytes, result_hash: str,
+                 signature: str, logs: list[str] = ()) -> dict[str, Any]:
+        """Upload a result: the bytes, their ``0x`` keccak-256 and the ``0x`` EIP-712 attestation signature.
+        Idempotent (a retry returns the same answer). Returns ``{"job_id", "status": "paid"|"rejected", "reason"}``."""
+        lease_id, job_id = _ids(lease, job_id)
+        return self.t.signed(f"/v1/leases/{lease_id}/complete", Action.LEASE_COMPLETE,
+                             {"lease_id": lease_id, "job_id": job_id, "result_b64": base64.b64encode(result).decode(),
+                              "result_hash": result_hash, "signature": signature, "logs": list(logs)})
+
+    def fail(self, lease: dict[str, Any] | str, job_id: str | None = None, *, reason: str,
+             logs: list[str] = ()) -> dict[str, Any]:
+        """Give the lease back (the job is re-auctioned without this provider). Returns the job's new state."""
+        lease_id, job_id = _ids(lease, job_id)
+        return self.t.signed(f"/v1/leases/{lease_id}/fail", Action.LEASE_FAIL,
+                             {"lease_id": lease_id, "job_id": job_id, "reason": reason[:2000], "logs": list(logs)})
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.t.close()
+
+
+def _ids(lease: dict[str, Any] | str, job_id: str | None) -> tuple[str, str]:
+    if isinstance(lease, dict):
+        return lease["lease_id"], lease["job_id"]
+    if job_id is None:
+        raise ValueError("pass the lease dict, or lease_id and job_id")
+    return lease, job_id
