@@ -1,0 +1,68 @@
+"""The ledger's invariants, checked by replaying the journal (:func:`check_invariants`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from market.ledger.accounts import WORLD_ACCOUNT, slashing_account, unbonding_account
+
+
+def check_invariants(s: Session) -> list[str]:
+    """Check the ledger's invariants; returns one line per violation (empty when all hold).
+
+    Checked: the sum of all balances is zero (so the non-world accounts hold exactly the net
+    external deposits: deposits - withdrawals from the journal); no negative balance on an
+    account not allowed one; every balance equals the replay of the journal; every holding
+    account equals what its open reservations / unbonds / slashes say; every journal row
+    belongs to a recorded operation.
+    """
+    out: list[str] = []
+    accts = {r[0]: (int(r[1]), bool(r[2]), r[3]) for r in
+             s.execute(text("SELECT id, balance_wei, allow_negative, kind FROM ledger_accounts")).all()}
+    replay: dict[str, int] = {}
+    for debit, credit, amount in s.execute(text(
+            "SELECT debit_account_id, credit_account_id, sum(amount_wei) FROM ledger_transfers "
+            "GROUP BY debit_account_id, credit_account_id")).all():
+        replay[debit] = replay.get(debit, 0) - int(amount)
+        replay[credit] = replay.get(credit, 0) + int(amount)
+    total = sum(b for b, _, _ in accts.values())
+    if total != 0:
+        out.append(f"sum of all balances is {total} wei, expected 0")
+    world = accts.get(WORLD_ACCOUNT, (0, True, "world"))[0]
+    inside = sum(b for i, (b, _, _) in accts.items() if i != WORLD_ACCOUNT)
+    net_deposits = -replay.get(WORLD_ACCOUNT, 0)
+    if inside != net_deposits:
+        out.append(f"accounts hold {inside} wei but net external deposits are {net_deposits} wei (world {world})")
+    for account_id, (bal, neg, _) in sorted(accts.items()):
+        if bal < 0 and not neg:
+            out.append(f"{account_id}: negative balance {bal} wei")
+        if bal != replay.get(account_id, 0):
+            out.append(f"{account_id}: balance {bal} wei != journal replay {replay.get(account_id, 0)} wei")
+    for account_id in sorted(set(replay) - set(accts)):
+        out.append(f"{account_id}: in the journal but not an account")
+    out.extend(_check_holdings(s, accts))
+    orphans = s.execute(text("SELECT count(*) FROM ledger_transfers t LEFT JOIN ledger_operations o "
+                             "ON o.id = t.op_id WHERE o.id IS NULL")).scalar_one()
+    if orphans:
+        out.append(f"{orphans} journal rows without an operation")
+    return out
+
+
+def _check_holdings(s: Session, accts: dict[str, tuple[int, bool, str]]) -> list[str]:
+    """Holding accounts (escrow/collateral/unbonding/slashing) equal the open records they back."""
+    expected: dict[str, int] = {}
+    for credit, remaining in s.execute(text("SELECT credit_account_id, sum(remaining_wei) FROM ledger_pendings "
+                                            "WHERE status = 'pending' GROUP BY credit_account_id")).all():
+        expected[credit] = int(remaining)
+    for provider, amount in s.execute(text("SELECT provider, sum(amount_wei) FROM ledger_unbonds "
+                                           "WHERE status = 'pending' GROUP BY provider")).all():
+        expected[unbonding_account(provider)] = int(amount)
+    for provider, amount in s.execute(text("SELECT provider, sum(amount_wei) FROM ledger_slashes "
+                                           "WHERE status = 'pending' GROUP BY provider")).all():
+        expected[slashing_account(provider)] = int(amount)
+    out = []
+    for account_id, (bal, _, kind) in sorted(accts.items()):
+        if kind in ("escrow", "collateral", "unbonding", "slashing") and bal != expected.get(account_id, 0):
+            out.append(f"{account_id}: holds {bal} wei but its open records say {expected.get(account_id, 0)} wei")
+    return out
