@@ -3,9 +3,9 @@
 Each operation (1) locks the side rows it resolves, (2) locks all accounts it touches with one
 ``SELECT ... ORDER BY id FOR UPDATE`` (:func:`lock_accounts`), (3) checks idempotency (:func:`replay`),
 (4) validates everything (:func:`simulate` applies the journal legs to the locked balances in memory),
-and only then (5) writes (:func:`commit_op`: operation row, journal legs and balance deltas, 3
-statements folded into one on Postgres). So a raised :class:`LedgerError` leaves the transaction
-unchanged by the failed operation.
+and only then (5) writes through :func:`commit`, the one commit helper (side rows, then operation
+rows with their input digests, journal legs and balance deltas: one statement on Postgres). So a
+raised :class:`LedgerError` leaves the transaction unchanged by the failed operation.
 
 Internal to :mod:`market.ledger` (the facade re-exports none of it).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -51,8 +51,6 @@ class Ctx:
 
     s: Session
     pg: bool
-    ops: list[tuple[str, str, str, str | None]] = field(default_factory=list)
-    legs: list[Leg] = field(default_factory=list)
 
 
 def ctx(s: Session) -> Ctx:
@@ -184,14 +182,44 @@ def _write_pg(ops: bool, legs: bool, deltas: bool):
 _UPDATE_LITE = text("UPDATE ledger_accounts SET balance_wei = balance_wei + :delta WHERE id = :id")
 
 
-def queue_op(c: Ctx, op_id: str, kind: str, digest: str, result: Any = None) -> None:
-    """Queue the idempotency row of an operation (written by :func:`flush`)."""
-    c.ops.append((op_id, kind, digest, None if result is None else json.dumps(asdict(result))))
+#: One ``ledger_operations`` row: (operation id, kind, SHA-256 of the canonical inputs, JSON result or None).
+OpRow = tuple[str, str, str, "str | None"]
+#: A side-table write run with the operation: (statement, parameters or a list of them).
+SideWrite = tuple[Any, Any]
 
 
-def flush(c: Ctx, deltas: dict[str, int]) -> None:
-    """Write the queued operations, their journal legs and the balance deltas (3 statements on Postgres)."""
-    s, ops, legs = c.s, c.ops, c.legs
+def op_row(op_id: str, kind: str, digest: str, result: Any = None) -> OpRow:
+    """The idempotency row of one operation: ``result`` (a dataclass, or None) is stored as JSON for replays."""
+    return (op_id, kind, digest, None if result is None else json.dumps(asdict(result)))
+
+
+def legs_of(op_id: str, moves: Iterable[tuple[str, str, int, str]], job_id: str | None = None) -> list[Leg]:
+    """Journal legs of one operation from (debit, credit, amount, kind) moves; zero amounts are dropped."""
+    out = [m for m in moves if m[2] > 0]
+    return [Leg(op_id, i, d, cr, a, k, job_id) for i, (d, cr, a, k) in enumerate(out)]
+
+
+def commit(c: Ctx, accts: dict[str, Acct], legs: Sequence[Leg], ops: Sequence[OpRow],
+           writes: Sequence[SideWrite] = ()) -> None:
+    """The write step of every ledger operation (the one place money is written).
+
+    In order: validate ``legs`` against the locked balances ``accts`` (:func:`simulate`: nothing is
+    written when a leg fails), run the side-table ``writes`` (reservation / unbond / slash rows), then
+    write the operation rows ``ops`` (id + input digest + result: what makes a retry replay), the
+    journal ``legs`` and the net balance deltas (:func:`_flush`: one statement on Postgres).
+
+    Raises:
+        UnknownAccount, InsufficientFunds, InvalidArgument: from :func:`simulate`, before any write.
+    """
+    deltas = simulate(c, accts, legs)
+    for stmt, params in writes:
+        c.s.execute(stmt, params)
+    _flush(c, ops, legs, deltas)
+
+
+def _flush(c: Ctx, ops: Sequence[OpRow], legs: Sequence[Leg], deltas: dict[str, int]) -> None:
+    """Write operations, their journal legs and the balance deltas (3 statements, one round trip on Postgres)."""
+    s = c.s
     deltas = {k: v for k, v in deltas.items() if v}
     if c.pg:
         j, params = SEP.join, {}
@@ -216,19 +244,3 @@ def flush(c: Ctx, deltas: dict[str, int]) -> None:
                                            "amount": g.amount, "kind": g.kind, "job_id": g.job_id} for g in legs])
         if deltas:
             s.execute(_UPDATE_LITE, [{"id": i, "delta": deltas[i]} for i in sorted(deltas)])
-    c.ops, c.legs = [], []
-
-
-def legs_of(op_id: str, moves: Iterable[tuple[str, str, int, str]], job_id: str | None = None) -> list[Leg]:
-    """Journal legs of one operation from (debit, credit, amount, kind) moves; zero amounts are dropped."""
-    out = [m for m in moves if m[2] > 0]
-    return [Leg(op_id, i, d, cr, a, k, job_id) for i, (d, cr, a, k) in enumerate(out)]
-
-
-def commit_op(c: Ctx, accts: dict[str, Acct], op_id: str, kind: str, digest: str,
-               legs: list[Leg], result: Any) -> None:
-    """Validate ``legs`` against the locked balances, then write operation, legs and balances."""
-    deltas = simulate(c, accts, legs)
-    queue_op(c, op_id, kind, digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)

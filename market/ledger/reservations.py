@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import Acct, Ctx, check_amount, ctx, flush, legs_of, lock_accounts, queue_op, replay, \
-    require, simulate
+from market.ledger._ops import Acct, Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require, \
+    simulate
 from market.ledger.accounts import (PROTOCOL_FEE_ACCOUNT, bond_account, client_account, collateral_account,
                                     escrow_account, open_account, provider_account)
 from market.ledger.errors import (InvalidArgument, LedgerError, PendingAlreadyResolved, PendingExists,
@@ -136,12 +136,9 @@ def _reserve(c: Ctx, op_kind: str, transfer_id: str, kind: str, job_id: str, par
         open_account(c.s, credit, credit_kind)
         accts.update(lock_accounts(c, (credit,)))
     pending = Pending(transfer_id, kind, job_id, party, debit, credit, amount_wei, amount_wei, "pending", expires_at_s)
-    deltas = simulate(c, accts, legs)
-    c.s.execute(_PENDING_INSERT, {"id": transfer_id, "kind": kind, "job": job_id, "party": party, "debit": debit,
-                                  "credit": credit, "amount": amount_wei, "expires": expires_at_s})
-    queue_op(c, transfer_id, op_kind, digest, pending)
-    c.legs.extend(legs)
-    flush(c, deltas)
+    commit(c, accts, legs, [op_row(transfer_id, op_kind, digest, pending)],
+           [(_PENDING_INSERT, {"id": transfer_id, "kind": kind, "job": job_id, "party": party, "debit": debit,
+                               "credit": credit, "amount": amount_wei, "expires": expires_at_s})])
     return pending
 
 
@@ -198,11 +195,8 @@ def _resolve(c: Ctx, op_kind: str, transfer_id: str, job_id: str, kind: str, par
     result = Resolution(transfer_id, pending.pending_id, kind, job_id, pending.party, pending.remaining_wei, status)
     legs = legs_of(transfer_id, [(pending.credit_account_id, pending.debit_account_id, pending.remaining_wei,
                                 op_kind)], job_id)
-    deltas = simulate(c, accts, legs)
-    c.s.execute(PENDING_UPDATE, {"remaining": 0, "status": status, "by": transfer_id, "id": pending.pending_id})
-    queue_op(c, transfer_id, op_kind, digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)
+    commit(c, accts, legs, [op_row(transfer_id, op_kind, digest, result)],
+           [(PENDING_UPDATE, {"remaining": 0, "status": status, "by": transfer_id, "id": pending.pending_id})])
     return result
 
 
@@ -267,11 +261,8 @@ def release_payment(s: Session, transfer_id: str, job_id: str, provider: str, pr
     hold = pending.credit_account_id
     legs = legs_of(transfer_id, [(hold, payee, price_wei - fee, "payment"), (hold, PROTOCOL_FEE_ACCOUNT, fee, "fee"),
                                (hold, pending.debit_account_id, refund, "refund")], job_id)
-    deltas = simulate(c, accts, legs)
-    c.s.execute(PENDING_UPDATE, {"remaining": 0, "status": "posted", "by": transfer_id, "id": pending.pending_id})
-    queue_op(c, transfer_id, "release", digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)
+    commit(c, accts, legs, [op_row(transfer_id, "release", digest, result)],
+           [(PENDING_UPDATE, {"remaining": 0, "status": "posted", "by": transfer_id, "id": pending.pending_id})])
     return result
 
 
@@ -296,17 +287,15 @@ def expire_pending(s: Session, now_s: float, *, limit: int = 1000) -> list[Resol
     if not pendings:
         return []
     accts = lock_accounts(c, [p.debit_account_id for p in pendings] + [p.credit_account_id for p in pendings])
-    results = []
+    results, ops, legs = [], [], []
     for p in pendings:
         op_id = f"expire:{p.pending_id}"
         result = Resolution(op_id, p.pending_id, p.kind, p.job_id, p.party, p.remaining_wei, "expired")
-        queue_op(c, op_id, "expire", op_digest("expire", p.pending_id), result)
-        c.legs.extend(legs_of(op_id, [(p.credit_account_id, p.debit_account_id, p.remaining_wei, "expire")], p.job_id))
+        ops.append(op_row(op_id, "expire", op_digest("expire", p.pending_id), result))
+        legs.extend(legs_of(op_id, [(p.credit_account_id, p.debit_account_id, p.remaining_wei, "expire")], p.job_id))
         results.append(result)
-    deltas = simulate(c, accts, c.legs)
-    c.s.execute(PENDING_UPDATE, [{"remaining": 0, "status": "expired", "by": f"expire:{p.pending_id}",
-                                   "id": p.pending_id} for p in pendings])
-    flush(c, deltas)
+    commit(c, accts, legs, ops, [(PENDING_UPDATE, [{"remaining": 0, "status": "expired", "by": f"expire:{p.pending_id}",
+                                                    "id": p.pending_id} for p in pendings])])
     return results
 
 

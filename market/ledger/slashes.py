@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 
 from market.core.slashing import SLASH_CANCEL_WINDOW_S, SlashReason, rule_for, slash_amount_wei, split_slash
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import Ctx, check_amount, ctx, flush, legs_of, lock_accounts, queue_op, replay, require, \
-    simulate
+from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require
 from market.ledger.accounts import (BURN_ACCOUNT, bond_account, client_account, collateral_account,
                                     provider_account, slashing_account)
 from market.ledger.errors import (InvalidAmount, InvalidArgument, PendingNotFound, SlashAlreadyResolved,
@@ -52,6 +51,9 @@ _SLASH_COLS = ("id, provider, job_id, reason, lock_id, amount_wei, from_collater
 _SLASH_INSERT = text(f"INSERT INTO ledger_slashes ({_SLASH_COLS}) VALUES (:slash_id, :provider, :job_id, :reason, "
                      ":lock_id, :amount_wei, :from_collateral_wei, :from_bond_wei, :rescuer, :client, :burn_wei, "
                      ":rescuer_wei, :client_wei, :requested_at_s, :final_after_s, :status)")
+
+
+_SLASH_RESOLVE = text("UPDATE ledger_slashes SET status = :status, resolved_by = :by WHERE id = :id")
 
 
 def _slash_row(r: Any) -> Slash:
@@ -108,15 +110,13 @@ def slash(s: Session, transfer_id: str, provider: str, job_id: str, reason: Slas
                    from_coll, amount - from_coll, rescuer, client, split.burn_wei, split.rescuer_wei,
                    split.client_wei, now, now + window, "pending")
     legs = legs_of(transfer_id, [(coll, hold, from_coll, "slash"), (free, hold, amount - from_coll, "slash")], job_id)
-    deltas = simulate(c, accts, legs)
+    writes = []
     if lock is not None and from_coll:
         left = lock.remaining_wei - from_coll
-        c.s.execute(PENDING_UPDATE, {"remaining": left, "status": "pending" if left else "posted",
-                                      "by": None if left else transfer_id, "id": lock.pending_id})
-    c.s.execute(_SLASH_INSERT, asdict(result))
-    queue_op(c, transfer_id, "slash", digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)
+        writes.append((PENDING_UPDATE, {"remaining": left, "status": "pending" if left else "posted",
+                                        "by": None if left else transfer_id, "id": lock.pending_id}))
+    writes.append((_SLASH_INSERT, asdict(result)))
+    commit(c, accts, legs, [op_row(transfer_id, "slash", digest, result)], writes)
     return result
 
 
@@ -152,12 +152,8 @@ def _resolve_slash(c: Ctx, op_kind: str, transfer_id: str, slash_id: str, now: f
     legs = legs_of(transfer_id, moves, sl.job_id)
     accts = lock_accounts(c, [g.debit for g in legs] + [g.credit for g in legs])
     result = Slash(**{**asdict(sl), "status": status})
-    deltas = simulate(c, accts, legs)
-    c.s.execute(text("UPDATE ledger_slashes SET status = :status, resolved_by = :by WHERE id = :id"),
-                {"status": status, "by": transfer_id, "id": slash_id})
-    queue_op(c, transfer_id, op_kind, digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)
+    commit(c, accts, legs, [op_row(transfer_id, op_kind, digest, result)],
+           [(_SLASH_RESOLVE, {"status": status, "by": transfer_id, "id": slash_id})])
     return result
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from market.core.slashing import UNBONDING_PERIOD_S
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import check_amount, ctx, flush, legs_of, lock_accounts, queue_op, replay, simulate
+from market.ledger._ops import check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay
 from market.ledger.accounts import bond_account, provider_account, unbonding_account
 from market.ledger.errors import UnbondingNotMatured
 from market.ledger.transfers import Receipt, transfer
@@ -55,6 +55,7 @@ def bond(s: Session, transfer_id: str, provider: str, amount_wei: int) -> Receip
 _UNBOND_INSERT = text("INSERT INTO ledger_unbonds (id, provider, amount_wei, requested_at_s, matures_at_s, status) "
                       "VALUES (:id, :provider, :amount, :at, :matures, 'pending')")
 _UNBOND_COLS = "id, provider, amount_wei, requested_at_s, matures_at_s, status"
+_UNBOND_COMPLETE = text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id")
 
 
 def request_unbond(s: Session, transfer_id: str, provider: str, amount_wei: int, now_s: float, *,
@@ -78,12 +79,9 @@ def request_unbond(s: Session, transfer_id: str, provider: str, amount_wei: int,
         return Unbond(**done)
     result = Unbond(transfer_id, provider, amount_wei, now, now + period, "pending")
     legs = legs_of(transfer_id, [(src, hold, amount_wei, "unbond")])
-    deltas = simulate(c, accts, legs)
-    c.s.execute(_UNBOND_INSERT, {"id": transfer_id, "provider": provider, "amount": amount_wei, "at": now,
-                                 "matures": now + period})
-    queue_op(c, transfer_id, "unbond", digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)
+    commit(c, accts, legs, [op_row(transfer_id, "unbond", digest, result)],
+           [(_UNBOND_INSERT, {"id": transfer_id, "provider": provider, "amount": amount_wei, "at": now,
+                              "matures": now + period})])
     return result
 
 
@@ -113,12 +111,8 @@ def complete_unbond(s: Session, transfer_id: str, provider: str, now_s: float) -
     total = sum(int(r[1]) for r in matured)
     result = UnbondCompletion(transfer_id, provider, total, [r[0] for r in matured])
     legs = legs_of(transfer_id, [(hold, dest, total, "unbonded")])
-    deltas = simulate(c, accts, legs)
-    c.s.execute(text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id"),
-                [{"by": transfer_id, "id": r[0]} for r in matured])
-    queue_op(c, transfer_id, "complete_unbond", digest, result)
-    c.legs.extend(legs)
-    flush(c, deltas)
+    commit(c, accts, legs, [op_row(transfer_id, "complete_unbond", digest, result)],
+           [(_UNBOND_COMPLETE, [{"by": transfer_id, "id": r[0]} for r in matured])])
     return result
 
 

@@ -15,8 +15,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from market.ledger._checks import SEP, check_id
-from market.ledger._ops import Ctx, Leg, check_amount, commit_op, ctx, flush, legs_of, lock_accounts, max_wei, \
-    replay, simulate
+from market.ledger._ops import Ctx, Leg, check_amount, commit, ctx, legs_of, lock_accounts, max_wei, op_row, replay
 from market.ledger.accounts import WORLD_ACCOUNT
 from market.ledger.errors import IdempotencyConflict, InvalidArgument
 from market.ledger.models import ID_LEN
@@ -87,7 +86,7 @@ def transfer(s: Session, transfer_id: str, debit_account_id: str, credit_account
         return Receipt(**done)
     receipt = Receipt(transfer_id, kind, debit_account_id, credit_account_id, amount_wei)
     legs = legs_of(transfer_id, [(debit_account_id, credit_account_id, amount_wei, kind)], job_id)
-    commit_op(c, accts, transfer_id, kind, digest, legs, receipt)
+    commit(c, accts, legs, [op_row(transfer_id, kind, digest, receipt)])
     return receipt
 
 
@@ -178,9 +177,6 @@ def post_batch(s: Session, transfers: Sequence[TransferSpec]) -> BatchResult:
     todo = [x for x in fresh if x.transfer_id not in done]
     legs = [Leg(x.transfer_id, 0, x.debit_account_id, x.credit_account_id, x.amount_wei, x.kind, x.job_id)
             for x in todo]
-    deltas = simulate(c, accts, legs)
-    c.ops = [(x.transfer_id, x.kind, digests[x.transfer_id][1], None) for x in todo]
-    c.legs = legs
-    flush(c, deltas)
+    commit(c, accts, legs, [(x.transfer_id, x.kind, digests[x.transfer_id][1], None) for x in todo])
     return BatchResult(applied=len(todo), replayed=len(transfers) - len(todo))
 
