@@ -3,7 +3,7 @@
 A job moves ``open -> assigned -> running -> verified -> paid -> settled``; a failure
 (timeout, node death, failed verification, slashed provider) sends it back to ``open`` for
 re-auction with its remaining budget, until its deadline or attempt limit makes it ``failed``.
-A client may ``cancel`` an open job. Lifecycles as ``str`` Enums with one pure transition
+A client may ``cancel`` a job until a result is accepted (``open``, ``assigned``, ``running``). Lifecycles as ``str`` Enums with one pure transition
 function, as Ray Serve does for its deployments.
 """
 
@@ -66,8 +66,10 @@ _TRANSITIONS: dict[tuple[JobStatus, JobEvent], JobStatus] = {
     (JobStatus.OPEN, JobEvent.CANCEL): JobStatus.CANCELLED,
     (JobStatus.ASSIGNED, JobEvent.STARTED): JobStatus.RUNNING,
     (JobStatus.ASSIGNED, JobEvent.FAULT): JobStatus.OPEN,
+    (JobStatus.ASSIGNED, JobEvent.CANCEL): JobStatus.CANCELLED,  # lease revoked, full refund (exchange service)
     (JobStatus.RUNNING, JobEvent.VERIFIED): JobStatus.VERIFIED,
     (JobStatus.RUNNING, JobEvent.FAULT): JobStatus.OPEN,
+    (JobStatus.RUNNING, JobEvent.CANCEL): JobStatus.CANCELLED,
     (JobStatus.VERIFIED, JobEvent.PAID): JobStatus.PAID,
     (JobStatus.PAID, JobEvent.SETTLED): JobStatus.SETTLED,
     (JobStatus.SETTLED, JobEvent.UNSETTLED): JobStatus.PAID,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from market.db.base import Base, Wei, WeiType
@@ -25,6 +25,9 @@ class ProviderRecord(Base):
         speed: benchmarked speed factor (1.0 = the reference machine).
         reputation: 0..1, lowered by faults.
         node_id: the Ray node id it runs on, when known.
+        last_seen_at: last signed heartbeat or poll (Unix s); online = seen within the lease time.
+        draining: finishing its leases, taking no new ones.
+        ray_address: the provider's own Ray cluster (informational; the exchange never connects to it).
     """
 
     __tablename__ = "providers"
@@ -43,6 +46,9 @@ class ProviderRecord(Base):
     active: Mapped[bool] = mapped_column(default=True)
     registered_at: Mapped[float]
     hardware: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_seen_at: Mapped[Optional[float]]
+    draining: Mapped[bool] = mapped_column(default=False)
+    ray_address: Mapped[Optional[str]] = mapped_column(String(256))
 
     __table_args__ = (
         CheckConstraint("cpus >= 0", name="cpus_nonnegative"),
@@ -129,3 +135,90 @@ class RoundRecord(Base):
     n_matched: Mapped[int]
 
     __table_args__ = (Index("ix_rounds_at_s", "at_s"),)
+
+
+# --------------------------------------------------------------------------- the exchange service (0004)
+
+
+class LeaseRecord(Base):
+    """One assignment of a job to a provider, valid until ``expires_at`` (heartbeats extend it).
+
+    Attributes:
+        lease_id: random id; job_id, provider, attempt: what is leased to whom (the job's attempt number).
+        status: ``assigned`` (matched, not yet polled) | ``running`` (delivered) | ``completed`` (paid) |
+            ``rejected`` (result failed verification) | ``failed`` (given back) | ``expired`` | ``revoked``
+            (the client cancelled).
+        created_at, expires_at, delivered_at, closed_at: Unix seconds.
+        outcome: the answer given to ``complete`` / ``fail`` (returned again on a retry), JSON.
+    """
+
+    __tablename__ = "leases"
+
+    lease_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    provider: Mapped[str] = mapped_column(ForeignKey("providers.name"))
+    attempt: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    price_wei: Mapped[Wei]
+    created_at: Mapped[float]
+    expires_at: Mapped[float]
+    delivered_at: Mapped[Optional[float]]
+    closed_at: Mapped[Optional[float]]
+    outcome: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_leases_provider_status", "provider", "status"),
+        Index("ix_leases_status_expires_at", "status", "expires_at"),
+        CheckConstraint(
+            "status in ('assigned','running','completed','rejected','failed','expired','revoked')",
+            name="status_known",
+        ),
+    )
+
+
+class RequestNonce(Base):
+    """A signed request's nonce, stored with the request's effects: a replay finds it and is refused.
+
+    Rows whose ``expiry`` has passed may be pruned (an expired request is refused anyway).
+    """
+
+    __tablename__ = "request_nonces"
+
+    signer: Mapped[str] = mapped_column(String(42), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(20), primary_key=True)  # decimal, [1, 2**64)
+    action: Mapped[str] = mapped_column(String(32))
+    expiry: Mapped[float] = mapped_column(index=True)
+    at_s: Mapped[float]
+
+
+class JobBlob(Base):
+    """A job's input (``name='input'``) or verified result (``name='result'``) bytes."""
+
+    __tablename__ = "job_blobs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class JobLogLine(Base):
+    """One log line a provider uploaded for a job (``raymarket logs JOB``)."""
+
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    lease_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(64))
+    at_s: Mapped[float]
+    line: Mapped[str] = mapped_column(String(2000))
+
+
+class ServiceMeta(Base):
+    """The service's remembered facts (``settlement_contract``, ``chain_id``, ``deploy_block``)."""
+
+    __tablename__ = "service_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

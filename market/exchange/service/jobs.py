@@ -1,0 +1,159 @@
+"""Client actions on jobs: submit (escrow), cancel (refund), balance. Each takes the open transaction first.
+
+Cancel rule: before a result is accepted a client may cancel. ``open``: the escrow comes back in full.
+``assigned`` / ``running``: the provider's lease is revoked (its heartbeat reports the job in ``revoked``, an
+upload is refused with ``conflict``), its collateral is released (no fault of its own), the escrow comes back
+in full and the provider is not paid for partial work. ``verified`` and later: refused (``conflict``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from market import exchange as ex
+from market import ledger
+from market.core.jobs import JobEvent, JobStatus, transition
+from market.core.tickets import (TicketInputError, hex32, inference_input_hash, proof_input_hash, proof_ticket,
+                                 sentences_from_text)
+from market.db.models import JobBlob, JobEventRecord, JobRecord, LeaseRecord
+from market.exchange.service.config import ServiceConfig
+from market.exchange.service.errors import ServiceError, conflict, invalid, not_found, not_owner
+from market.protocol import ErrorCode, JobSpecIn
+
+CANCELLABLE = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value)
+UNFINISHED = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value, JobStatus.VERIFIED.value)
+#: Reference-machine seconds per sentence embedded, and per proof job (the rounds' duration estimates).
+SENTENCES_PER_S = 20
+PROOF_ESTIMATE_S = 30
+
+
+def decode_input(spec: JobSpecIn, config: ServiceConfig) -> bytes:
+    """The inference input bytes from ``input_b64``.
+
+    Raises:
+        ServiceError: ``too_large`` over ``max_input_bytes``; ``invalid`` not base64, not UTF-8, no sentence.
+    """
+    b64 = spec.input_b64 or ""
+    if len(b64) > config.max_input_bytes * 4 // 3 + 4:
+        raise ServiceError(ErrorCode.TOO_LARGE, f"input over {config.max_input_bytes} bytes", "split the job")
+    try:
+        return base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("spec.input_b64", "not base64") from None
+
+
+def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig) -> tuple[ex.JobSpec, bytes | None]:
+    """The exchange's :class:`JobSpec` for a client's spec, and the input bytes to keep (inference).
+
+    Raises:
+        ServiceError: ``invalid`` / ``too_large`` (see :func:`decode_input`); too many proof rounds.
+    """
+    job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
+    common = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
+                  deadline_s=spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
+                  memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei)
+    if spec.kind == "inference":
+        data = decode_input(spec, config)
+        try:
+            n = len(sentences_from_text(data))
+        except TicketInputError as exc:
+            raise invalid("spec.input_b64", str(exc)) from None
+        params = {"n_sentences": n, "input_bytes": len(data)}
+        return ex.JobSpec(input_hash=hex32(inference_input_hash(data)), params=params,
+                          duration_estimate_s=max(1, n // SENTENCES_PER_S), **common), data
+    if spec.rounds > config.max_proof_rounds:
+        raise invalid("spec.rounds", f"at most {config.max_proof_rounds} rounds")
+    ticket = proof_ticket(int(spec.preimage), spec.rounds, spec.circuit)
+    params = {k: ticket[k] for k in ("circuit", "rounds", "preimage", "public")}
+    input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))
+    return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
+
+
+def submit(s: Session, signer: str, spec_in: JobSpecIn, config: ServiceConfig, now_s: float) -> JobRecord:
+    """Record the job and escrow its max price from the signer's balance (idempotent on the job id).
+
+    Raises:
+        ServiceError: ``conflict`` (id taken by another job or client), ``insufficient_funds``, ``invalid``.
+    """
+    spec, data = job_spec(signer, spec_in, config)
+    existing = s.get(JobRecord, spec.job_id)
+    if existing is not None and existing.client != signer:
+        raise conflict(f"job id {spec.job_id!r} is taken", "pick another job_id (or omit it)")
+    ledger.open_system_accounts(s)
+    ledger.open_client(s, signer)
+    try:
+        job = ex.submit_job(s, spec, now_s=now_s)
+    except ex.InvalidJob as exc:
+        raise conflict(str(exc), "pick another job_id") from None
+    except (ledger.InsufficientFunds, ledger.UnknownAccount):
+        have = ledger.balance(s, ledger.client_account(signer))
+        raise ServiceError(ErrorCode.INSUFFICIENT_FUNDS, f"balance {have} wei < max price {spec.max_price_wei} wei",
+                           "deposit first (development: `raymarket dev` faucet)") from None
+    if data is not None and s.get(JobBlob, (job.job_id, "input")) is None:
+        s.add(JobBlob(job_id=job.job_id, name="input", size_bytes=len(data), data=data))
+    return job
+
+
+def owned_job(s: Session, signer: str, job_id: str) -> JobRecord:
+    """The job, when ``signer`` is its client.
+
+    Raises:
+        ServiceError: ``not_found``, ``not_owner``.
+    """
+    job = s.get(JobRecord, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    if job.client != signer:
+        raise not_owner("job", job_id)
+    return job
+
+
+def record(s: Session, job: JobRecord, event: JobEvent, now_s: float, **detail: object) -> None:
+    """Apply ``event`` (pure transition) and append it to the job's history."""
+    job.status = transition(JobStatus(job.status), event).value
+    job.updated_at = now_s
+    s.add(JobEventRecord(job_id=job.job_id, at_s=now_s, event=event.value, status=job.status, detail=detail))
+
+
+def cancel(s: Session, signer: str, job_id: str, now_s: float | None = None) -> JobRecord:
+    """Cancel under the module's rule: revoke the lease, release collateral, refund the escrow in full.
+
+    Raises:
+        ServiceError: ``not_found``, ``not_owner``, ``conflict`` (already verified, paid or finished).
+    """
+    now_s = time.time() if now_s is None else now_s
+    job = owned_job(s, signer, job_id)
+    if job.status not in CANCELLABLE:
+        raise conflict(f"job {job_id} is {job.status}; only open, assigned or running jobs can be cancelled")
+    revoked = None
+    if job.status != JobStatus.OPEN.value:
+        for lease in s.scalars(select(LeaseRecord).where(LeaseRecord.job_id == job_id,
+                                                         LeaseRecord.status.in_(("assigned", "running")))):
+            lease.status, lease.closed_at, revoked = "revoked", now_s, lease.lease_id
+        if job.collateral_wei > 0:
+            ledger.unlock_collateral(s, f"unlock:{job_id}:{job.attempt}", job.provider, job_id)
+    ledger.void_escrow(s, f"cancel:{job_id}", job_id)
+    record(s, job, JobEvent.CANCEL, now_s, refund_wei=str(job.max_price_wei), revoked_lease=revoked)
+    return job
+
+
+def balance(s: Session, signer: str) -> dict[str, str]:
+    """``{"address", "balance_wei", "escrowed_wei"}``: free balance and the escrow of unfinished jobs (wei)."""
+    try:
+        free = ledger.balance(s, ledger.client_account(signer))
+    except ledger.UnknownAccount:
+        free = 0
+    escrowed = 0
+    for job_id in s.scalars(select(JobRecord.job_id).where(JobRecord.client == signer,
+                                                           JobRecord.status.in_(UNFINISHED))):
+        try:
+            escrowed += ledger.balance(s, ledger.escrow_account(job_id))
+        except ledger.UnknownAccount:
+            pass
+    return {"address": signer, "balance_wei": str(free), "escrowed_wei": str(escrowed)}

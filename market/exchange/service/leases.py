@@ -1,0 +1,105 @@
+"""Leases: every assignment is a lease that expires unless heartbeats (or the first poll) extend it.
+
+``assigned`` (matched in a round) -> ``running`` (delivered by a poll) -> ``completed`` | ``rejected`` |
+``failed`` (given back) | ``expired`` | ``revoked`` (the client cancelled). An expired lease sends its job
+back to the next round without that provider (``fail_job`` with ``wrong_result=False``: infrastructure loss is
+not slashed), until the job's attempts or deadline run out. All functions take the open transaction first.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from market import exchange as ex
+from market.core.tickets import ATTESTATION_KIND, DEV_SETUP_SEED
+from market.db.models import JobBlob, JobRecord, LeaseRecord
+from contracts.attestation import job_id_bytes32
+
+OPEN = ("assigned", "running")
+
+
+def create_leases(s: Session, assignments: Sequence[ex.Assignment], now_s: float, lease_s: float) -> list[str]:
+    """One ``assigned`` lease per assignment, expiring ``lease_s`` seconds from ``now_s``; returns lease ids."""
+    ids = []
+    for a in assignments:
+        job = ex.get_job(s, a.job_id)
+        lease = LeaseRecord(lease_id=f"l-{uuid.uuid4().hex[:24]}", job_id=a.job_id, provider=a.provider,
+                            attempt=job.attempt, status="assigned", price_wei=int(a.price_wei), created_at=now_s,
+                            expires_at=now_s + lease_s)
+        s.add(lease)
+        ids.append(lease.lease_id)
+    s.flush()
+    return ids
+
+
+def claim(s: Session, provider: str, max_leases: int, now_s: float, lease_s: float) -> list[LeaseRecord]:
+    """Deliver up to ``max_leases`` of ``provider``'s ``assigned`` leases: ``running``, expiry renewed, job started."""
+    leases = list(s.scalars(select(LeaseRecord).where(LeaseRecord.provider == provider,
+                                                      LeaseRecord.status == "assigned")
+                            .order_by(LeaseRecord.created_at).limit(max_leases)))
+    for lease in leases:
+        lease.status, lease.delivered_at, lease.expires_at = "running", now_s, now_s + lease_s
+        ex.mark_started(s, lease.job_id, now_s)
+    s.flush()
+    return leases
+
+
+def extend(s: Session, provider: str, job_ids: Sequence[str], now_s: float, lease_s: float) -> tuple[int, list[str]]:
+    """Renew ``provider``'s open leases of ``job_ids`` to ``now_s + lease_s``.
+
+    Returns:
+        (how many were extended, the listed jobs it holds no open lease for: revoked, expired or unknown).
+    """
+    wanted = set(job_ids)
+    leases = list(s.scalars(select(LeaseRecord).where(LeaseRecord.provider == provider,
+                                                      LeaseRecord.status.in_(OPEN))))
+    held = {lease.job_id for lease in leases}
+    for lease in leases:
+        if lease.job_id in wanted:
+            lease.expires_at = now_s + lease_s
+    return len(wanted & held), sorted(wanted - held)
+
+
+def expire(s: Session, now_s: float, max_attempts: int) -> list[str]:
+    """Close every open lease past its expiry and re-auction its job; returns the expired lease ids."""
+    expired = list(s.scalars(select(LeaseRecord).where(LeaseRecord.status.in_(OPEN),
+                                                       LeaseRecord.expires_at < now_s)))
+    for lease in expired:
+        close(s, lease, "expired", now_s, {"status": "expired", "reason": "lease expired"})
+        job = s.get(JobRecord, lease.job_id)
+        if job is not None and job.status in OPEN and job.provider == lease.provider:
+            ex.fail_job(s, job.job_id, reason=f"lease {lease.lease_id} expired (provider {lease.provider} silent)",
+                        wrong_result=False, max_attempts=max_attempts, now_s=now_s)
+    return [lease.lease_id for lease in expired]
+
+
+def close(s: Session, lease: LeaseRecord, status: str, now_s: float, outcome: dict[str, Any]) -> None:
+    """Set the lease's final ``status`` and the ``outcome`` a retried upload gets back."""
+    lease.status, lease.closed_at, lease.outcome = status, now_s, outcome
+
+
+def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
+    """What the runner needs (``market.core.tickets`` shapes): input text, or the proof statement and witness."""
+    params = job.spec["params"]
+    if job.kind == "inference":
+        blob = s.get(JobBlob, (job.job_id, "input"))
+        return {"input_b64": base64.b64encode(blob.data).decode()}
+    return {"circuit": params["circuit"], "rounds": int(params["rounds"]), "preimage": params["preimage"],
+            "public": list(params["public"]), "setup_seed": DEV_SETUP_SEED}
+
+
+def lease_view(s: Session, lease: LeaseRecord, domain: Any) -> dict[str, Any]:
+    """A delivered lease as ``lease.poll`` returns it (ticket and what the attestation must commit to)."""
+    job = ex.get_job(s, lease.job_id)
+    att_domain = {"name": domain.name, "version": domain.version, "chainId": domain.chain_id,
+                  "verifyingContract": domain.verifying_contract}
+    return {"lease_id": lease.lease_id, "job_id": job.job_id, "kind": job.kind, "expires_at": lease.expires_at,
+            "price_wei": str(lease.price_wei),
+            "attestation": {"domain": att_domain, "job_id_bytes32": "0x" + job_id_bytes32(job.job_id).hex(),
+                            "input_hash": job.input_hash, "kind": ATTESTATION_KIND[job.kind]},
+            "ticket": ticket(s, job)}

@@ -1,0 +1,103 @@
+"""The service's background loop: each tick expires leases and deadlines, runs an auction round, submits
+due settlement batches and lets the watcher catch up. Every step is its own transaction, so a kill at any
+point leaves a consistent database, and the next start continues from it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from sqlalchemy import delete, func, select
+
+from market import exchange as ex
+from market.db.models import JobRecord, RequestNonce
+from market.exchange.service import leases, providers
+from market.exchange.service.runtime import Runtime
+
+log = logging.getLogger("raymarket.exchange")
+
+
+def housekeeping(rt: Runtime, now_s: float) -> None:
+    """Refresh which providers are online, expire leases (re-auction) and open jobs past their deadline."""
+    with rt.tx() as s:
+        providers.refresh_active(s, now_s, rt.config.lease_s)
+        expired = leases.expire(s, now_s, rt.settings.max_attempts)
+        ex.expire_jobs(s, now_s)
+    if expired:
+        log.info("leases expired: %s", ", ".join(expired))
+
+
+def auction(rt: Runtime, now_s: float) -> int:
+    """One round over the open jobs and the active providers; a lease per match. Returns the matches."""
+    with rt.read() as s:
+        if not s.scalar(select(func.count()).select_from(JobRecord).where(JobRecord.status == "open")):
+            return 0
+    t0 = time.perf_counter()
+    with rt.tx() as s:
+        assignments, unmatched = ex.run_round(s, f"r-{uuid.uuid4().hex[:12]}", rule=rt.settings.matching_rule,
+                                              now_s=now_s)
+        leases.create_leases(s, assignments, now_s, rt.config.lease_s)
+    rt.metrics.round_seconds.observe(time.perf_counter() - t0)
+    rt.explanations = unmatched
+    if assignments:
+        rt.generation += 1
+    return len(assignments)
+
+
+def settle(rt: Runtime, now_s: float) -> int:
+    """Submit due settlement batches, then apply new chain events (jobs -> ``settled``). Returns batches sent."""
+    with rt.write_lock:
+        sent = rt.settler.flush(now_s=now_s)
+        rt.watcher.poll_once()
+    rt.metrics.batches.inc(len(sent))
+    return len(sent)
+
+
+def prune_nonces(rt: Runtime, now_s: float) -> None:
+    """Delete nonces of requests that expired (a replay of those is refused by its expiry)."""
+    with rt.tx() as s:
+        s.execute(delete(RequestNonce).where(RequestNonce.expiry < now_s - 1))
+
+
+def tick(rt: Runtime, now_s: float | None = None) -> None:
+    """One pass of every step (errors are logged; the next tick retries)."""
+    now_s = time.time() if now_s is None else now_s
+    for step in (housekeeping, auction, settle):
+        try:
+            step(rt, now_s)
+        except Exception:  # the loop must survive a failing step (chain down, lock timeout)
+            log.exception("background step %s failed", step.__name__)
+
+
+class Loop:
+    """Runs :func:`tick` every ``round_interval_s`` seconds in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="raymarket-exchange-loop", daemon=True)
+        self._last_prune = 0.0
+
+    def start(self) -> "Loop":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            tick(self.rt, now)
+            if now - self._last_prune > self.rt.config.nonce_prune_s:
+                self._last_prune = now
+                try:
+                    prune_nonces(self.rt, now)
+                except Exception:
+                    log.exception("nonce pruning failed")
+            self._stop.wait(self.rt.config.round_interval_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop after the current tick (waits up to ``timeout_s`` seconds)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one service (own ``CollectorRegistry``), refreshed from the database at scrape time.
+
+``raymarket_jobs{status}``, ``raymarket_providers_online``, ``raymarket_leases_open``,
+``raymarket_ledger_balance_wei{kind}`` (gauges, from the database); ``raymarket_round_seconds`` (histogram,
+observed by the background loop); ``raymarket_settlement_batches_total`` (counter of submitted batches).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from market.core.jobs import JobStatus
+from market.db.models import JobRecord, LeaseRecord, ProviderRecord
+from market.ledger.models import Account
+
+ROUND_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The service's metrics (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.jobs = Gauge("raymarket_jobs", "Jobs by status", ["status"], registry=r)
+        self.providers_online = Gauge("raymarket_providers_online", "Providers seen within the lease time",
+                                      registry=r)
+        self.leases_open = Gauge("raymarket_leases_open", "Leases assigned or running", registry=r)
+        self.balance = Gauge("raymarket_ledger_balance_wei", "Sum of ledger balances by account kind (wei)",
+                             ["kind"], registry=r)
+        self.round_seconds = Histogram("raymarket_round_seconds", "Wall time of one auction round (s)",
+                                       buckets=ROUND_BUCKETS_S, registry=r)
+        self.batches = Counter("raymarket_settlement_batches_total", "Settlement batches submitted", registry=r)
+
+    def refresh(self, s: Session) -> None:
+        """Read the gauges' values from the database."""
+        counts = dict(s.execute(select(JobRecord.status, func.count()).group_by(JobRecord.status)).all())
+        for status in JobStatus:
+            self.jobs.labels(status=status.value).set(counts.get(status.value, 0))
+        self.providers_online.set(s.scalar(select(func.count()).select_from(ProviderRecord)
+                                           .where(ProviderRecord.active.is_(True))) or 0)
+        self.leases_open.set(s.scalar(select(func.count()).select_from(LeaseRecord)
+                                      .where(LeaseRecord.status.in_(("assigned", "running")))) or 0)
+        for kind, total in s.execute(select(Account.kind, func.sum(Account.balance_wei)).group_by(Account.kind)):
+            self.balance.labels(kind=kind).set(float(total or 0))
+
+    def render(self, s: Session) -> bytes:
+        """Refresh, then the Prometheus text exposition."""
+        self.refresh(s)
+        return generate_latest(self.registry)

@@ -1,0 +1,78 @@
+"""Provider actions: register (a name belongs to the first address that registered it), presence (signed
+heartbeats and polls), and which providers take part in rounds (online and not draining)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from market import exchange as ex
+from market import ledger
+from market.db.models import ProviderRecord
+from market.exchange.service.errors import ServiceError, not_found, not_owner
+from market.protocol import ErrorCode, RegisterPayload
+
+
+def register(s: Session, signer: str, p: RegisterPayload, now_s: float) -> ProviderRecord:
+    """Record (or update) ``p.name``'s offer; no bond moves here (bond comes from the dev faucet for now).
+
+    Raises:
+        ServiceError: ``name_taken`` when another address registered ``p.name``.
+    """
+    rec = s.get(ProviderRecord, p.name)
+    if rec is not None and rec.address != signer:
+        raise ServiceError(ErrorCode.NAME_TAKEN, f"provider name {p.name!r} belongs to {rec.address}",
+                           "pick another --name")
+    o = p.offer
+    offer = ex.ProviderOffer(name=p.name, address=signer, cpus=o.cpus, memory_bytes=o.memory_bytes,
+                             price_per_cpu_s_wei=o.price_per_cpu_s_wei, bond_wei=0, gpus=o.gpus,
+                             gpu_model=o.gpu_model, price_per_gpu_s_wei=o.price_per_gpu_s_wei, speed=o.speed,
+                             hardware=p.hardware)
+    rec = ex.register_provider(s, offer, now_s=now_s)
+    rec.last_seen_at, rec.draining, rec.ray_address = now_s, False, p.ray_address
+    return rec
+
+
+def owned(s: Session, signer: str, name: str) -> ProviderRecord:
+    """Provider ``name`` when ``signer`` is its address.
+
+    Raises:
+        ServiceError: ``not_found`` (register first), ``not_owner``.
+    """
+    rec = s.get(ProviderRecord, name)
+    if rec is None:
+        raise not_found("provider", name)
+    if rec.address != signer:
+        raise not_owner("provider", name)
+    return rec
+
+
+def seen(rec: ProviderRecord, now_s: float, draining: bool | None = None) -> None:
+    """A signed request from the provider arrived at ``now_s``: it is online (and draining, when said)."""
+    rec.last_seen_at = now_s
+    if draining is not None:
+        rec.draining = draining
+    rec.active = not rec.draining
+
+
+def refresh_active(s: Session, now_s: float, lease_s: float) -> int:
+    """Offer only providers seen within ``lease_s`` seconds and not draining; returns how many are active."""
+    n = 0
+    for rec in s.scalars(select(ProviderRecord)):
+        active = rec.last_seen_at is not None and now_s - rec.last_seen_at <= lease_s and not rec.draining
+        if rec.active != active:
+            rec.active = active
+        n += active
+    return n
+
+
+def faucet_bond(s: Session, signer: str, name: str, amount_wei: int, tag: str) -> int:
+    """Development only: deposit and bond ``amount_wei`` for the signer's provider ``name``; returns its free bond.
+
+    Raises:
+        ServiceError: ``not_found``, ``not_owner``.
+    """
+    owned(s, signer, name)
+    ledger.deposit(s, f"faucet-bond-deposit:{tag}", ledger.provider_account(name), amount_wei)
+    ledger.bond(s, f"faucet-bond:{tag}", name, amount_wei)
+    return ledger.balance(s, ledger.bond_account(name))

@@ -1,0 +1,101 @@
+"""What the service holds while it runs: the engine, the chain and contract, the settler and watcher,
+the request domain, the metrics, and the locks. Built once by :func:`open_runtime`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from market import exchange as ex
+from market.db.base import make_engine
+from market.db.migrate import upgrade
+from market.db.models import LeaseRecord
+from market.exchange.service.chain_setup import ChainSetup, setup_chain
+from market.exchange.service.config import ServiceConfig
+from market.exchange.service.metrics import Metrics
+from market.protocol import ExchangeDomain
+from market.settlement.batching import BatchingPolicy, Settler
+from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
+
+OPEN_LEASE = ("assigned", "running")
+
+
+@dataclass
+class Runtime:
+    """The running service's state (everything durable is in the database).
+
+    Attributes:
+        settings: :class:`market.settings.Settings`; config: :class:`ServiceConfig`; engine: the database;
+        chain: :class:`ChainSetup`; settler, watcher: settlement; domain: the request EIP-712 domain;
+        metrics: :class:`Metrics`; write_lock: serialises this process's write transactions;
+        generation: bumped when new leases exist (long-polls wake on it); explanations: job id -> why unmatched.
+    """
+
+    settings: Any
+    config: ServiceConfig
+    engine: Engine
+    chain: ChainSetup
+    settler: Settler
+    watcher: Watcher
+    domain: ExchangeDomain
+    metrics: Metrics
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
+    generation: int = 0
+    explanations: dict[str, str] = field(default_factory=dict)
+    verifying_keys: dict[int, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """One write transaction (serialised in this process): commits on success, rolls back on any error."""
+        with self.write_lock, Session(self.engine) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session."""
+        with Session(self.engine) as s:
+            yield s
+
+    @property
+    def attestation_domain(self) -> Any:
+        """The Settlement contract's EIP-712 domain providers sign attestations under."""
+        return self.chain.contract.domain
+
+    def close(self) -> None:
+        """Dispose of the engine."""
+        self.engine.dispose()
+
+
+def open_runtime(settings: Any, config: ServiceConfig) -> Runtime:
+    """Migrate the database, open the engine, set up the chain and contract, settlement and watcher, and give
+    every open lease a fresh ``lease_s`` (the service was down: providers' work is not lost for that).
+
+    Raises:
+        contracts.errors.ChainUnreachable, ValueError (see :func:`setup_chain`).
+    """
+    url = settings.resolved_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    chain = setup_chain(engine, settings.rpc_url, config.contract, config.operator_key)
+    policy = BatchingPolicy(max_batch_size=settings.settlement_batch_size, window_s=settings.settlement_window_s)
+    settler = Settler(engine, chain.contract, chain.operator_key, policy)
+    hooks = ex.register_settlement_hooks(WatcherHooks())
+    watcher = Watcher(chain.contract, engine, WatcherConfig(from_block=chain.from_block,
+                                                            confirmations=settings.confirmations), hooks)
+    domain = ExchangeDomain(chainId=chain.chain.chain_id, verifyingContract=chain.contract.address)
+    rt = Runtime(settings, config, engine, chain, settler, watcher, domain, Metrics())
+    _grace_open_leases(rt, time.time())
+    return rt
+
+
+def _grace_open_leases(rt: Runtime, now_s: float) -> None:
+    with rt.tx() as s:
+        for lease in s.scalars(select(LeaseRecord).where(LeaseRecord.status.in_(OPEN_LEASE))):
+            lease.expires_at = max(lease.expires_at, now_s + rt.config.lease_s)

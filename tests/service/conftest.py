@@ -1,0 +1,54 @@
+"""Fixtures of the service tests: the real service on SQLite + in-process EVM (thread) with funded parties."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+
+from market.core.tickets import DEV_SETUP_SEED
+from market.client import Client, ProviderClient
+from market.exchange.service import ServiceConfig
+from market.settings import Settings
+from tests.service.harness import ThreadService
+
+ROUNDS = 4  # MiMC-7 rounds of the test proof jobs: the flow, not the prover, is under test
+
+
+def new_key() -> str:
+    """A fresh throwaway private key (test only)."""
+    return Account.create().key.hex()
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory):
+    """The dev proving key of the test circuit, built once, and the prover compiled (warm)."""
+    from tests.service.harness import run_lease
+
+    path = tmp_path_factory.mktemp("keys")
+    run_lease({"kind": "proof", "ticket": {"preimage": "1", "rounds": ROUNDS, "setup_seed": DEV_SETUP_SEED}}, path)
+    return path
+
+
+@pytest.fixture
+def service(tmp_path, keys_dir):
+    """The service on SQLite + the in-process EVM, dev mode, short leases (3 s) and a fast loop."""
+    settings = Settings(data_dir=tmp_path / "data", settlement_window_s=1.0, max_attempts=3)
+    svc = ThreadService(settings, ServiceConfig(lease_s=3.0, round_interval_s=0.1, dev=True)).start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def parties(service):
+    """A funded client and two registered, bonded providers (p1 cheaper than p2)."""
+    client = Client(service.url, new_key())
+    client.faucet(10**18)
+    provs = {}
+    for name, price in (("p1", 10**9), ("p2", 2 * 10**9)):
+        key = new_key()
+        pc = ProviderClient(service.url, key)
+        pc.register(name, offer={"price_per_cpu_s_wei": price, "cpus": 4, "gpus": 0, "gpu_model": None,
+                                 "memory_bytes": 8 * 2**30, "speed": 1.0})
+        Client(service.url, key).faucet(0, bond_wei=10**17, provider_name=name)
+        provs[name] = (pc, key)
+    return client, provs
