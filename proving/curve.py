@@ -53,6 +53,34 @@ def g2_affine(p: G2Point | Sequence[Sequence[int]]) -> G2Affine:
     return ((x0, x1), (y0, y1))
 
 
+# ---------------------------------------------------------------- curve equations ----
+
+_Q = FQ.modulus
+#: G1 curve coefficient: ``y^2 = x^3 + 3`` (EIP-196).
+G1_B = 3
+#: G2 twist coefficient ``b' = 3 / (9 + u)`` (EIP-197) as ``(c0, c1)``: ``1/(9+u) = (9-u)/82``.
+G2_B = (27 * pow(82, -1, _Q) % _Q, -3 * pow(82, -1, _Q) % _Q)
+
+
+def g1_on_curve(x: int, y: int) -> bool:
+    """Whether ``(x, y)`` (Fq ints in ``[0, q)``) satisfies ``y^2 = x^3 + 3``."""
+    return (y * y - x * x * x - G1_B) % _Q == 0
+
+
+def g2_on_curve(x: tuple[int, int], y: tuple[int, int]) -> bool:
+    """Whether ``(x, y)`` (Fq2 as ``(c0, c1)``, ``u^2 = -1``) satisfies ``y^2 = x^3 + b'``.
+
+    Checks the curve equation only; subgroup membership is the verifier's check
+    (:func:`proving.groth16.points.check_g2`).
+    """
+    x0, x1 = x
+    y0, y1 = y
+    xx0, xx1 = x0 * x0 - x1 * x1, 2 * x0 * x1
+    x30, x31 = xx0 * x0 - xx1 * x1, xx0 * x1 + xx1 * x0
+    return ((y0 * y0 - y1 * y1 - x30 - G2_B[0]) % _Q == 0
+            and (2 * y0 * y1 - x31 - G2_B[1]) % _Q == 0)
+
+
 # ---------------------------------------------------------------- conversions ----
 
 def g1_to_affine_array(points: Sequence[G1Point]) -> np.ndarray:

@@ -124,14 +124,28 @@ class WitnessError(ProvingError):
 class FormatError(ProvingError):
     """A file (iden3 binary container, snarkjs JSON) is malformed.
 
+    Parsers raise it before allocating anything sized by the file or running any kernel on it:
+    every count, index and size is checked against the header and the bytes actually present.
+
     Attributes:
-        path: the file (or ``"<bytes>"``); reason: what is wrong.
+        path: the file (or ``"<bytes>"``, or a JSON location such as ``"proof.pi_a[0]"``);
+        reason: what is wrong; section: the container section (id, or a name such as
+        ``"header"``), ``None`` when not applicable; field: the offending field of that section
+        (``"n_vars"``, ``"coef[3].constraint"``), ``None`` when not applicable.
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, section: int | str | None = None,
+                 field: str | None = None) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        self.section = section
+        self.field = field
+        where = path
+        if section is not None:
+            where += f": section {section}"
+        if field is not None:
+            where += f" {field}" if section is not None else f": {field}"
+        super().__init__(f"{where}: {reason}")
 
 
 class BackendUnavailable(ProvingError):

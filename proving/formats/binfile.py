@@ -46,8 +46,12 @@ class BinFile:
 def parse(data: bytes, magic: str, *, path: str = "<bytes>") -> BinFile:
     """Parse a container and check its magic.
 
+    Every section header and size is checked against the bytes present before a payload is
+    sliced, and the sections must cover the file exactly (no trailing bytes).
+
     Raises:
-        FormatError: wrong magic or a truncated header/section.
+        FormatError: wrong magic, a section count that cannot fit the file, a truncated
+            header/section, or bytes after the last section.
     """
     if len(data) < 12:
         raise FormatError(path, f"too short ({len(data)} bytes) for an iden3 binary file header")
@@ -55,16 +59,22 @@ def parse(data: bytes, magic: str, *, path: str = "<bytes>") -> BinFile:
     if found != magic:
         raise FormatError(path, f"magic is {found!r}, expected {magic!r}")
     version, n_sections = struct.unpack_from("<II", data, 4)
+    if n_sections * 12 > len(data) - 12:
+        raise FormatError(path, f"{n_sections} sections cannot fit in {len(data)} bytes (12-byte header each)",
+                          section="header", field="n_sections")
     out, pos = BinFile(magic, version, path=path), 12
     for k in range(n_sections):
         if pos + 12 > len(data):
             raise FormatError(path, f"section header {k} is truncated at byte {pos}")
         section_id, size = struct.unpack_from("<IQ", data, pos)
         pos += 12
-        if pos + size > len(data):
+        if size > len(data) - pos:
             raise FormatError(path, f"section {section_id} claims {size} bytes, only {len(data) - pos} left")
         out.sections.setdefault(section_id, []).append(bytes(data[pos : pos + size]))
         pos += size
+    if pos != len(data):
+        raise FormatError(path, f"{len(data) - pos} bytes after the last of {n_sections} sections",
+                          section="header", field="n_sections")
     return out
 
 
@@ -94,14 +104,41 @@ def write(path: str | Path, magic: str, version: int, sections: list[tuple[int, 
 
 
 class Reader:
-    """Sequential little-endian reader over one section's payload."""
+    """Sequential little-endian reader over one section's payload.
+
+    Every read is bounds-checked; :meth:`expect` checks a count read from the file against
+    the bytes left BEFORE the caller loops or allocates on it.
+    """
 
     def __init__(self, data: bytes, *, path: str = "<bytes>", section: int = 0) -> None:
         self.data, self.pos, self.path, self.section = data, 0, path, section
 
+    def error(self, field: str | None, reason: str) -> FormatError:
+        """A :class:`FormatError` naming this reader's file and section and ``field``."""
+        return FormatError(self.path, reason, section=self.section, field=field)
+
+    def remaining(self) -> int:
+        """Bytes not read yet."""
+        return len(self.data) - self.pos
+
+    def expect(self, count: int, item_size: int, field: str, *, exact: bool = False) -> int:
+        """Check that ``count`` items of ``item_size`` bytes fit in (``exact``: fill) the rest.
+
+        Returns ``count``.
+
+        Raises:
+            FormatError: they do not, naming ``field``.
+        """
+        need = count * item_size
+        if need > self.remaining() or (exact and need != self.remaining()):
+            rel = "exactly " if exact else ""
+            raise self.error(field, f"{count} items of {item_size} bytes need {need} bytes, the section has "
+                                    f"{rel}{self.remaining()} left")
+        return count
+
     def _take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
-            raise FormatError(self.path, f"section {self.section} is truncated (needs {n} bytes at offset {self.pos})")
+            raise self.error(None, f"truncated (needs {n} bytes at offset {self.pos}, has {self.remaining()})")
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
@@ -125,6 +162,15 @@ class Reader:
     def at_end(self) -> bool:
         """Whether the whole payload has been consumed."""
         return self.pos == len(self.data)
+
+    def end(self, what: str) -> None:
+        """Require the whole payload to be consumed.
+
+        Raises:
+            FormatError: bytes are left after ``what``.
+        """
+        if not self.at_end():
+            raise self.error(None, f"{self.remaining()} bytes left after {what}")
 
 
 def le(value: int, n8: int) -> bytes:

@@ -22,40 +22,75 @@ from proving.field import FR_MODULUS
 from proving.formats.binfile import BinFile, Reader, build, le, read
 from proving.r1cs import R1CS, Constraint, Terms
 
+N8 = 32
 
-def _read_lc(rd: Reader, n8: int, n_wires: int, path: str) -> Terms:
+
+def _read_lc(rd: Reader, n8: int, n_wires: int, where: str) -> Terms:
+    n_terms = rd.expect(rd.u32(), 4 + n8, f"{where}.n_terms")
     terms = []
-    for _ in range(rd.u32()):
+    for k in range(n_terms):
         wire, coeff = rd.u32(), rd.bigint(n8)
         if wire >= n_wires:
-            raise FormatError(path, f"constraint refers to wire {wire} >= n_wires {n_wires}")
-        terms.append((wire, coeff % FR_MODULUS))
+            raise rd.error(f"{where}[{k}].wire", f"constraint refers to wire {wire} >= n_wires {n_wires}")
+        if coeff >= FR_MODULUS:
+            raise rd.error(f"{where}[{k}].coefficient", "not reduced mod r")
+        terms.append((wire, coeff))
     return tuple(terms)
+
+
+def _read_header(f: BinFile) -> tuple[int, int, int]:
+    """``(n_wires, n_public, m_constraints)`` of section 1, checked against each other.
+
+    Raises:
+        FormatError: another prime, ``n8 != 32``, ``1 + outputs + inputs > n_wires``, no constraints.
+    """
+    hd = Reader(f.section(1), path=f.path, section=1)
+    if (n8 := hd.u32()) != N8:
+        raise hd.error("n8", f"{n8}, expected 32 (BN254's r; circom --prime bn128)")
+    prime = hd.bigint(n8)
+    if prime != FR_MODULUS:
+        raise FormatError(f.path, f"circuit field is {prime}, expected BN254's r (circom --prime bn128)",
+                          section=1, field="prime")
+    n_wires, n_out, n_in, n_prv = hd.u32(), hd.u32(), hd.u32(), hd.u32()
+    hd.u64()  # n_labels: only the .sym file needs them
+    m = hd.u32()
+    hd.end("the header")
+    if 1 + n_out + n_in + n_prv > n_wires:
+        raise hd.error("n_wires", f"{n_wires} wires cannot hold the constant, {n_out} outputs, {n_in} public and "
+                                  f"{n_prv} private inputs")
+    if m < 1:
+        raise hd.error("m_constraints", "0 constraints: every witness would satisfy the circuit")
+    return n_wires, n_out + n_in, m
 
 
 def r1cs_from_binfile(f: BinFile) -> R1CS:
     """Build an :class:`R1CS` from a parsed ``.r1cs`` container.
 
+    Counts are checked against the header and the section sizes before anything is read:
+    ``m_constraints >= 1`` constraints must fill section 2 exactly (at least 12 bytes each),
+    every term count fits the bytes left, every wire ``< n_wires`` and coefficient ``< r``,
+    ``1 + n_pub_out + n_pub_in + n_prv_in <= n_wires``, and section 3 (when present) holds
+    exactly ``n_wires`` labels.
+
     Raises:
-        FormatError: a prime other than BN254's r, custom gates, or malformed sections.
+        FormatError: naming the section and field: a prime other than BN254's r, custom
+            gates, or malformed sections.
     """
-    hd = Reader(f.section(1), path=f.path, section=1)
-    n8 = hd.u32()
-    prime = hd.bigint(n8)
-    if prime != FR_MODULUS:
-        raise FormatError(f.path, f"circuit field is {prime}, expected BN254's r (circom --prime bn128)")
-    n_wires, n_out, n_in = hd.u32(), hd.u32(), hd.u32()
-    hd.u32()  # n_prv_in: private inputs are ordinary private signals here
-    hd.u64()  # n_labels: only the .sym file needs them
-    m = hd.u32()
+    if f.version != 1:
+        raise FormatError(f.path, f"version {f.version}, expected 1", section="header", field="version")
+    n_wires, n_public, m = _read_header(f)
     if f.sections.get(4) or f.sections.get(5):
         raise FormatError(f.path, "custom gates (sections 4/5) are PLONK-only; compile without them for Groth16")
     rd = Reader(f.section(2), path=f.path, section=2)
+    rd.expect(m, 3 * 4, "m_constraints")
     rows = []
-    for _ in range(m):
-        a, b, c = (_read_lc(rd, n8, n_wires, f.path) for _ in range(3))
+    for j in range(m):
+        a, b, c = (_read_lc(rd, N8, n_wires, f"constraint[{j}].{abc}") for abc in "abc")
         rows.append(Constraint(a, b, c))
-    return R1CS(n_wires, n_out + n_in, tuple(rows))
+    rd.end(f"m_constraints = {m} constraints")
+    if f.sections.get(3):
+        Reader(f.section(3), path=f.path, section=3).expect(n_wires, 8, "n_wires labels", exact=True)
+    return R1CS(n_wires, n_public, tuple(rows))
 
 
 def read_r1cs(path: str | Path) -> R1CS:

@@ -6,8 +6,10 @@ form with ``z = "1"`` (G1 ``[x, y, "1"]``, G2 ``[[x0, x1], [y0, y1], ["1", "0"]]
 ``(c0, c1)`` order); ``"protocol": "groth16"``, ``"curve": "bn128"``.
 
 On reading, ``z = 0`` is the point at infinity and another ``z`` is undone as ffjavascript's
-Jacobian coordinates (``x / z^2, y / z^3``). Out-of-range integers are kept, so that the
-verifier reports them as :class:`proving.errors.FieldElementOutOfRange`.
+Jacobian coordinates (``x / z^2, y / z^3``). Readers check everything the format fixes and
+raise :class:`proving.errors.FormatError` naming the field: decimal strings only, every
+coordinate ``< q``, every public signal ``< r``, every point on its curve (G2 subgroup
+membership is left to the verifier, :func:`proving.groth16.points.check_g2`).
 
 ``vk_alphabeta_12 = e(alpha, beta)`` is written in snarkjs's tower layout
 (``Fq12 = Fq6[w]/(w^2 - v)``, ``Fq6 = Fq2[v]/(v^3 - (9 + u))``) and with snarkjs's pairing
@@ -25,9 +27,9 @@ from typing import Any
 
 from py_ecc import optimized_bn128 as bn
 
-from proving.curve import G1Point, G2Point
+from proving.curve import G1Point, G2Point, g1_on_curve, g2_on_curve
 from proving.errors import FormatError
-from proving.field import FQ_MODULUS
+from proving.field import FQ_MODULUS, FR_MODULUS
 from proving.groth16.keys import Proof, VerifyingKey
 from proving.groth16.points import to_pyecc_g1, to_pyecc_g2
 
@@ -38,15 +40,21 @@ BN_X = 4965661367192848881
 SNARKJS_GT_EXPONENT = 2 * BN_X * (6 * BN_X * BN_X + 3 * BN_X + 1)
 
 
-def _int(where: str, value: Any) -> int:
+def _int(where: str, value: Any, modulus: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise FormatError(where, f"expected a decimal string, got {type(value).__name__}")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        what = "a negative integer" if value[1:].isdigit() and value[:1] == "-" else "not a decimal integer"
+        raise FormatError(where, f"{value[:80]!r} is {what} (expected digits 0-9 only)")
     try:
         out = int(value, 10) if isinstance(value, str) else value
-    except ValueError:
-        raise FormatError(where, f"{value!r} is not a decimal integer") from None
+    except ValueError as e:  # more digits than int() converts (sys.int_info.str_digits_check_threshold)
+        raise FormatError(where, f"not a usable decimal integer: {e}") from None
     if out < 0:
         raise FormatError(where, f"negative integer {out}")
+    if modulus is not None and out >= modulus:
+        shown = str(out) if out < 10**90 else f"{str(out)[:20]}...({len(str(out))} digits)"
+        raise FormatError(where, f"{shown} is not a field element (must be < {modulus})")
     return out
 
 
@@ -57,18 +65,24 @@ def _list(where: str, value: Any, length: int) -> list:
 
 
 def g1_from_json(where: str, value: Any) -> G1Point:
-    """``[x, y, z]`` decimal strings -> affine G1 point (``z = 0``: infinity)."""
-    x, y, z = (_int(f"{where}[{i}]", v) for i, v in enumerate(_list(where, value, 3)))
-    if z % Q == 0:
+    """``[x, y, z]`` decimal strings (each ``< q``) -> affine G1 point (``z = 0``: infinity).
+
+    Raises:
+        FormatError: wrong shape, a non-decimal or out-of-range coordinate, a point off the curve.
+    """
+    x, y, z = (_int(f"{where}[{i}]", v, Q) for i, v in enumerate(_list(where, value, 3)))
+    if z == 0:
         return None
-    if z == 1:
-        return (x, y)
-    zi = pow(z, -1, Q)
-    return (x * zi * zi % Q, y * zi * zi * zi % Q)
+    if z != 1:
+        zi = pow(z, -1, Q)
+        x, y = x * zi * zi % Q, y * zi * zi * zi % Q
+    if not g1_on_curve(x, y):
+        raise FormatError(where, "G1 point is not on the curve y^2 = x^3 + 3")
+    return (x, y)
 
 
 def _fq2(where: str, value: Any) -> tuple[int, int]:
-    c0, c1 = (_int(f"{where}[{i}]", v) for i, v in enumerate(_list(where, value, 2)))
+    c0, c1 = (_int(f"{where}[{i}]", v, Q) for i, v in enumerate(_list(where, value, 2)))
     return (c0, c1)
 
 
@@ -82,15 +96,22 @@ def _fq2_inv(a: tuple[int, int]) -> tuple[int, int]:
 
 
 def g2_from_json(where: str, value: Any) -> G2Point:
-    """``[[x0, x1], [y0, y1], [z0, z1]]`` -> affine G2 point (``z = 0``: infinity)."""
+    """``[[x0, x1], [y0, y1], [z0, z1]]`` (each ``< q``) -> affine G2 point (``z = 0``: infinity).
+
+    Raises:
+        FormatError: wrong shape, a non-decimal or out-of-range coordinate, a point off the
+            twist (subgroup membership is the verifier's check).
+    """
     x, y, z = (_fq2(f"{where}[{i}]", v) for i, v in enumerate(_list(where, value, 3)))
-    if z[0] % Q == 0 and z[1] % Q == 0:
+    if z == (0, 0):
         return None
-    if z == (1, 0):
-        return (x, y)
-    zi = _fq2_inv(z)
-    zi2 = _fq2_mul(zi, zi)
-    return (_fq2_mul(x, zi2), _fq2_mul(y, _fq2_mul(zi2, zi)))
+    if z != (1, 0):
+        zi = _fq2_inv(z)
+        zi2 = _fq2_mul(zi, zi)
+        x, y = _fq2_mul(x, zi2), _fq2_mul(y, _fq2_mul(zi2, zi))
+    if not g2_on_curve(x, y):
+        raise FormatError(where, "G2 point is not on the twist curve y^2 = x^3 + 3/(9+u)")
+    return (x, y)
 
 
 def g1_to_json(p: G1Point) -> list[str]:
@@ -136,10 +157,14 @@ def proof_to_json(proof: Proof) -> dict:
 
 
 def public_from_json(obj: Any, *, where: str = "public") -> list[int]:
-    """Public signals from a parsed ``public.json`` list of decimal strings."""
+    """Public signals from a parsed ``public.json`` list of decimal strings.
+
+    Raises:
+        FormatError: not a list, or an entry that is not a decimal Fr element (``< r``).
+    """
     if not isinstance(obj, list):
         raise FormatError(where, "expected a JSON list of decimal strings")
-    return [_int(f"{where}[{i}]", v) for i, v in enumerate(obj)]
+    return [_int(f"{where}[{i}]", v, FR_MODULUS) for i, v in enumerate(obj)]
 
 
 def public_to_json(public_inputs: Sequence[int]) -> list[str]:
@@ -191,11 +216,26 @@ def vk_to_json(vk: VerifyingKey, *, with_alphabeta: bool = True) -> dict:
     return out
 
 
+def loads(text: str | bytes, *, where: str = "<json>") -> Any:
+    """Parse JSON text from an untrusted source.
+
+    Raises:
+        FormatError: not UTF-8, not valid JSON, nested too deeply, or an integer literal too
+            long to convert.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(where, f"not valid JSON: {e}") from None
+    except ValueError as e:  # UnicodeDecodeError, int digits limit
+        raise FormatError(where, f"not usable JSON: {e}") from None
+    except RecursionError:
+        raise FormatError(where, "JSON nested too deeply") from None
+
+
 def _load(path: str | Path) -> Any:
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e:
-        raise FormatError(str(path), f"not valid JSON: {e}") from None
+        return loads(Path(path).read_bytes(), where=str(path))
     except OSError as e:
         raise FormatError(str(path), f"cannot read: {e.strerror}") from None
 

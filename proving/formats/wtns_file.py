@@ -16,29 +16,44 @@ from proving.field import FR_MODULUS
 from proving.formats.binfile import Reader, build, le, parse
 
 WTNS_VERSION = 2
+N8 = 32
 
 
 def parse_wtns(data: bytes, *, path: str = "<bytes>") -> list[int]:
     """Witness values from ``.wtns`` bytes.
 
+    ``n8`` must be 32 and the prime BN254's r; ``n_witness`` values must fill section 2
+    exactly (checked before any is read), each ``< r``, and ``w[0] = 1``.
+
     Raises:
-        FormatError: bad container, a prime other than BN254's r, or values out of range.
+        FormatError: naming the section and field: bad container, another prime, a count
+            that does not match the section size, values out of range.
     """
     f = parse(data, "wtns", path=path)
     header = Reader(f.section(1), path=path, section=1)
-    n8 = header.u32()
+    if (n8 := header.u32()) != N8:
+        raise header.error("n8", f"{n8}, expected 32 (BN254's r; compile with circom --prime bn128)")
     prime = header.bigint(n8)
     if prime != FR_MODULUS:
-        raise FormatError(path, f"witness field is {prime}, expected BN254's r (compile with circom --prime bn128)")
+        raise FormatError(path, f"witness field is {prime}, expected BN254's r (compile with circom --prime bn128)",
+                          section=1, field="prime")
     n = header.u32()
+    header.end("the header")
     values = Reader(f.section(2), path=path, section=2)
-    out = [values.bigint(n8) for _ in range(n)]
-    if not values.at_end():
-        raise FormatError(path, "section 2 is longer than n_witness values")
+    if n < 1:
+        raise header.error("n_witness", "a witness holds at least the constant signal w[0] = 1")
+    values.expect(n, n8, "n_witness", exact=True)
+    out = [int.from_bytes(data_i, "little") for data_i in _chunks(values.data, n8)]
     for i, v in enumerate(out):
         if v >= FR_MODULUS:
-            raise FormatError(path, f"witness value {i} is not reduced mod r")
+            raise values.error(f"value[{i}]", "not reduced mod r")
+    if out[0] != 1:
+        raise values.error("value[0]", f"the constant signal must be 1, got {out[0]}")
     return out
+
+
+def _chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def read_wtns(path: str | Path) -> list[int]:

@@ -23,11 +23,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from proving.curve import G1Point, G2Point
+import numpy as np
+
+from proving.curve import G1Point, G2Point, g1_on_curve, g2_on_curve
 from proving.errors import FormatError
 from proving.field import FQ_MODULUS, FR_MODULUS
 from proving.formats.binfile import BinFile, Reader, build, le, parse
 from proving.groth16.keys import ProvingKey, VerifyingKey
+from proving.ntt import FR_TWO_ADICITY
 
 Q, R = FQ_MODULUS, FR_MODULUS
 N8 = 32
@@ -39,22 +42,45 @@ GROTH16_PROTOCOL_ID = 1
 #: ``ProvingKey.cache`` key holding the raw section 10 (MPC contributions) of a zkey that was read,
 #: so that :func:`write_zkey` round-trips it byte for byte.
 CONTRIBUTIONS_CACHE_KEY = "zkey_section_10"
+#: One section-4 entry: matrix, constraint, signal (u32 each), value (32 bytes LE; numpy's "S"
+#: drops trailing NUL bytes, which are the high-order zeros of a little-endian integer).
+_COEF_DTYPE = np.dtype([("matrix", "<u4"), ("constraint", "<u4"), ("signal", "<u4"), ("value", "S32")])
 
 
-def _fq(rd: Reader) -> int:
-    return rd.bigint(N8) * _MONT_INV % Q
+def _fq(rd: Reader, field: str, index: int | None) -> int:
+    raw = rd.bigint(N8)
+    if raw >= Q:
+        where = field if index is None else f"{field}[{index}]"
+        raise rd.error(where, "coordinate is not a canonical Montgomery Fq encoding (>= q)")
+    return raw * _MONT_INV % Q
 
 
-def read_g1(rd: Reader) -> G1Point:
-    """One G1 point in Montgomery LE form (all zero = infinity)."""
-    x, y = _fq(rd), _fq(rd)
-    return None if x == 0 and y == 0 else (x, y)
+def read_g1(rd: Reader, field: str = "g1", index: int | None = None) -> G1Point:
+    """One G1 point in Montgomery LE form (all zero = infinity).
+
+    Raises:
+        FormatError: a coordinate ``>= q`` or a point off ``y^2 = x^3 + 3``, naming ``field[index]``.
+    """
+    x, y = _fq(rd, field, index), _fq(rd, field, index)
+    if x == 0 and y == 0:
+        return None
+    if not g1_on_curve(x, y):
+        raise rd.error(field if index is None else f"{field}[{index}]", "G1 point is not on the curve")
+    return (x, y)
 
 
-def read_g2(rd: Reader) -> G2Point:
-    """One G2 point in Montgomery LE form, ``x.c0, x.c1, y.c0, y.c1`` (all zero = infinity)."""
-    x0, x1, y0, y1 = _fq(rd), _fq(rd), _fq(rd), _fq(rd)
-    return None if not (x0 or x1 or y0 or y1) else ((x0, x1), (y0, y1))
+def read_g2(rd: Reader, field: str = "g2", index: int | None = None) -> G2Point:
+    """One G2 point in Montgomery LE form, ``x.c0, x.c1, y.c0, y.c1`` (all zero = infinity).
+
+    Raises:
+        FormatError: a coordinate ``>= q`` or a point off the twist, naming ``field[index]``.
+    """
+    x0, x1, y0, y1 = (_fq(rd, field, index) for _ in range(4))
+    if not (x0 or x1 or y0 or y1):
+        return None
+    if not g2_on_curve((x0, x1), (y0, y1)):
+        raise rd.error(field if index is None else f"{field}[{index}]", "G2 point is not on the twist curve")
+    return ((x0, x1), (y0, y1))
 
 
 def g1_bytes(p: G1Point) -> bytes:
@@ -71,72 +97,113 @@ def g2_bytes(p: G2Point) -> bytes:
     return b"".join(le(c * _MONT % Q, N8) for c in (*p[0], *p[1]))
 
 
-def _points(f: BinFile, section: int, count: int, reader) -> list:
+def _points(f: BinFile, section: int, count: int, g2: bool, field: str) -> list:
+    """``count`` points filling section ``section`` exactly (size checked before any is read)."""
     rd = Reader(f.section(section), path=f.path, section=section)
-    out = [reader(rd) for _ in range(count)]
-    if not rd.at_end():
-        raise FormatError(f.path, f"section {section} holds more than the {count} points expected")
-    return out
+    rd.expect(count, 4 * N8 if g2 else 2 * N8, field, exact=True)
+    reader = read_g2 if g2 else read_g1
+    return [reader(rd, field, i) for i in range(count)]
+
+
+def _check_sizes(rd: Reader, n_vars: int, n_public: int, domain_size: int) -> None:
+    if n_vars < n_public + 1:
+        raise rd.error("n_vars", f"{n_vars} signals cannot hold the constant and n_public = {n_public} publics")
+    if domain_size < 2 or domain_size & (domain_size - 1) or domain_size > 1 << FR_TWO_ADICITY:
+        raise rd.error("domain_size", f"{domain_size} is not a power of two in [2, 2^{FR_TWO_ADICITY}]")
+    if domain_size <= n_public:
+        raise rd.error("domain_size", f"{domain_size} cannot hold the n_public + 1 = {n_public + 1} input rows")
 
 
 def _header(f: BinFile) -> dict:
+    """Sections 1 and 2: protocol, curve, sizes (checked against each other) and the key points.
+
+    Raises:
+        FormatError: not Groth16, not BN254, inconsistent sizes, bad points, wrong section sizes.
+    """
     rd = Reader(f.section(1), path=f.path, section=1)
     if (protocol := rd.u32()) != GROTH16_PROTOCOL_ID:
         raise FormatError(f.path, f"protocol id {protocol} is not Groth16 (1); PLONK/FFLONK zkeys are not supported")
+    rd.end("the protocol id")
     rd = Reader(f.section(2), path=f.path, section=2)
-    n8q, q = rd.u32(), None
-    q = rd.bigint(n8q)
-    n8r = rd.u32()
-    r = rd.bigint(n8r)
-    if (q, r) != (Q, R) or n8q != N8 or n8r != N8:
-        raise FormatError(f.path, "curve is not BN254 (bn128); only BN254 zkeys are supported")
+    for name, modulus in (("n8q", Q), ("n8r", R)):
+        if (n8 := rd.u32()) != N8 or rd.bigint(N8) != modulus:
+            raise rd.error(name, f"curve is not BN254 (bn128; n8 = {n8}); only BN254 zkeys are supported")
     h: dict[str, Any] = {"n_vars": rd.u32(), "n_public": rd.u32(), "domain_size": rd.u32()}
-    h["alpha_g1"], h["beta_g1"] = read_g1(rd), read_g1(rd)
-    h["beta_g2"], h["gamma_g2"] = read_g2(rd), read_g2(rd)
-    h["delta_g1"], h["delta_g2"] = read_g1(rd), read_g2(rd)
+    _check_sizes(rd, h["n_vars"], h["n_public"], h["domain_size"])
+    rd.expect(1, 3 * 2 * N8 + 3 * 4 * N8, "points", exact=True)
+    h["alpha_g1"], h["beta_g1"] = read_g1(rd, "alpha_1"), read_g1(rd, "beta_1")
+    h["beta_g2"], h["gamma_g2"] = read_g2(rd, "beta_2"), read_g2(rd, "gamma_2")
+    h["delta_g1"], h["delta_g2"] = read_g1(rd, "delta_1"), read_g2(rd, "delta_2")
     return h
 
 
-def _coefficients(f: BinFile) -> tuple[list[int], list[int], list[int], list[int]]:
+def _coefficients(f: BinFile, n_vars: int, domain_size: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Section 4: every entry's matrix (0 = A, 1 = B), constraint (< domain_size) and signal
+    (< n_vars) index and its value (< r) are checked before the key is built.
+
+    Raises:
+        FormatError: a count that does not fill the section, or an index or value out of range.
+    """
     rd = Reader(f.section(4), path=f.path, section=4)
-    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
-    for _ in range(rd.u32()):
-        out[0].append(rd.u32())
-        out[1].append(rd.u32())
-        out[2].append(rd.u32())
-        out[3].append(rd.bigint(N8) * _COEF_R2_INV % R)
-    return out
+    n = rd.expect(rd.u32(), _COEF_DTYPE.itemsize, "n_coefficients", exact=True)
+    arr = np.frombuffer(rd.data, dtype=_COEF_DTYPE, count=n, offset=4)
+    for name, bound, what in (("matrix", 2, "2 (A, B)"), ("constraint", domain_size, f"domain_size {domain_size}"),
+                              ("signal", n_vars, f"n_vars {n_vars}")):
+        bad = np.flatnonzero(arr[name] >= bound)
+        if bad.size:
+            i = int(bad[0])
+            raise rd.error(f"coef[{i}].{name}", f"{int(arr[name][i])} is out of range (must be < {what})")
+    values = []
+    for i, raw in enumerate(arr["value"].tolist()):
+        v = int.from_bytes(raw, "little")
+        if v >= R:
+            raise rd.error(f"coef[{i}].value", "not a canonical Fr encoding (>= r)")
+        values.append(v * _COEF_R2_INV % R)
+    return arr["matrix"].tolist(), arr["constraint"].tolist(), arr["signal"].tolist(), values
 
 
 def read_verifying_key(path: str | Path) -> VerifyingKey:
-    """The verification key of a snarkjs Groth16 zkey (what ``zkey export verificationkey`` prints)."""
+    """The verification key of a snarkjs Groth16 zkey (what ``zkey export verificationkey`` prints).
+
+    Raises:
+        FormatError: see :func:`parse_zkey` (sections 1-3 only are read).
+    """
     f = parse(Path(path).read_bytes(), "zkey", path=str(path))
     h = _header(f)
     return VerifyingKey(h["alpha_g1"], h["beta_g2"], h["gamma_g2"], h["delta_g2"],
-                        tuple(_points(f, 3, h["n_public"] + 1, read_g1)))
+                        tuple(_points(f, 3, h["n_public"] + 1, False, "IC")))
 
 
 def parse_zkey(data: bytes, *, path: str = "<bytes>") -> ProvingKey:
     """A :class:`ProvingKey` from zkey bytes (see the module docstring for the encodings).
 
+    Everything sized by the file is checked before it is used: ``n_vars > n_public``,
+    ``domain_size`` a power of two above ``n_public``, each point section exactly its count of
+    points, the coefficient count filling section 4, every coefficient's matrix/constraint/
+    signal index in range and value ``< r``, every coordinate ``< q`` and every point on its
+    curve (subgroup membership of the key's G2 points is the verifier's check). A key that
+    parses cannot make the numba prover read or write out of bounds.
+
     Raises:
-        FormatError: wrong magic/protocol/curve, missing or truncated sections.
+        FormatError: naming the section and field of the first violation (wrong magic,
+            protocol or curve, missing, repeated or truncated sections, out-of-range values).
     """
     f = parse(data, "zkey", path=path)
     h = _header(f)
-    n_vars, n_pub = h["n_vars"], h["n_public"]
-    vk = VerifyingKey(h["alpha_g1"], h["beta_g2"], h["gamma_g2"], h["delta_g2"], tuple(_points(f, 3, n_pub + 1, read_g1)))
-    matrix, constraint, signal, value = _coefficients(f)
+    n_vars, n_pub, n = h["n_vars"], h["n_public"], h["domain_size"]
+    vk = VerifyingKey(h["alpha_g1"], h["beta_g2"], h["gamma_g2"], h["delta_g2"],
+                      tuple(_points(f, 3, n_pub + 1, False, "IC")))
+    matrix, constraint, signal, value = _coefficients(f, n_vars, n)
     pk = ProvingKey(
-        n_vars=n_vars, n_public=n_pub, domain_size=h["domain_size"],
+        n_vars=n_vars, n_public=n_pub, domain_size=n,
         alpha_g1=h["alpha_g1"], beta_g1=h["beta_g1"], beta_g2=h["beta_g2"],
         delta_g1=h["delta_g1"], delta_g2=h["delta_g2"], vk=vk,
         coef_matrix=matrix, coef_constraint=constraint, coef_signal=signal, coef_value=value,
-        a_query=_points(f, 5, n_vars, read_g1),
-        b_g1_query=_points(f, 6, n_vars, read_g1),
-        b_g2_query=_points(f, 7, n_vars, read_g2),
-        c_query=_points(f, 8, n_vars - n_pub - 1, read_g1),
-        h_query=_points(f, 9, h["domain_size"], read_g1),
+        a_query=_points(f, 5, n_vars, False, "a_query"),
+        b_g1_query=_points(f, 6, n_vars, False, "b_g1_query"),
+        b_g2_query=_points(f, 7, n_vars, True, "b_g2_query"),
+        c_query=_points(f, 8, n_vars - n_pub - 1, False, "c_query"),
+        h_query=_points(f, 9, n, False, "h_query"),
     )
     if f.sections.get(10):
         pk.cache[CONTRIBUTIONS_CACHE_KEY] = f.sections[10][0]
