@@ -10,7 +10,14 @@ Modules, one concept each:
 * :mod:`~market.pipeline.stages` -- the stage logic (intake, verify with bisection, pay) on
   bounded queues, without Ray.
 * :mod:`~market.pipeline.payments` -- the pay stage on :mod:`market.ledger` (idempotent ids).
-* :mod:`~market.pipeline.runtime` -- the Ray adapter: prover actors pinned to provider nodes.
+* :mod:`~market.pipeline.settings` -- :class:`~market.pipeline.settings.PipelineSettings`.
+* :mod:`~market.pipeline.runtime` -- :class:`~market.pipeline.runtime.ProvingPipeline`: wires the
+  stages on Ray and serves the client (submit, wait).
+* :mod:`~market.pipeline.intake`, :mod:`~market.pipeline.dispatch`, :mod:`~market.pipeline.verify`,
+  :mod:`~market.pipeline.pay` -- the four stage threads (validate and window; place and collect;
+  batch-verify and record provenance; pay, slash and settle).
+* :mod:`~market.pipeline.workers` -- the providers and their prover actors pinned to their nodes.
+* :mod:`~market.pipeline.state` -- what the stage threads share (job outcomes, re-auction, sizing).
 * :mod:`~market.pipeline.errors` -- ``PipelineError`` and its narrow subclasses.
 * :mod:`~market.cli.pipeline` -- ``pipeline stats`` and ``replay_batch``.
 
