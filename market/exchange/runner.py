@@ -22,6 +22,7 @@ from eth_utils import keccak
 from sqlalchemy.orm import Session
 
 from market import exchange as ex
+from market.core import ids
 from market.settings import Settings
 from market.core.jobs import JobStatus
 from market.db.models import JobRecord, ProviderRecord
@@ -226,7 +227,7 @@ class MarketRunner:
     def fund_client(self, client: str, amount_wei: int) -> int:
         """Deposit ``amount_wei`` for ``client`` (idempotent per client and amount); returns the balance."""
         with Session(self.engine) as s, s.begin():
-            return ex.fund_client(s, client, amount_wei, f"deposit:{client}:{amount_wei}:{uuid.uuid4().hex[:8]}")
+            return ex.fund_client(s, client, amount_wei, ids.deposit_id(client, amount_wei, uuid.uuid4().hex[:8]))
 
     # ------------------------------------------------------------------ jobs
     def submit_inference(self, client: str, text_path: Path, *, max_price_wei: int, job_id: str | None = None,

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from market import ledger
+from market.core import ids
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
 from market.core.orders import JobOrder, Offer, Usage
@@ -186,9 +187,9 @@ def register_provider(s: Session, offer: ProviderOffer, now_s: float | None = No
     ledger.open_system_accounts(s)
     ledger.open_provider(s, offer.name)
     if offer.bond_wei > 0:
-        tag = f"{offer.name}:{offer.address}:{offer.bond_wei}"
-        ledger.deposit(s, f"bond-deposit:{tag}", ledger.provider_account(offer.name), offer.bond_wei)
-        ledger.bond(s, f"bond:{tag}", offer.name, offer.bond_wei)
+        ledger.deposit(s, ids.bond_deposit_id(offer.name, offer.address, offer.bond_wei),
+                       ledger.provider_account(offer.name), offer.bond_wei)
+        ledger.bond(s, ids.bond_id(offer.name, offer.address, offer.bond_wei), offer.name, offer.bond_wei)
     return rec
 
 
@@ -226,7 +227,7 @@ def submit_job(s: Session, spec: JobSpec, now_s: float | None = None) -> JobReco
                     updated_at=now_s, attempt=1)
     s.add(job)
     s.flush()
-    ledger.escrow_job(s, f"escrow:{spec.job_id}", spec.client, spec.job_id, spec.max_price_wei)
+    ledger.escrow_job(s, ids.escrow_id(spec.job_id), spec.client, spec.job_id, spec.max_price_wei)
     s.add(JobEventRecord(job_id=spec.job_id, at_s=now_s, event="submitted", status=job.status,
                          detail={"max_price_wei": str(spec.max_price_wei)}))
     return job
@@ -270,7 +271,7 @@ def expire_jobs(s: Session, now_s: float) -> list[str]:
     expired = []
     for job in s.scalars(select(JobRecord).where(JobRecord.status == JobStatus.OPEN.value,
                                                  JobRecord.deadline_s < now_s)):
-        ledger.void_escrow(s, f"refund:{job.job_id}:{job.attempt}", job.job_id)
+        ledger.void_escrow(s, ids.refund_id(job.job_id, job.attempt), job.job_id)
         _record(s, job, JobEvent.EXPIRED, now_s, reason="deadline passed before any provider could run it")
         expired.append(job.job_id)
     return expired
@@ -307,7 +308,7 @@ def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: flo
     for a in result.assignments:
         job = by_id[a.job_id]
         if job.collateral_wei > 0:
-            ledger.lock_collateral(s, f"lock:{job.job_id}:{job.attempt}", a.provider, job.job_id,
+            ledger.lock_collateral(s, ids.collateral_lock_id(job.job_id, job.attempt), a.provider, job.job_id,
                                    int(job.collateral_wei))
         job.provider, job.cleared_price_wei, job.round_id = a.provider, int(a.price_wei), round_id
         _record(s, job, JobEvent.MATCHED, now_s, provider=a.provider, price_wei=str(a.price_wei), round=round_id)
@@ -332,8 +333,8 @@ def complete_job(s: Session, job_id: str, *, result_path: str, result_hash: str,
     job.result_path, job.result_hash, job.attestation = result_path, result_hash, attestation
     _record(s, job, JobEvent.VERIFIED, now_s)
     if job.collateral_wei > 0:
-        ledger.unlock_collateral(s, f"unlock:{job_id}:{job.attempt}", job.provider, job_id)
-    ledger.release_payment(s, f"pay:{job_id}", job_id, job.provider, int(job.cleared_price_wei), fee_bps=fee_bps)
+        ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, job.attempt), job.provider, job_id)
+    ledger.release_payment(s, ids.payment_id(job_id), job_id, job.provider, int(job.cleared_price_wei), fee_bps=fee_bps)
     _record(s, job, JobEvent.PAID, now_s, price_wei=str(job.cleared_price_wei), fee_bps=fee_bps)
     return job
 
@@ -349,10 +350,10 @@ def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_at
     provider = job.provider
     if job.collateral_wei > 0:
         if wrong_result:
-            ledger.slash(s, f"slash:{job_id}:{job.attempt}", provider, job_id, "wrong_result", now_s,
+            ledger.slash(s, ids.slash_id(job_id, job.attempt), provider, job_id, "wrong_result", now_s,
                          client=job.client)
         else:
-            ledger.unlock_collateral(s, f"unlock:{job_id}:{job.attempt}", provider, job_id)
+            ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, job.attempt), provider, job_id)
     prov = s.get(ProviderRecord, provider)
     if prov is not None:
         prov.reputation = max(0.0, round(prov.reputation * (0.5 if wrong_result else 0.9), 6))
@@ -362,7 +363,7 @@ def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_at
     job.spec, job.provider, job.cleared_price_wei = spec, None, None
     job.attempt += 1
     if job.attempt > max_attempts or job.deadline_s < now_s:
-        ledger.void_escrow(s, f"refund:{job_id}:{job.attempt}", job_id)
+        ledger.void_escrow(s, ids.refund_id(job_id, job.attempt), job_id)
         _record(s, job, JobEvent.EXPIRED, now_s, reason=f"gave up after {job.attempt - 1} attempts")
     return job
 

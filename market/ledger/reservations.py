@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from market.core.ids import expiry_id
 from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
 from market.ledger._checks import check_id, check_time, op_digest
 from market.ledger._ops import Acct, Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require, \
@@ -289,12 +290,12 @@ def expire_pending(s: Session, now_s: float, *, limit: int = 1000) -> list[Resol
     accts = lock_accounts(c, [p.debit_account_id for p in pendings] + [p.credit_account_id for p in pendings])
     results, ops, legs = [], [], []
     for p in pendings:
-        op_id = f"expire:{p.pending_id}"
+        op_id = expiry_id(p.pending_id)
         result = Resolution(op_id, p.pending_id, p.kind, p.job_id, p.party, p.remaining_wei, "expired")
         ops.append(op_row(op_id, "expire", op_digest("expire", p.pending_id), result))
         legs.extend(legs_of(op_id, [(p.credit_account_id, p.debit_account_id, p.remaining_wei, "expire")], p.job_id))
         results.append(result)
-    commit(c, accts, legs, ops, [(PENDING_UPDATE, [{"remaining": 0, "status": "expired", "by": f"expire:{p.pending_id}",
+    commit(c, accts, legs, ops, [(PENDING_UPDATE, [{"remaining": 0, "status": "expired", "by": expiry_id(p.pending_id),
                                                     "id": p.pending_id} for p in pendings])])
     return results
 

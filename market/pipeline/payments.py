@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from market import ledger
+from market.core import ids
 from market.ledger.errors import IdempotencyConflict, PendingAlreadyResolved, PendingNotFound
 from market.pipeline.batching import ProofJob
 from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, SlashReason
@@ -32,12 +33,12 @@ from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, SlashReason
 
 def pay_transfer_id(job_id: str) -> str:
     """The ledger transfer id of ``job_id``'s payment."""
-    return f"pay:{job_id}"
+    return ids.payment_id(job_id)
 
 
 def slash_transfer_id(job_id: str, provider: str) -> str:
     """The ledger transfer id (and slash id) of ``provider``'s slash for ``job_id``."""
-    return f"slash:{job_id}:{provider}"
+    return ids.slash_id(job_id, provider)
 
 
 class LedgerPayments:
@@ -82,7 +83,7 @@ class LedgerPayments:
     def _unlock(self, s: Session, job_id: str, provider: str) -> None:
         for p in ledger.pending_for_job(s, job_id, "collateral"):
             if p.party == provider and p.status == "pending":
-                ledger.unlock_collateral(s, f"unlock:{job_id}:{provider}", provider, job_id)
+                ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, provider), provider, job_id)
 
     def slash(self, job: ProofJob, provider: str, batch_id: str, reason: str) -> bool:
         """Queue a ``wrong_result`` slash of ``provider`` for ``job``; False if already slashed for it.
@@ -110,7 +111,7 @@ class LedgerPayments:
             with Session(self.engine) as s, s.begin():
                 if _escrow_settled(s, job.job_id):
                     return False
-                ledger.void_escrow(s, f"void:{job.job_id}", job.job_id)
+                ledger.void_escrow(s, ids.void_id(job.job_id), job.job_id)
         except (PendingNotFound, PendingAlreadyResolved, IdempotencyConflict):
             return False
         return True
