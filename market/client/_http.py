@@ -80,6 +80,12 @@ class Transport:
         """Close the HTTP connection pool."""
         self.http.close()
 
+    def __del__(self) -> None:
+        try:
+            self.http.close()
+        except Exception:  # interpreter shutdown
+            pass
+
 
 def _api_error(resp: httpx.Response) -> ApiError:
     try:

@@ -11,7 +11,9 @@ from market.exchange.service import ServiceConfig
 from market.settings import Settings
 from tests.service.harness import ThreadService
 
-ROUNDS = 4  # MiMC-7 rounds of the test proof jobs: the flow, not the prover, is under test
+ROUNDS = 4
+#: Small request limits so that the size checks are cheap to exercise.
+SMALL_LIMITS = {"max_body_bytes": 2 * 2**20, "max_result_bytes": 2**20, "max_input_bytes": 256 * 2**10}  # MiMC-7 rounds of the test proof jobs: the flow, not the prover, is under test
 
 
 def new_key() -> str:
@@ -33,7 +35,7 @@ def keys_dir(tmp_path_factory):
 def service(tmp_path, keys_dir):
     """The service on SQLite + the in-process EVM, dev mode, short leases (3 s) and a fast loop."""
     settings = Settings(data_dir=tmp_path / "data", settlement_window_s=1.0, max_attempts=3)
-    svc = ThreadService(settings, ServiceConfig(lease_s=3.0, round_interval_s=0.1, dev=True)).start()
+    svc = ThreadService(settings, ServiceConfig(lease_s=3.0, round_interval_s=0.1, dev=True, **SMALL_LIMITS)).start()
     yield svc
     svc.stop()
 

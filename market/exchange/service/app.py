@@ -17,6 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from sqlalchemy.exc import StatementError
+
+from market.ledger import InsufficientFunds, LedgerError
 from market.exchange.service import routes_client, routes_provider, routes_public
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError
@@ -75,6 +78,21 @@ def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
+def _statement_error(_request: Request, exc: StatementError) -> JSONResponse:
+    """A value the database cannot hold (e.g. a wei amount over SQLite's 64-bit range): 422, nothing stored."""
+    if isinstance(exc.orig, (ValueError, TypeError)):
+        return JSONResponse({"error": ErrorCode.INVALID, "message": str(exc.orig), "hint": "use smaller values"},
+                            status_code=422)
+    log.exception("database error", exc_info=exc)
+    return JSONResponse({"error": "internal", "message": "database error", "hint": "retry later"}, status_code=500)
+
+
+def _ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
+    """A ledger refusal the routes did not map themselves (the transaction rolled back)."""
+    code = ErrorCode.INSUFFICIENT_FUNDS if isinstance(exc, InsufficientFunds) else ErrorCode.CONFLICT
+    return JSONResponse({"error": code, "message": str(exc), "hint": ""}, status_code=402 if code != "conflict" else 409)
+
+
 def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     """The FastAPI app over an opened runtime; the loop starts and stops with the app when ``run_loop``."""
     @asynccontextmanager
@@ -91,6 +109,8 @@ def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     app.state.runtime = rt
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StatementError, _statement_error)
+    app.add_exception_handler(LedgerError, _ledger_error)
     for module in (routes_public, routes_client, routes_provider):
         app.include_router(module.router(rt))
     app.add_middleware(BodyLimit, max_bytes=rt.config.max_body_bytes)
