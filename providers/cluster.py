@@ -1,21 +1,35 @@
-"""Local multi-node Ray clusters on one machine: a head plus one raylet per provider.
+"""Ray clusters of the provider side.
 
-This is the embedded default of ``raymarket demo`` and the cluster the tests share. Each
-provider node is a separate raylet carrying the label ``provider=<name>`` and the custom
-resource ``provider:<name>`` so that jobs can be pinned to it (FIELD-NOTES: pin with
-``max_retries=0`` and always ``ray.get(..., timeout=...)``).
-
-Ray token auth is disabled for these local clusters (``RAY_AUTH_MODE=disabled``, see
-FIELD-NOTES); a real cluster over many machines is joined with ``raymarket provider start``.
+* :class:`ProviderCluster` -- a provider's OWN Ray cluster: ``ray start --head`` with Ray's token auth
+  on (``RAY_AUTH_MODE=token``, the token a random 0600 file in the provider's data dir), distinct
+  ports and a short ``--temp-dir`` so that several providers' clusters run side by side on one host,
+  stopped by the PIDs of its own processes (never ``ray stop``, which kills every Ray on the host).
+  Or attach to an existing head (``--ray-address``: the provider's fleet, many nodes under its head).
+  Ray is not a multi-tenant boundary (FIELD-NOTES "Checked later"): one cluster per party.
+* :class:`LocalCluster` -- a head plus one raylet per provider on one machine, auth disabled: the old
+  shared-cluster mode (``--trusted-fleet``: one operator who owns every node), the in-process demo and
+  the tests of the proving pipeline. Never the default between distrusting parties.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import secrets
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import psutil
+import ray
+
+from providers.errors import ClusterError
 
 #: Fast node-death detection (~0.5 s instead of ~13 s), values from FIELD-NOTES.
 FAST_HEALTH_CHECK = {
@@ -66,7 +80,7 @@ class LocalCluster:
 
     def start(self, connect: bool = True) -> "LocalCluster":
         """Start the head and the provider nodes; connect this process as the driver if ``connect``."""
-        from ray.cluster_utils import Cluster
+        from ray.cluster_utils import Cluster  # noqa: PLC0415 -- a test utility, only for this mode
 
         disable_ray_auth()
         # AF_UNIX paths must stay under 107 bytes: a short temp dir (FIELD-NOTES).
@@ -91,8 +105,6 @@ class LocalCluster:
 
     def connect(self) -> None:
         """``ray.init`` this process to the cluster, quietly."""
-        import ray
-
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False)
 
@@ -120,8 +132,6 @@ class LocalCluster:
 
     def shutdown(self) -> None:
         """Disconnect the driver and stop every node of this cluster (never ``ray stop``)."""
-        import ray
-
         if ray.is_initialized():
             ray.shutdown()
         if self._cluster is not None:
@@ -129,3 +139,287 @@ class LocalCluster:
             self._cluster = None
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- a provider's own cluster
+
+#: Where a provider's cluster keeps its token and pidfile, under the provider's data dir.
+RAY_SUBDIR = "ray"
+TOKEN_FILE = "auth_token"
+PIDFILE = "cluster.json"
+#: Default object store of a provider head, bytes (small: 2-core test boxes; production passes more).
+DEFAULT_OBJECT_STORE_BYTES = 200 * 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (replacing it atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def load_or_create_token(data_dir: Path) -> str:
+    """The cluster's auth token, kept in ``<data_dir>/ray/auth_token`` (0600); created (64 hex chars) if absent."""
+    path = Path(data_dir) / RAY_SUBDIR / TOKEN_FILE
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    token = secrets.token_hex(32)
+    _write_private(path, token + "\n")
+    return token
+
+
+def token_env(token: str | None) -> dict[str, str]:
+    """Environment that makes a Ray process use token auth with ``token`` (or disables auth when None)."""
+    if token is None:
+        return {"RAY_AUTH_MODE": "disabled"}
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+
+
+def _processes_of(temp_dir: str) -> list[psutil.Process]:
+    """Every live Ray process started for ``temp_dir`` (a ``--flag=`` argument names it: ``--temp-dir``,
+    ``--session-dir``, ``--log_dir``, ``--raylet_socket_name`` ...), plus their descendants; never this
+    process or its ancestors (a shell whose command line merely mentions the path)."""
+    found: dict[int, psutil.Process] = {}
+    me = psutil.Process()
+    spared = {me.pid, *(p.pid for p in me.parents())}
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid in spared:
+            continue
+        try:
+            if any(part.startswith("--") and temp_dir in part for part in (proc.info["cmdline"] or [])):
+                found[proc.pid] = proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for proc in list(found.values()):
+        try:
+            for child in proc.children(recursive=True):
+                found.setdefault(child.pid, child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return [p for pid, p in found.items() if pid not in spared]
+
+
+def _kill(procs: list[psutil.Process], timeout_s: float) -> None:
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout_s)
+
+
+@dataclass
+class ProviderCluster:
+    """One provider's Ray cluster, started by it (``owned``) or attached to.
+
+    Attributes:
+        name: the provider's name.
+        address: the GCS address ``host:port`` (what ``ray.init(address=...)`` and worker nodes'
+            ``ray start --address`` take).
+        token: the auth token (None only for an attached cluster that runs without auth, i.e. a
+            ``--trusted-fleet`` cluster).
+        data_dir: the provider's data dir (token and pidfile under ``ray/``).
+        temp_dir: the Ray ``--temp-dir`` of an owned head (short, under /tmp).
+        owned: True when this object started the head (and so may stop it).
+        pids: ``[(pid, create_time), ...]`` of the head's processes at start (the pidfile records them).
+    """
+
+    name: str
+    address: str
+    token: str | None
+    data_dir: Path
+    temp_dir: str | None = None
+    owned: bool = False
+    pids: list[tuple[int, float]] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- start / attach / find
+    @classmethod
+    def start(cls, name: str, cpus: int, data_dir: Path | str, *, gpus: int | None = None,
+              object_store_bytes: int = DEFAULT_OBJECT_STORE_BYTES, node_ip: str | None = "127.0.0.1",
+              resources: dict[str, float] | None = None, fast_health_check: bool = False,
+              extra_env: dict[str, str] | None = None, timeout_s: float = 120.0,
+              attempts: int = 2) -> "ProviderCluster":
+        """``ray start --head`` for provider ``name`` with token auth, its own ports and temp dir.
+
+        Args:
+            cpus: logical CPUs the head offers to jobs; gpus: GPUs (Ray detects when None).
+            node_ip: the IP the head binds and advertises (``127.0.0.1`` for one box; a fleet head passes
+                its LAN address so that worker nodes can join with ``ray start --address``).
+            fast_health_check: detect dead nodes in ~0.5 s (tests).
+            extra_env: more environment for the Ray processes (e.g. ``NUMBA_CACHE_DIR``).
+            attempts: tries of ``ray start`` (each up to ``timeout_s``).
+        Returns:
+            the cluster, its pidfile written (``<data_dir>/ray/cluster.json``).
+        Raises:
+            ClusterError: ``ray start`` failed (its output is included) or a live cluster of this data dir
+                is already recorded in the pidfile.
+        """
+        data_dir = Path(data_dir)
+        existing = cls.from_pidfile(data_dir)
+        if existing is not None and existing.alive():
+            raise ClusterError(f"provider {name}: a Ray cluster of {data_dir} is running at {existing.address} "
+                               f"(pidfile {existing.pidfile}); stop it first")
+        token = load_or_create_token(data_dir)
+        # AF_UNIX socket paths must stay under 107 bytes: a short temp dir (FIELD-NOTES).
+        temp_dir = tempfile.mkdtemp(prefix=f"rm-{re.sub(r'[^A-Za-z0-9]', '', name)[:10]}-", dir="/tmp")
+        port = _free_port()
+        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}",
+               f"--num-cpus={int(cpus)}", f"--object-store-memory={int(object_store_bytes)}",
+               f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats",
+               f"--dashboard-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+               f"--dashboard-agent-grpc-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+               f"--runtime-env-agent-port={_free_port()}", f"--node-manager-port={_free_port()}",
+               f"--object-manager-port={_free_port()}", f"--labels=provider={name}"]
+        if gpus is not None:
+            cmd.append(f"--num-gpus={int(gpus)}")
+        if node_ip:
+            cmd.append(f"--node-ip-address={node_ip}")
+        if resources:
+            cmd.append(f"--resources={json.dumps(resources)}")
+        env = dict(os.environ, **token_env(token), **(extra_env or {}))
+        # The raylet waits for the dashboard agent's port file; on a loaded box that agent takes > 30 s.
+        env.setdefault("RAY_agent_register_timeout_ms", "180000")
+        if fast_health_check:
+            env.update({f"RAY_{k}": str(v) for k, v in FAST_HEALTH_CHECK.items()})
+        env.pop("RAY_ADDRESS", None)
+        # Ray waits a fixed 30 s for the raylet to register; a loaded box can miss that: retry.
+        for attempt in range(1, attempts + 1):
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
+                                     stdin=subprocess.DEVNULL)
+                failure = None if res.returncode == 0 else (
+                    f"ray start --head failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()[-1500:]}")
+            except subprocess.TimeoutExpired:
+                failure = f"ray start --head did not finish within {timeout_s} s"
+            if failure is None:
+                break
+            _kill(_processes_of(temp_dir), 5.0)
+            if attempt == attempts:
+                shutil.rmtree(temp_dir, ignore_errors=True)
+                raise ClusterError(f"provider {name}: {failure} (attempt {attempt} of {attempts})")
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            os.makedirs(temp_dir)
+        host = node_ip or _parse_address(res.stdout + res.stderr, port)
+        procs = _processes_of(temp_dir)
+        cluster = cls(name=name, address=f"{host}:{port}", token=token, data_dir=data_dir, temp_dir=temp_dir,
+                      owned=True, pids=[(p.pid, p.create_time()) for p in procs])
+        cluster.write_pidfile()
+        return cluster
+
+    @classmethod
+    def attach(cls, name: str, address: str, data_dir: Path | str, *, token: str | None = None,
+               token_file: Path | str | None = None) -> "ProviderCluster":
+        """An existing cluster at ``address`` (the provider's fleet head); it is never stopped by this object.
+
+        The token is ``token``, else ``token_file``'s first line, else ``$RAY_AUTH_TOKEN``, else the data dir's
+        token file when it exists; None means the cluster runs without auth (``--trusted-fleet`` only).
+        """
+        if token is None and token_file is not None:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        if token is None:
+            token = os.environ.get("RAY_AUTH_TOKEN") or None
+        if token is None:
+            path = Path(data_dir) / RAY_SUBDIR / TOKEN_FILE
+            token = path.read_text(encoding="utf-8").strip() if path.exists() else None
+        return cls(name=name, address=address, token=token, data_dir=Path(data_dir), owned=False)
+
+    @classmethod
+    def from_pidfile(cls, data_dir: Path | str) -> "ProviderCluster | None":
+        """The owned cluster recorded in ``<data_dir>/ray/cluster.json``, or None when there is none."""
+        path = Path(data_dir) / RAY_SUBDIR / PIDFILE
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        token_path = Path(data_dir) / RAY_SUBDIR / TOKEN_FILE
+        token = token_path.read_text(encoding="utf-8").strip() if token_path.exists() else None
+        return cls(name=rec["name"], address=rec["address"], token=token, data_dir=Path(data_dir),
+                   temp_dir=rec["temp_dir"], owned=True, pids=[(int(p), float(t)) for p, t in rec["pids"]])
+
+    @property
+    def pidfile(self) -> Path:
+        """``<data_dir>/ray/cluster.json``."""
+        return self.data_dir / RAY_SUBDIR / PIDFILE
+
+    def write_pidfile(self) -> None:
+        """Record address, temp dir and PIDs (0600; the token is in its own file, not here)."""
+        _write_private(self.pidfile, json.dumps({"name": self.name, "address": self.address,
+                                                 "temp_dir": self.temp_dir, "pids": self.pids}))
+
+    # ---------------------------------------------------------------- use
+    def env(self) -> dict[str, str]:
+        """Environment for a Ray process (driver or ``ray start --address`` worker node) of this cluster."""
+        return token_env(self.token)
+
+    def connect(self, namespace: str | None = None, **init_kwargs: Any) -> None:
+        """``ray.init`` this process to the cluster (token set in this process's environment first).
+
+        Raises:
+            ClusterError: this process is connected to another Ray cluster already.
+        """
+        if ray.is_initialized():
+            raise ClusterError("this process is connected to a Ray cluster already; one agent per process")
+        os.environ.update(self.env())
+        os.environ.pop("RAY_ADDRESS", None)
+        ray.init(address=self.address, namespace=namespace or f"raymarket-{self.name}", log_to_driver=False,
+                 **init_kwargs)
+
+    def processes(self) -> list[psutil.Process]:
+        """The live processes of an owned head: recorded PIDs (same create time) and whatever names its temp dir."""
+        found: dict[int, psutil.Process] = {}
+        for pid, created in self.pids:
+            try:
+                proc = psutil.Process(pid)
+                if abs(proc.create_time() - created) < 0.01:
+                    found[pid] = proc
+                    for child in proc.children(recursive=True):
+                        found.setdefault(child.pid, child)
+            except psutil.NoSuchProcess:
+                continue
+        if self.temp_dir:
+            for proc in _processes_of(self.temp_dir):
+                found.setdefault(proc.pid, proc)
+        return list(found.values())
+
+    def alive(self) -> bool:
+        """Whether any recorded process of an owned head is still running."""
+        return any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in self.processes())
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """Stop an owned head by PID (SIGTERM, then SIGKILL after ``timeout_s``); never ``ray stop``.
+
+        An attached cluster is left alone. Returns the number of processes signalled.
+        """
+        if not self.owned:
+            return 0
+        procs = [p for p in self.processes() if p.pid != os.getpid()]
+        _kill(procs, timeout_s)
+        try:
+            self.pidfile.unlink()
+        except FileNotFoundError:
+            pass
+        if self.temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        return len(procs)
+
+
+def _parse_address(output: str, port: int) -> str:
+    m = re.search(r"ray start --address='([^':]+):(\d+)'", output)
+    return m.group(1) if m else "127.0.0.1"

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import psutil
 
 #: The reference workload's seconds on the reference machine (2-core CI box); speed = ref / measured.
 REFERENCE_BENCH_S = 0.1
@@ -89,8 +90,6 @@ def detect() -> Hardware:
 
     GPUs come from ``nvidia-smi``; when it is absent none are reported (a CPU-only machine).
     """
-    import psutil
-
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

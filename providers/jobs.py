@@ -1,0 +1,304 @@
+"""Running leased jobs on the provider's own Ray cluster, and the agent-side checks around them.
+
+Split of trust (issue 11): the Ray side computes, the agent process signs.
+
+* :class:`JobWorker` -- a plain class made a Ray actor in one place (:class:`WorkerPool`), one CPU each
+  (``max_restarts=0``, ``max_task_retries=0``: the market re-auctions, not Ray). It loads the embedding
+  model once (``providers.inference.load_model``) and the MiMC-7 dev proving keys once per round count,
+  and returns only result BYTES. It holds no key and is given none.
+* :func:`check_lease` -- the agent checks a lease before running it: the attestation's job id, kind and
+  EIP-712 settlement domain agree with the exchange's ``/v1/info`` and the job, the input hash matches
+  the ticket's input (inference: keccak of the text; proof: the MiMC-7 statement), the lease has not
+  expired. A lease failing a check is given back (``lease.fail``) unrun.
+* :func:`sign_result` -- the agent hashes the output bytes (keccak-256) and signs the EIP-712
+  ``Attestation`` (``contracts.attestation``) with the key that lives only in the agent process.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from eth_hash.auto import keccak
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from contracts.attestation import (DOMAIN_NAME, DOMAIN_VERSION, Attestation, Eip712Domain, JobKind, job_id_bytes32,
+                                   sign_attestation)
+from market.core.tickets import (ATTESTATION_KIND, DEV_SETUP_SEED, MIMC_CIRCUIT, TicketInputError,
+                                 canonical_proof_bytes, dev_proving_key, hex32, inference_input_hash,
+                                 proof_input_hash, proof_public_hash, sentences_from_text)
+from proving.circuits.mimc import preimage_circuit
+from proving.formats.snarkjs_json import proof_to_json, public_to_json
+from proving.groth16.prover import prove
+from proving.r1cs import check_witness
+from providers.errors import JobError
+from providers.inference import embed, load_model, to_npy_bytes
+
+#: Job kinds a provider runs.
+KINDS = ("inference", "proof")
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A lease that passed :func:`check_lease`: what the worker runs and what the agent signs.
+
+    Attributes:
+        lease_id, job_id: ids; kind: ``"inference"`` or ``"proof"``.
+        ticket: for inference ``{"text": bytes}``; for proof ``{"circuit", "rounds", "preimage", "setup_seed"}``.
+        input_hash: 32 bytes; price_wei: the cleared price the attestation commits to, wei.
+        domain: the settlement contract's EIP-712 domain; expires_at: lease expiry, Unix seconds.
+    """
+
+    lease_id: str
+    job_id: str
+    kind: str
+    ticket: dict[str, Any]
+    input_hash: bytes
+    price_wei: int
+    domain: Eip712Domain
+    expires_at: float
+
+
+def _bytes32_hex(value: Any, field_name: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+        raise TicketInputError(f"{field_name}: want 0x + 64 hex digits, got {value!r:.80}")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise TicketInputError(f"{field_name}: not hex: {value!r:.80}") from None
+
+
+def check_lease(lease: dict[str, Any], info: dict[str, Any], *, now: float | None = None) -> PreparedJob:
+    """Check a lease from ``lease.poll`` against the exchange's ``/v1/info`` (see the module docstring).
+
+    Raises:
+        JobError: reason ``bad_ticket`` naming the field that does not agree.
+    """
+    job_id = str(lease.get("job_id", ""))
+    try:
+        return _check(lease, info, job_id, time.time() if now is None else now)
+    except (TicketInputError, KeyError, TypeError, ValueError) as exc:
+        raise JobError(job_id or "?", "bad_ticket", f"{type(exc).__name__}: {exc}") from None
+
+
+def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str, now: float) -> PreparedJob:
+    kind = lease["kind"]
+    if kind not in KINDS:
+        raise TicketInputError(f"kind: unknown job kind {kind!r}")
+    att = lease["attestation"]
+    if int(att["kind"]) != ATTESTATION_KIND[kind]:
+        raise TicketInputError(f"attestation.kind: {att['kind']} is not the kind of a {kind} job")
+    if _bytes32_hex(att["job_id_bytes32"], "attestation.job_id_bytes32") != job_id_bytes32(job_id):
+        raise TicketInputError(f"attestation.job_id_bytes32 is not the id of job {job_id}")
+    dom = att["domain"]
+    if dom.get("name", DOMAIN_NAME) != DOMAIN_NAME or str(dom.get("version", DOMAIN_VERSION)) != DOMAIN_VERSION:
+        raise TicketInputError(f"attestation.domain: name/version {dom.get('name')!r}/{dom.get('version')!r} "
+                               f"are not {DOMAIN_NAME!r}/{DOMAIN_VERSION!r}")
+    domain = Eip712Domain(int(dom["chainId"]), dom["verifyingContract"])
+    if domain.chain_id != int(info["chain_id"]):
+        raise TicketInputError(f"attestation.domain.chainId {domain.chain_id} is not the exchange's {info['chain_id']}")
+    if domain.verifying_contract.lower() != str(info["contract"]).lower():
+        raise TicketInputError(f"attestation.domain.verifyingContract {domain.verifying_contract} is not the "
+                               f"exchange's settlement contract {info['contract']}")
+    input_hash = _bytes32_hex(att["input_hash"], "attestation.input_hash")
+    price_wei = int(lease["price_wei"])
+    if price_wei < 0:
+        raise TicketInputError(f"price_wei: negative ({price_wei})")
+    expires_at = float(lease["expires_at"])
+    if expires_at <= now:
+        raise TicketInputError(f"expires_at: the lease expired {now - expires_at:.1f} s ago")
+    t = lease["ticket"]
+    if kind == "inference":
+        text = base64.b64decode(t["input_b64"], validate=True)
+        if inference_input_hash(text) != input_hash:
+            raise TicketInputError("ticket.input_b64: keccak of the text is not attestation.input_hash")
+        sentences_from_text(text)
+        ticket: dict[str, Any] = {"text": text}
+    else:
+        circuit, rounds, preimage = t["circuit"], int(t["rounds"]), int(t["preimage"])
+        if circuit != MIMC_CIRCUIT:
+            raise TicketInputError(f"ticket.circuit: unknown circuit {circuit!r}")
+        public = proof_public_hash(preimage, rounds)
+        if "public" in t and int(t["public"][0]) != public:
+            raise TicketInputError("ticket.public: not the MiMC-7 hash of the preimage")
+        if proof_input_hash(circuit, rounds, public) != input_hash:
+            raise TicketInputError("ticket: the statement (circuit, rounds, public hash) is not attestation.input_hash")
+        ticket = {"circuit": circuit, "rounds": rounds, "preimage": preimage,
+                  "setup_seed": int(t.get("setup_seed", DEV_SETUP_SEED))}
+    return PreparedJob(lease_id=str(lease["lease_id"]), job_id=job_id, kind=kind, ticket=ticket,
+                       input_hash=input_hash, price_wei=price_wei, domain=domain, expires_at=expires_at)
+
+
+def sign_result(account: Any, job: PreparedJob, result: bytes) -> tuple[str, str]:
+    """Hash ``result`` and sign its attestation with ``account`` (an eth-account ``LocalAccount``).
+
+    Returns:
+        ``(result_hash, signature)``: ``0x`` + 64 hex digits, ``0x`` + 130 hex digits.
+    """
+    result_hash = keccak(result)
+    att = Attestation(job_id=job_id_bytes32(job.job_id), input_hash=job.input_hash, result_hash=result_hash,
+                      provider=account.address, price_wei=job.price_wei,
+                      kind=JobKind.INFERENCE if job.kind == "inference" else JobKind.PROOF)
+    signed = sign_attestation(att, account.key, job.domain)
+    return hex32(result_hash), "0x" + bytes(signed.signature).hex()
+
+
+# --------------------------------------------------------------------------- the Ray side
+
+
+class JobWorker:
+    """Runs jobs on one CPU of the provider's cluster and returns result bytes (no key: see the module docstring).
+
+    Args:
+        cache_dir: where dev proving keys are cached (a path on the node; None: in memory only).
+    """
+
+    def __init__(self, cache_dir: str | None = None) -> None:
+        self.cache_dir = cache_dir
+        self._pks: dict[tuple[int, int], Any] = {}
+
+    def ping(self) -> dict[str, Any]:
+        """``{"pid", "node_id"}`` of this worker."""
+        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+
+    def warm_up(self, kinds: list[str]) -> float:
+        """Load what ``kinds`` need (the embedding model); returns seconds spent."""
+        t0 = time.perf_counter()
+        if "inference" in kinds:
+            load_model()
+        return time.perf_counter() - t0
+
+    def embed(self, text: bytes) -> bytes:
+        """``.npy`` bytes of ``float32 (n_sentences, 384)`` embeddings of ``text`` (one sentence per line)."""
+        return to_npy_bytes(embed(sentences_from_text(text)))
+
+    def prove(self, circuit: str, rounds: int, preimage: int, setup_seed: int) -> bytes:
+        """Canonical proof bytes (``market.core.tickets.canonical_proof_bytes``) of knowing ``preimage``.
+
+        Raises:
+            proving.errors.ProvingError: the witness does not satisfy the circuit.
+        """
+        if circuit != MIMC_CIRCUIT:
+            raise TicketInputError(f"unknown circuit {circuit!r}")
+        key = (int(rounds), int(setup_seed))
+        pk = self._pks.get(key)
+        if pk is None:
+            pk = self._pks[key] = dev_proving_key(key[0], Path(self.cache_dir) if self.cache_dir else None,
+                                                  seed=key[1])
+        c = preimage_circuit(int(preimage), n_rounds=key[0])
+        check_witness(c.r1cs, c.witness)
+        proof = prove(pk, c.witness)
+        return canonical_proof_bytes(proof_to_json(proof), public_to_json([c.hash]))
+
+
+class WorkerPool:
+    """Up to ``size`` :class:`JobWorker` actors on the provider's cluster (one CPU each), created lazily,
+    one job at a time each; a worker that dies or times out is killed and replaced on the next job.
+
+    Args:
+        size: most concurrent jobs (the agent's ``--cpus``).
+        cache_dir: passed to each worker (proving-key cache).
+        actor_options: extra ``ray.remote`` options (e.g. ``{"num_gpus": 1}``).
+        name_prefix: actors are named ``<prefix><n>`` in the driver's namespace (visible to the provider's
+            own tools; there is nothing secret in them).
+    Must be used from a process connected to the cluster (``ProviderCluster.connect``).
+    """
+
+    def __init__(self, size: int, cache_dir: str | None = None, actor_options: dict[str, Any] | None = None,
+                 name_prefix: str = "raymarket-worker-") -> None:
+        self.size = max(1, int(size))
+        self.cache_dir = cache_dir
+        self._cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
+                               **(actor_options or {}))(JobWorker)
+        self._idle: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._created = 0
+        self._all: list[Any] = []
+        self._prefix, self._serial = name_prefix, 0
+
+    def _acquire(self, timeout_s: float) -> Any:
+        with self._lock:
+            if self._idle.empty() and self._created < self.size:
+                self._created += 1
+                self._serial += 1
+                actor = self._cls.options(name=f"{self._prefix}{self._serial}").remote(self.cache_dir)
+                self._all.append(actor)
+                return actor
+        try:
+            return self._idle.get(timeout=timeout_s)
+        except queue.Empty:
+            raise TimeoutError(f"no idle worker within {timeout_s} s") from None
+
+    def _discard(self, actor: Any) -> None:
+        try:
+            ray.kill(actor)
+        except Exception:  # already dead  # noqa: BLE001
+            pass
+        with self._lock:
+            self._created -= 1
+            if actor in self._all:
+                self._all.remove(actor)
+
+    def warm_up(self, kinds: list[str], timeout_s: float = 300.0) -> float:
+        """Start one worker and load what ``kinds`` need; returns seconds spent."""
+        actor = self._acquire(timeout_s)
+        try:
+            secs = ray.get(actor.warm_up.remote(list(kinds)), timeout=timeout_s)
+        except Exception:
+            self._discard(actor)
+            raise
+        self._idle.put(actor)
+        return secs
+
+    def run(self, job: PreparedJob, timeout_s: float) -> bytes:
+        """Run ``job`` on an idle worker; returns the result bytes.
+
+        Raises:
+            JobError: ``timeout`` (killed after ``timeout_s`` s), ``worker_died`` (its node or process
+                died), ``bad_input`` (the worker refused the input), ``error`` (anything else).
+        """
+        try:
+            actor = self._acquire(timeout_s)
+        except TimeoutError as exc:
+            raise JobError(job.job_id, "timeout", str(exc)) from None
+        try:
+            if job.kind == "inference":
+                ref = actor.embed.remote(job.ticket["text"])
+            else:
+                t = job.ticket
+                ref = actor.prove.remote(t["circuit"], t["rounds"], t["preimage"], t["setup_seed"])
+            out = ray.get(ref, timeout=timeout_s)
+        except GetTimeoutError:
+            self._discard(actor)
+            raise JobError(job.job_id, "timeout", f"no result within {timeout_s} s; worker killed") from None
+        except RayActorError as exc:
+            self._discard(actor)
+            raise JobError(job.job_id, "worker_died", f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        except RayTaskError as exc:
+            self._idle.put(actor)
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            reason = "bad_input" if isinstance(cause, ValueError) else "error"
+            raise JobError(job.job_id, reason, f"{type(cause).__name__}: {str(cause)[:500]}") from None
+        except Exception as exc:  # noqa: BLE001 -- Ray raises many kinds; the lease is failed, not the agent
+            self._discard(actor)
+            raise JobError(job.job_id, "error", f"{type(exc).__name__}: {str(exc)[:500]}") from None
+        self._idle.put(actor)
+        if not isinstance(out, (bytes, bytearray)):
+            raise JobError(job.job_id, "error", f"worker returned {type(out).__name__}, not bytes")
+        return bytes(out)
+
+    def shutdown(self) -> None:
+        """Kill every worker of this pool (their cluster stays up)."""
+        for actor in list(self._all):
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001
+                pass
+        self._all.clear()
