@@ -28,7 +28,6 @@ from market.exchange.steps import (  # noqa: F401 (the package's public surface)
     open_job_count,
     job_summary,
     on_leaf_challenged,
-    on_challenge_reverted,
     register_settlement_hooks,
     QUOTE_RECENT_PRICES,
     quote_job,

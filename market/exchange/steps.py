@@ -32,6 +32,8 @@ from market import ledger
 from market.core import ids
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
+from market.settlement.hooks import register_challenge_slashing
+from market.settlement.models import BatchRecord
 from market.core.orders import JobOrder, Offer, Usage
 
 GIB = 1024**3
@@ -422,14 +424,11 @@ def job_summary(job: JobRecord) -> dict[str, Any]:
 
 def on_leaf_challenged(s: Session, job_id: str, provider_address: str, reason: str,
                        now_s: float | None = None) -> None:
-    """A settled leaf was successfully challenged on-chain: for a ``bad_proof`` challenge, queue a slash
-    of the provider that signed the proof.
+    """A settled leaf was successfully challenged on-chain: record it in the job's history.
 
-    Only ``bad_proof`` is the provider's fault: a ``bad_signature`` leaf is one the named provider did not
-    sign, and a ``duplicate`` comes from the operator batching a job twice; slashing the provider for
-    those would punish it for someone else's fault. The job's collateral was released at payment, so
-    the slash takes ``max(collateral, price)`` from the free bond under the wrong-result rule (cancel
-    window applies). Idempotent per job. Every challenge is recorded in the job's history.
+    Recording only: what the challenge costs the provider (the slash) is
+    :func:`market.settlement.hooks.slash_provider_on_challenge`, registered next to this hook by
+    :func:`register_settlement_hooks`.
     """
     now_s = time.time() if now_s is None else now_s
     job = s.get(JobRecord, job_id)
@@ -437,34 +436,16 @@ def on_leaf_challenged(s: Session, job_id: str, provider_address: str, reason: s
         return
     s.add(JobEventRecord(job_id=job_id, at_s=now_s, event="challenged", status=job.status,
                          detail={"reason": reason, "provider": provider_address}))
-    if reason != "bad_proof":
-        return
-    amount = max(int(job.collateral_wei), int(job.cleared_price_wei or 0))
-    free = ledger.balance(s, ledger.bond_account(job.provider))
-    if min(amount, free) > 0:
-        ledger.slash(s, f"challenge-slash:{job_id}", job.provider, job_id, "wrong_result", now_s,
-                     amount_wei=min(amount, free), client=job.client)
-
-
-def on_challenge_reverted(s: Session, job_id: str, provider_address: str, reason: str,
-                          now_s: float | None = None) -> None:
-    """The block holding a challenge was reorged away: cancel the slash it queued."""
-    from market.ledger.errors import LedgerError
-
-    now_s = time.time() if now_s is None else now_s
-    try:
-        ledger.cancel_slash(s, f"challenge-unslash:{job_id}", f"challenge-slash:{job_id}", now_s)
-    except LedgerError:  # no slash was queued (no bond) or it is already resolved
-        pass
 
 
 def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
-    """Register the exchange's watcher hooks: mark jobs settled / unsettled, slash on challenges.
+    """Register the exchange's watcher hooks: mark jobs settled / unsettled, record challenges in the jobs'
+    history, and the one challenge -> slash rule (:func:`market.settlement.hooks.register_challenge_slashing`,
+    registered once however often this is called).
 
     Used by ``raymarket watch`` (``--hooks market.exchange:register_settlement_hooks``, the default)
     and by :class:`market.exchange.runner.MarketRunner`.
     """
-    from market.settlement.models import BatchRecord
 
     def settled(s: Session, batch_id: str, job_ids: list[str]) -> None:
         batch = s.get(BatchRecord, batch_id)
@@ -473,8 +454,8 @@ def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
     def reverted(s: Session, batch_id: str, job_ids: list[str]) -> None:
         mark_unsettled(s, job_ids)
 
-    return hooks.register(on_batch_settled=settled, on_batch_reverted=reverted,
-                          on_leaf_challenged=on_leaf_challenged, on_challenge_reverted=on_challenge_reverted)
+    hooks.register(on_batch_settled=settled, on_batch_reverted=reverted, on_leaf_challenged=on_leaf_challenged)
+    return register_challenge_slashing(hooks)
 
 
 # --------------------------------------------------------------------------- quotes

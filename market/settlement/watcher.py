@@ -14,7 +14,8 @@ Per poll (:meth:`Watcher.poll_once`):
    transaction, and the checkpoint moves to the chunk's last block. A crash anywhere leaves either the whole
    chunk applied or none of it, so a restarted watcher applies every event exactly once.
 
-Hooks (registered by the exchange / ledger), all called inside the watcher's transaction with its session:
+Hooks (registered by the exchange; the money-moving ones are :mod:`market.settlement.hooks`), all called
+inside the watcher's transaction with its session:
 ``on_batch_settled(session, batch_id, job_ids)``, ``on_batch_reverted(session, batch_id, job_ids)``,
 ``on_batch_finalized(session, batch_id, job_ids)``, ``on_leaf_challenged(session, job_id, provider, reason)``,
 ``on_challenge_reverted(session, job_id, provider, reason)``. ``batch_id`` is 0x-hex; ``job_ids`` are the
@@ -341,46 +342,3 @@ class Watcher:
         s.execute(delete(SeenBlock).where(SeenBlock.watcher == self.name,
                                           SeenBlock.block_number < end - KEEP_PLAIN_BLOCKS,
                                           SeenBlock.block_number.not_in(event_blocks)))
-
-
-# ---------------------------------------------------------------------- ledger hook
-#: Challenge reasons that are the named provider's fault. A bad signature means the provider did *not*
-#: sign the leaf, and a duplicate is the batching operator's error: neither is slashed from the provider.
-PROVIDER_FAULTS = frozenset({"bad_proof"})
-
-
-def slash_provider_on_challenge(session: Session, job_id: str, provider: str, reason: str,
-                                now_s: float | None = None) -> Any:
-    """An ``on_leaf_challenged`` hook: queue a ledger slash (``wrong_result``) of the provider for a bad proof.
-
-    The provider's ledger name is found by its address (``providers.address``); the amount is the rule's
-    share of the job's open collateral lock, or, when the lock was already released (the job was paid),
-    the attested price of the job. The slash id is ``challenge:<job_id>`` (idempotent); it is queued with the
-    ledger's cancel window (appeals), not final. Register with
-    ``hooks.register(on_leaf_challenged=slash_provider_on_challenge)``.
-
-    Returns:
-        The ledger's ``Slash``, or ``None`` when the reason is not a provider fault or the provider is unknown.
-    """
-    if reason not in PROVIDER_FAULTS:
-        return None
-    from sqlalchemy import func
-
-    from market import ledger
-    from market.ledger.errors import PendingNotFound
-    from market.db.models import ProviderRecord
-    from market.settlement.batching import find_leaf
-    from market.core.slashing import SlashReason
-
-    name = session.scalars(select(ProviderRecord.name)
-                           .where(func.lower(ProviderRecord.address) == provider.lower())).first()
-    if name is None:
-        return None
-    now_s = time.time() if now_s is None else now_s
-    transfer_id = f"challenge:{job_id}"
-    try:
-        with session.begin_nested():
-            return ledger.slash(session, transfer_id, name, job_id, SlashReason.WRONG_RESULT, now_s)
-    except PendingNotFound:
-        price_wei = find_leaf(session, job_id).price_wei
-        return ledger.slash(session, transfer_id, name, job_id, SlashReason.WRONG_RESULT, now_s, amount_wei=price_wei)

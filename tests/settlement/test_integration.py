@@ -14,7 +14,8 @@ from contracts.chain import connect
 from contracts.errors import ContractReverted
 from market.db.base import make_engine
 from market.settlement.batching import BatchingPolicy, Settler, inclusion, unhex
-from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks, slash_provider_on_challenge
+from market.settlement.hooks import slash_provider_on_challenge
+from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
 from tests.settlement.helpers import SimulatedCircuit, proof_leaf
 
 CIRCUIT_ID = b"\x22" * 32
