@@ -34,7 +34,7 @@ from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
 from market.settlement.hooks import register_challenge_slashing
 from market.settlement.models import BatchRecord
-from market.core.orders import JobOrder, Offer, Usage
+from market.core.orders import JobOrder, Offer, Usage, reopen
 
 GIB = 1024**3
 
@@ -244,7 +244,8 @@ def _spec_json(spec: JobSpec) -> dict[str, Any]:
 def _job_order(job: JobRecord) -> JobOrder:
     sp = job.spec
     return JobOrder(job_id=job.job_id, client=job.client, kind=job.kind,
-                    duration_estimate_s=int(sp["duration_estimate_s"]), max_price_wei=int(job.max_price_wei),
+                    duration_estimate_s=int(sp["duration_estimate_s"]),
+                    max_price_wei=int(sp.get("budget_wei", job.max_price_wei)),
                     deadline_s=float(job.deadline_s), cpus=int(sp["cpus"]), gpus=int(sp["gpus"]),
                     gpu_model=sp.get("gpu_model"), memory_bytes=int(sp["memory_bytes"]),
                     collateral_wei=int(job.collateral_wei), exclude_providers=frozenset(sp.get("excluded", [])),
@@ -342,11 +343,22 @@ def complete_job(s: Session, job_id: str, *, result_path: str, result_hash: str,
 
 
 def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_attempts: int,
-             now_s: float | None = None) -> JobRecord:
+             now_s: float | None = None, spent_wei: int = 0) -> JobRecord:
     """A provider failed ``job_id``: slash (wrong result) or release (infrastructure fault) the
     collateral, lower the provider's reputation, and re-open the job for the next round without
-    that provider — or fail it (refunding the escrow) when attempts or time are exhausted.
+    that provider — or fail it (refunding the escrow) when attempts, time or budget are exhausted.
+
+    Every re-auction of the exchange comes through here (lease expiry, a provider giving a lease
+    back, a rejected result), and the re-opened order is :func:`market.core.orders.reopen` of the
+    job's last one: attempt + 1, the provider excluded, and the budget the next round sees
+    (``spec["budget_wei"]``, else ``max_price_wei``) lowered by ``spent_wei`` (wei already paid out
+    for the job on this attempt, e.g. a partial payment or fee; 0 when nothing was).
+
+    Raises:
+        UnknownJob. InvalidJob: ``spent_wei`` is not an int >= 0.
     """
+    if isinstance(spent_wei, bool) or not isinstance(spent_wei, int) or spent_wei < 0:
+        raise InvalidJob("spent_wei", f"must be an int number of wei >= 0, got {spent_wei!r}")
     now_s = time.time() if now_s is None else now_s
     job = get_job(s, job_id)
     provider = job.provider
@@ -360,13 +372,19 @@ def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_at
     if prov is not None:
         prov.reputation = max(0.0, round(prov.reputation * (0.5 if wrong_result else 0.9), 6))
     _record(s, job, JobEvent.FAULT, now_s, provider=provider, reason=reason, wrong_result=wrong_result)
+    last = _job_order(job)
+    budget_left = spent_wei < last.max_price_wei
+    again = reopen(last, failed_provider=provider, spent_wei=spent_wei if budget_left else 0)
     spec = dict(job.spec)
-    spec["excluded"] = sorted(set(spec.get("excluded", [])) | {provider})
+    spec["excluded"] = sorted(again.exclude_providers)
+    if budget_left and again.max_price_wei != int(job.max_price_wei):
+        spec["budget_wei"] = str(again.max_price_wei)
     job.spec, job.provider, job.cleared_price_wei = spec, None, None
-    job.attempt += 1
-    if job.attempt > max_attempts or job.deadline_s < now_s:
+    job.attempt = again.attempt + 1
+    if job.attempt > max_attempts or job.deadline_s < now_s or not budget_left:
         ledger.void_escrow(s, ids.refund_id(job_id, job.attempt), job_id)
-        _record(s, job, JobEvent.EXPIRED, now_s, reason=f"gave up after {job.attempt - 1} attempts")
+        _record(s, job, JobEvent.EXPIRED, now_s, reason=f"gave up after {job.attempt - 1} attempts"
+                + ("" if budget_left else ": its budget is spent"))
     return job
 
 
