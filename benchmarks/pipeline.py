@@ -242,6 +242,7 @@ def run_all(args, rates, names, spec, witnesses, log) -> list[Row]:
     from market.pipeline.runtime import PipelineSettings, ProvingPipeline
     from market.pipeline.stages import InMemoryPayments
     from providers.cluster import LocalCluster
+    from providers.prover_worker import ProverWorker
 
     data_dir = Path(tempfile.mkdtemp(prefix="rm-bench-pipe-"))
     key_path = data_dir / "keys" / f"{spec.pk_hash}.json"
@@ -254,7 +255,8 @@ def run_all(args, rates, names, spec, witnesses, log) -> list[Row]:
             controller=ControllerConfig(min_batch=1, max_batch=32, target_latency_s=3.0, prior_per_proof_s=0.1),
             verify_batch_max=64, prover=args.prover, actor_num_cpus=1, data_dir=data_dir,
             verify_workers=args.verify_workers)
-        pipe = ProvingPipeline([spec], [ProviderSlot(n, 10.0) for n in names], InMemoryPayments(), settings)
+        pipe = ProvingPipeline([spec], [ProviderSlot(n, 10.0) for n in names], InMemoryPayments(), settings,
+                               worker_cls=ProverWorker)
         pipe.start()
         plan = [(rate, args.burst_jobs if math.isinf(rate) else
                  min(args.max_jobs, max(1, int(rate * args.duration_s)))) for rate in rates]

@@ -29,8 +29,7 @@ from market.pipeline.errors import NoProviders
 from market.pipeline.placement import choose_provider
 from market.pipeline.state import TICK_S, StageContext
 from market.pipeline.stages import OutcomeStatus
-from market.pipeline.workers import ProviderPool
-from providers.prover_worker import ProvedBatch
+from market.pipeline.workers import ProvedBatchLike, ProviderPool
 
 
 @dataclass
@@ -49,7 +48,7 @@ class Proved:
     """A batch as its worker returned it, on its way to verification."""
 
     batch: Batch
-    result: ProvedBatch
+    result: ProvedBatchLike
     seed: str | None
 
 
@@ -138,7 +137,7 @@ class DispatchStage:
     def _completed(self, ref: Any, f: Inflight) -> None:
         ctx = self.ctx
         try:
-            result: ProvedBatch = ray.get(ref, timeout=30)
+            result: ProvedBatchLike = ray.get(ref, timeout=30)
         except RayError as exc:
             if isinstance(exc, RayActorError):  # the actor (or its node) is gone
                 self.pool.drop_worker(f.provider, f.batch.key.circuit_id)

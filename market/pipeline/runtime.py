@@ -40,8 +40,7 @@ from market.pipeline.settings import PipelineSettings
 from market.pipeline.stages import BoundedQueue, CircuitSpec, JobOutcome, Payments, VerifiedJob
 from market.pipeline.state import JobBook, Sizing, StageContext
 from market.pipeline.verify import VerifyStage
-from market.pipeline.workers import ProviderPool
-from providers.prover_worker import ProverWorker
+from market.pipeline.workers import ProverWorkerLike, ProviderPool
 
 __all__ = ["PipelineSettings", "ProvingPipeline"]
 
@@ -56,7 +55,10 @@ class ProvingPipeline:
         providers: the matched providers and their benchmarked speeds.
         payments: where money moves (the ledger adapter, or :class:`~market.pipeline.stages.InMemoryPayments`).
         settings: :class:`PipelineSettings`.
-        worker_cls: the worker class (a subclass can inject faults in tests).
+        worker_cls: the prover worker class made a Ray actor on each provider's node
+            (:class:`~market.pipeline.workers.ProverWorkerLike`): injected, because it is provider
+            code (:class:`providers.prover_worker.ProverWorker`) and ``market`` does not import
+            ``providers``; a subclass can inject faults in tests.
         on_settled: called from the pay thread with each settlement batch (list of
             :class:`~market.pipeline.stages.VerifiedJob`): the attestation / Merkle settlement hook.
         on_reauction: called with ``(job, provider, reason)`` whenever a job is re-auctioned.
@@ -67,7 +69,7 @@ class ProvingPipeline:
     """
 
     def __init__(self, circuits: Sequence[CircuitSpec], providers: Sequence[ProviderSlot], payments: Payments,
-                 settings: PipelineSettings | None = None, *, worker_cls: type = ProverWorker,
+                 settings: PipelineSettings | None = None, *, worker_cls: type[ProverWorkerLike],
                  on_settled: Callable[[list[VerifiedJob]], None] | None = None,
                  on_reauction: Callable[[ProofJob, str, str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -7,13 +7,18 @@ reference, so each actor loads the key once and keeps it for every batch. Actors
 hang forever): the pipeline, not Ray, decides what happens to a failed batch. The pool also keeps
 each provider's speed (refined from measurements), the quarantined providers and the optional
 verifier actors on the coordinator's node.
+
+The worker class is injected (``worker_cls``): the prover worker is provider-side code
+(:class:`providers.prover_worker.ProverWorker`, composed in by the caller: ``cli.py``, tests,
+benchmarks), since ``market`` must not import ``providers``. :class:`ProverWorkerLike` is the
+interface the pipeline relies on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -22,10 +27,50 @@ from market.pipeline.placement import ProviderSlot
 from market.pipeline.provenance import ProvenanceStore
 from market.pipeline.settings import PipelineSettings
 from market.pipeline.stages import BatchVerifier, CircuitSpec
-from providers.prover_worker import ProverWorker
 
 
-def prover_actor_class(worker_cls: type = ProverWorker) -> Any:
+class ProvedBatchLike(Protocol):
+    """What a worker returns for a batch (:class:`providers.prover_worker.ProvedBatch` has this shape).
+
+    Attributes:
+        batch_id: the batch; provider: who proved it; prover: backend name.
+        proofs: one proof per job, in batch order (fewer or wrong ones are caught by verification).
+        prove_s: wall time of the batch (seconds); per_job_s: each job's proving time (seconds).
+        hardware: what the worker runs on; code: the worker's library versions.
+    """
+
+    batch_id: str
+    provider: str
+    prover: str
+    proofs: Sequence[Any]
+    prove_s: float
+    per_job_s: Sequence[float]
+    hardware: dict[str, Any]
+    code: dict[str, str]
+
+
+class ProverWorkerLike(Protocol):
+    """The prover worker the pipeline makes a Ray actor.
+
+    Constructed as ``worker_cls(provider, circuit_id, pk, prover, threads)`` on the provider's node
+    (``pk`` arrives as an object-store reference, resolved before ``__init__``); it keeps the key.
+    """
+
+    def ping(self) -> str:
+        """Liveness probe: the provider's name."""
+        ...
+
+    def benchmark(self, n_proofs: int = 3) -> float:
+        """Prove ``n_proofs`` throw-away witnesses; proofs per second."""
+        ...
+
+    def prove_batch(self, batch_id: str, job_ids: Sequence[str], witnesses: Sequence[Sequence[int]],
+                    blinding_seed: str | None = None) -> ProvedBatchLike:
+        """Prove every witness of a batch, blinding derived from ``blinding_seed`` when given."""
+        ...
+
+
+def prover_actor_class(worker_cls: type[ProverWorkerLike]) -> Any:
     """``worker_cls`` as a Ray actor class: the one place a worker becomes an actor.
 
     No restarts and no task retries (FIELD-NOTES): a failed batch is re-auctioned by the pipeline.
@@ -58,13 +103,14 @@ class ProviderPool:
     Args:
         providers: the matched providers and their benchmarked speeds.
         settings: prover backend, CPUs and threads per actor, verifier actors, start-up benchmark.
-        worker_cls: the worker class made an actor (a subclass can inject faults in tests).
+        worker_cls: the worker class made an actor (:class:`ProverWorkerLike`; in production
+            :class:`providers.prover_worker.ProverWorker`, a subclass can inject faults in tests).
 
     ``slots`` entries and ``quarantined`` are replaced, never mutated, so other threads may read them.
     """
 
     def __init__(self, providers: Sequence[ProviderSlot], settings: PipelineSettings,
-                 worker_cls: type = ProverWorker) -> None:
+                 worker_cls: type[ProverWorkerLike]) -> None:
         self.settings = settings
         self.worker_cls = worker_cls
         self.slots: dict[str, ProviderSlot] = {p.name: p for p in providers}
