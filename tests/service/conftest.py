@@ -31,17 +31,34 @@ def keys_dir(tmp_path_factory):
     return path
 
 
+def start_service(data_dir, database_url=None, rpc_url=None) -> ThreadService:
+    """The service in dev mode with short leases (3 s), a fast loop and 1 s settlement windows."""
+    settings = Settings(data_dir=data_dir, database_url=database_url, rpc_url=rpc_url, settlement_window_s=1.0,
+                        max_attempts=3)
+    return ThreadService(settings, ServiceConfig(lease_s=3.0, round_interval_s=0.1, dev=True, **SMALL_LIMITS)).start()
+
+
 @pytest.fixture
 def service(tmp_path, keys_dir):
-    """The service on SQLite + the in-process EVM, dev mode, short leases (3 s) and a fast loop."""
-    settings = Settings(data_dir=tmp_path / "data", settlement_window_s=1.0, max_attempts=3)
-    svc = ThreadService(settings, ServiceConfig(lease_s=3.0, round_interval_s=0.1, dev=True, **SMALL_LIMITS)).start()
+    """The service on the embedded defaults: SQLite + the in-process EVM."""
+    svc = start_service(tmp_path / "data")
     yield svc
     svc.stop()
 
 
-@pytest.fixture
-def parties(service):
+@pytest.fixture(params=["sqlite+in-process-evm", "postgres+anvil"])
+def any_service(request, tmp_path, keys_dir):
+    """The service on the embedded defaults, then on a real Postgres server and a real anvil node."""
+    if request.param == "postgres+anvil":
+        svc = start_service(tmp_path / "data", request.getfixturevalue("pg_url"),
+                            request.getfixturevalue("anvil").rpc_url)
+    else:
+        svc = start_service(tmp_path / "data")
+    yield svc
+    svc.stop()
+
+
+def make_parties(service):
     """A funded client and two registered, bonded providers (p1 cheaper than p2)."""
     client = Client(service.url, new_key())
     client.faucet(10**18)
@@ -54,3 +71,9 @@ def parties(service):
         Client(service.url, key).faucet(0, bond_wei=10**17, provider_name=name)
         provs[name] = (pc, key)
     return client, provs
+
+
+@pytest.fixture
+def parties(service):
+    """:func:`make_parties` on :func:`service`."""
+    return make_parties(service)
