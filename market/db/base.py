@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any
 
 from sqlalchemy import MetaData, Numeric, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from market.paths import default_data_dir
 
 #: Constraint naming convention (SQLAlchemy docs, "Configuring Constraint Naming Conventions"),
 #: so that migrations name every constraint deterministically on Postgres and SQLite.
@@ -101,14 +102,13 @@ class Base(DeclarativeBase):
 
 
 def default_sqlite_url() -> str:
-    """The embedded default: a SQLite file under the user's data directory.
+    """The embedded default: a SQLite file in the data directory (``$RAYMARKET_HOME`` or the user's
+    data dir: :func:`market.paths.default_data_dir`, the one resolver).
 
     Returns:
-        ``sqlite:///<user data dir>/raymarket/ledger.db`` (the directory is created).
+        ``sqlite:///<data dir>/ledger.db`` (the directory is created).
     """
-    from platformdirs import user_data_dir
-
-    path = Path(user_data_dir("raymarket", appauthor=False))
+    path = default_data_dir()
     path.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path / 'ledger.db'}"
 

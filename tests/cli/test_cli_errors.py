@@ -47,7 +47,7 @@ def test_submit_without_funds_says_deposit_first(tmp_path):
     text = tmp_path / "in.txt"
     text.write_text("one sentence\n")
     res = run("submit", "inference", str(text), "--max-price", "1000", "--client", "carol", home=tmp_path)
-    assert_clean_error(res, 4, "deposit")
+    assert_clean_error(res, 4, "fund")
 
 
 def test_deposit_submit_status_json_roundtrip(tmp_path):

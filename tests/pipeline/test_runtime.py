@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from market.pipeline.batching import ControllerConfig, WindowPolicy
-from market.cli.pipeline import pipeline_app, replay_batch
+from market.cli.pipeline import pipeline_app
+from market.pipeline.replay import replay_batch
 from market.pipeline.errors import ProvenanceMismatch, QueueFull
 from market.pipeline.placement import ProviderSlot
 from market.pipeline.provenance import ProvenanceStore
@@ -163,21 +164,21 @@ def test_burst_completes_every_proof_verified_and_provenance_recorded(ray_cluste
     assert rec.pk_hash == mimc_circuit.spec.pk_hash and rec.hardware["logical_cores"] >= 1
     assert rec.code["git_commit"] and rec.blinding == "derived" and rec.blinding_seed
     # the CLI reads the metrics file the pipeline wrote
-    res = CliRunner().invoke(pipeline_app, ["stats", "--json", "--data-dir", str(tmp_path / "data")])
+    res = CliRunner().invoke(pipeline_app, ["stats", "--json", "--pipeline-dir", str(tmp_path / "data")])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["counters"]["completed"] == 9
     # replay reproduces a batch bit for bit, with the recorded (numba) prover and with the py_ecc oracle
     assert rec.prover == "fast"
-    report = replay_batch(ids[0], tmp_path / "data")
+    report = replay_batch(ids[0], tmp_path / "data", worker_cls=ProverWorker)
     assert report.outputs_match and all(j.proof_matches for j in report.jobs)
-    report = replay_batch(ids[0], tmp_path / "data", prover="ref")
+    report = replay_batch(ids[0], tmp_path / "data", prover="ref", worker_cls=ProverWorker)
     assert report.outputs_match and all(j.proof_matches and j.replay_verified for j in report.jobs)
     inputs = tmp_path / "data" / "batches" / f"{ids[0]}.inputs.json"
     doc = json.loads(inputs.read_text())
     doc["witnesses"][0][2] += 1
     inputs.write_text(json.dumps(doc))
     with pytest.raises(ProvenanceMismatch):
-        replay_batch(ids[0], tmp_path / "data")
+        replay_batch(ids[0], tmp_path / "data", worker_cls=ProverWorker)
 
 
 def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mimc_circuit, tmp_path, pg_url):
@@ -251,7 +252,7 @@ def test_invalid_proof_isolated_provider_slashed_rest_of_batch_paid(ray_cluster,
     (first,) = [b for b in store.list_batches() if store.load(b)[0].provider == "p2"]
     rec, _ = store.load(first)
     assert {j.job_id: j.verified for j in rec.jobs} == {"iso-0": True, "iso-1-bad": False, "iso-2": True}
-    report = replay_batch(first, tmp_path / "data")
+    report = replay_batch(first, tmp_path / "data", worker_cls=ProverWorker)
     assert report.mismatches == ["iso-1-bad"] and not report.outputs_match
 
 

@@ -59,15 +59,15 @@ def test_verify_prints_leaf_proof_and_onchain_root_and_detects_tampering(anvil, 
     assert bad.exit_code == 1
     assert not json.loads(bad.stdout)["checks"]["contract_verifies_attestation"]
     missing = runner.invoke(cli_app(), ["settlement", "verify", "nope", "--database-url", url])
-    assert missing.exit_code == 2 and "no attestation for job 'nope'" in missing.output
+    assert missing.exit_code == 4 and "no attestation for job 'nope'" in missing.output  # ExitCode.NOT_FOUND
     no_rpc = runner.invoke(cli_app(), ["watch", "--contract", settlement.address, "--database-url", url])
     assert no_rpc.exit_code == 2 and "--rpc-url" in no_rpc.output
     empty = runner.invoke(cli_app(), ["settlement", "verify", "job-1", "--database-url",
                                       f"sqlite:///{tmp_path / 'empty.sqlite'}"])
-    assert empty.exit_code == 2 and "raymarket db upgrade" in empty.output
+    assert empty.exit_code == 3 and "raymarket db upgrade" in empty.output  # ExitCode.BAD_INPUT
     unreachable = runner.invoke(cli_app(), ["watch", "--contract", settlement.address, "--database-url", url,
                                             "--rpc-url", "http://127.0.0.1:1", "--once"])
-    assert unreachable.exit_code == 2 and "cannot reach the chain" in unreachable.output
+    assert unreachable.exit_code == 5 and "cannot reach the chain" in unreachable.output  # ExitCode.UNREACHABLE
 
 
 def _settlement_diffs(url: str) -> list:
