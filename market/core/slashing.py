@@ -23,7 +23,8 @@ Choices of this project (not copied from a source, stated so they can be argued 
     half is burned;
   * a share whose recipient is absent (no rescuer, no client named) is burned, so that no
     party profits from a fault it did not repair;
-  * protocol fee 1% (100 bps), unbonding period 7 days, cancellation window 2 days.
+  * protocol fee 1% (100 bps), unbonding period 7 days, cancellation window 2 days (the numbers:
+    :mod:`market.core.policy`).
 
 All fractions are integer basis points (1 bp = 1/10_000); amounts are int wei; times are seconds.
 """
@@ -33,19 +34,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from market.core.policy import DEFAULT_PROTOCOL_FEE_BPS, SLASH_CANCEL_WINDOW_S, UNBONDING_PERIOD_S
+
 #: Basis points in one whole (100%).
 BPS_DENOMINATOR = 10_000
 
-#: Protocol fee taken from each released job payment, in basis points (project choice: 1%).
-DEFAULT_PROTOCOL_FEE_BPS = 100
-
-#: Delay between ``request_unbond`` and ``complete_unbond``, in seconds. EigenLayer's
-#: withdrawal delay is ~7 days (MIN_WITHDRAWAL_DELAY_BLOCKS = 50_400 blocks of 12 s).
-UNBONDING_PERIOD_S = 7 * 24 * 3600
-
-#: Window after a slash during which an arbiter may cancel it, in seconds (project choice:
-#: 2 days, shorter than the unbonding period so a provider cannot unbond out of a queued slash).
-SLASH_CANCEL_WINDOW_S = 2 * 24 * 3600
+# The protocol constants (fee, unbonding period, cancel window) live in market.core.policy with their
+# sources; re-exported here for the ledger and the pipeline.
+__all__ = ["BPS_DENOMINATOR", "DEFAULT_PROTOCOL_FEE_BPS", "UNBONDING_PERIOD_S", "SLASH_CANCEL_WINDOW_S",
+           "SlashReason", "SlashRule", "SLASH_RULES", "SlashSplit", "rule_for", "slash_amount_wei", "split_slash",
+           "protocol_fee_wei"]
 
 
 class SlashReason(StrEnum):

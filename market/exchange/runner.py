@@ -22,7 +22,7 @@ from eth_utils import keccak
 from sqlalchemy.orm import Session
 
 from market import exchange as ex
-from market.core import ids
+from market.core import ids, policy
 from market.settings import Settings
 from market.core.jobs import JobStatus
 from market.db.models import JobRecord, ProviderRecord
@@ -197,7 +197,7 @@ class MarketRunner:
                                  memory_bytes=int(hw["memory_bytes"]), price_per_cpu_s_wei=price_per_cpu_s_wei,
                                  bond_wei=bond_wei, gpus=len(hw["gpus"]),
                                  gpu_model=hw["gpus"][0]["model"] if hw["gpus"] else None,
-                                 price_per_gpu_s_wei=price_per_cpu_s_wei * 50 if hw["gpus"] else 0,
+                                 price_per_gpu_s_wei=policy.default_gpu_price_wei(price_per_cpu_s_wei, len(hw["gpus"])),
                                  speed=speed or benchmark(1), node_id=info["node_id"], hardware=hw)
         with Session(self.engine) as s, s.begin():
             ex.register_provider(s, offer)

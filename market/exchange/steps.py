@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.core import ids
+from market.core import ids, policy
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
 from market.settlement.hooks import register_challenge_slashing
@@ -370,7 +370,7 @@ def fail_job(s: Session, job_id: str, *, reason: str, wrong_result: bool, max_at
             ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, job.attempt), provider, job_id)
     prov = s.get(ProviderRecord, provider)
     if prov is not None:
-        prov.reputation = max(0.0, round(prov.reputation * (0.5 if wrong_result else 0.9), 6))
+        prov.reputation = policy.lowered_reputation(prov.reputation, wrong_result=wrong_result)
     _record(s, job, JobEvent.FAULT, now_s, provider=provider, reason=reason, wrong_result=wrong_result)
     last = _job_order(job)
     budget_left = spent_wei < last.max_price_wei
@@ -478,8 +478,8 @@ def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
 
 # --------------------------------------------------------------------------- quotes
 
-#: How many recent clearing prices of the same job kind a quote's p50 / p90 come from.
-QUOTE_RECENT_PRICES = 200
+#: How many recent clearing prices of the same job kind a quote's p50 / p90 come from (:mod:`market.core.policy`).
+QUOTE_RECENT_PRICES = policy.QUOTE_RECENT_PRICES
 
 
 def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str, Any]:
