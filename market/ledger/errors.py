@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proving.errors import RaymarketError
 
-class LedgerError(Exception):
-    """Root of every error raised by the ledger."""
+
+class LedgerError(RaymarketError):
+    """Root of every error raised by the ledger (a :class:`proving.errors.RaymarketError`, the project root)."""
 
 
 @dataclass
