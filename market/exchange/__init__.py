@@ -1,7 +1,7 @@
 """The exchange: the market's database steps (submit, rounds, leases, verification, payment).
 
-Import it as ``from market import exchange as ex``; the runtime around it is
-:mod:`market.exchange.runner`.
+Import it as ``from market import exchange as ex``; the runtime around it is the exchange service,
+:mod:`market.exchange.service` (``raymarket exchange serve``).
 """
 
 from market.exchange.steps import (  # noqa: F401 (the package's public surface)

@@ -10,9 +10,10 @@ import time
 import uuid
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from market import exchange as ex
-from market.db.models import JobRecord, RequestNonce
+from market.db.models import JobRecord, LeaseRecord, ProviderRecord, RequestNonce
 from market.exchange.service import leases, providers
 from market.exchange.service.runtime import Runtime
 
@@ -29,11 +30,29 @@ def housekeeping(rt: Runtime, now_s: float) -> None:
         log.info("leases expired: %s", ", ".join(expired))
 
 
+#: A round whose inputs look unchanged (same open jobs, active providers and open leases) is skipped,
+#: unless the last one is older than this (seconds): unmatched jobs are not re-cleared every tick.
+ROUND_REFRESH_S = 5.0
+
+
+def market_fingerprint(s: Session) -> tuple | None:
+    """What a round's outcome depends on, cheaply: None when no round can match (no open job or no offer)."""
+    jobs = s.execute(select(func.count(), func.max(JobRecord.updated_at)).where(JobRecord.status == "open")).one()
+    active = tuple(s.scalars(select(ProviderRecord.name).where(ProviderRecord.active.is_(True))
+                             .order_by(ProviderRecord.name)))
+    if not jobs[0] or not active:
+        return None
+    busy = s.scalar(select(func.count()).select_from(LeaseRecord).where(LeaseRecord.status.in_(leases.OPEN)))
+    return (*jobs, active, busy)
+
+
 def auction(rt: Runtime, now_s: float) -> int:
     """One round over the open jobs and the active providers; a lease per match. Returns the matches."""
     with rt.read() as s:
-        if not s.scalar(select(func.count()).select_from(JobRecord).where(JobRecord.status == "open")):
-            return 0
+        fp = market_fingerprint(s)
+    if fp is None or (fp == rt.last_round[0] and now_s - rt.last_round[1] < ROUND_REFRESH_S):
+        return 0
+    rt.last_round = (fp, now_s)
     t0 = time.perf_counter()
     with rt.tx() as s:
         assignments, unmatched = ex.run_round(s, f"r-{uuid.uuid4().hex[:12]}", rule=rt.settings.matching_rule,

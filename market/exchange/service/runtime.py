@@ -35,7 +35,8 @@ class Runtime:
         settings: :class:`market.settings.Settings`; config: :class:`ServiceConfig`; engine: the database;
         chain: :class:`ChainSetup`; settler, watcher: settlement; domain: the request EIP-712 domain;
         metrics: :class:`Metrics`; write_lock: serialises this process's write transactions;
-        generation: bumped when new leases exist (long-polls wake on it); explanations: job id -> why unmatched.
+        generation: bumped when new leases exist (long-polls wake on it); explanations: job id -> why unmatched;
+        last_round: (market fingerprint, time) of the last round (see ``loop.market_fingerprint``).
     """
 
     settings: Any
@@ -50,6 +51,7 @@ class Runtime:
     generation: int = 0
     explanations: dict[str, str] = field(default_factory=dict)
     verifying_keys: dict[int, Any] = field(default_factory=dict)
+    last_round: tuple[Any, float] = (None, 0.0)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
