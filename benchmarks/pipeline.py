@@ -8,7 +8,7 @@ logical CPUs each; never touches another cluster), builds a MiMC-7 preimage circ
   one prover actor per provider holding the key, batched verification (random linear
   combination), provenance written, in-memory idempotent payments;
 * **baseline** -- one Ray task per job pinned round-robin to the providers, the proving key
-  loaded (parsed from its JSON file) in every task, every proof verified one by one in the driver.
+  loaded (read from its zkey file, hash checked) in every task, every proof verified one by one in the driver.
 
 Both use the same prover backend (``--prover``, default the numba prover), the same witnesses
 and the same open-loop arrival schedule (evenly spaced at ``rate`` jobs/s; ``inf`` submits all at
@@ -169,7 +169,7 @@ def run_baseline(naive_task, providers, key_path, vk, spec, witnesses, offsets, 
 
 
 def naive_prove(key_path: str, witness):
-    """The baseline's task: load the proving key from its JSON file, then prove one witness."""
+    """The baseline's task: load the proving key from its zkey file, then prove one witness."""
     from market.pipeline.provenance import ProvenanceStore
     from providers.prover_worker import resolve_prover, set_prover_threads
 
@@ -245,8 +245,9 @@ def run_all(args, rates, names, spec, witnesses, log) -> list[Row]:
     from providers.prover_worker import ProverWorker
 
     data_dir = Path(tempfile.mkdtemp(prefix="rm-bench-pipe-"))
-    key_path = data_dir / "keys" / f"{spec.pk_hash}.json"
-    ProvenanceStore(data_dir).save_key(spec.pk, spec.pk_hash)
+    store = ProvenanceStore(data_dir)
+    store.save_key(spec.pk, spec.pk_hash)
+    key_path = store.key_path(spec.pk_hash)
     log(f"starting a local cluster: head + {len(names)} providers x {args.cpus_per_provider} CPU ...")
     cluster = LocalCluster(providers=list(names), cpus_per_provider=args.cpus_per_provider, head_cpus=1).start()
     try:

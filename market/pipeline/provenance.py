@@ -8,8 +8,9 @@ Every batch that leaves the prove stage gets a JSON record under ``<data_dir>/ba
     per-job verification outcome and timings.
 ``<batch_id>.inputs.json``
     the witnesses themselves (replay needs them); their sha256s are in the record.
-``<data_dir>/keys/<pk_hash>.json``
-    the proving key, stored once per hash.
+``<data_dir>/keys/<pk_hash>.zkey``
+    the proving key, stored once per hash, as a snarkjs Groth16 zkey
+    (:mod:`market.core.keyfiles`; older data dirs hold ``<pk_hash>.json``, still read).
 
 All hashes are sha256 over a canonical JSON encoding (sorted keys, no spaces, ints as JSON
 numbers): :func:`canonical_hash`. The data dir holds witnesses, i.e. client secrets: it is the
@@ -37,7 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from market.core.keyfiles import write_proving_key
 from market.pipeline.errors import BatchNotFound, ProvenanceMismatch
+from proving.formats.zkey import read_zkey
+from proving.groth16.keys import ProvingKey, VerifyingKey
 
 RECORD_VERSION = 1
 
@@ -164,28 +168,35 @@ class ProvenanceStore:
         self.batches_dir = self.data_dir / "batches"
         self.keys_dir = self.data_dir / "keys"
 
-    def save_key(self, pk: Any, key_hash: str | None = None) -> str:
-        """Store ``pk`` once under its hash; returns the hash."""
+    def key_path(self, key_hash: str) -> Path:
+        """Where the proving key of hash ``key_hash`` is stored (a ``.zkey``)."""
+        return self.keys_dir / f"{key_hash}.zkey"
+
+    def save_key(self, pk: ProvingKey, key_hash: str | None = None) -> str:
+        """Store ``pk`` once under its hash (as a zkey); returns the hash."""
         key_hash = key_hash or pk_hash(pk)
-        path = self.keys_dir / f"{key_hash}.json"
+        path = self.key_path(key_hash)
         if not path.exists():
-            _atomic_write(path, canonical_json(pk))
+            write_proving_key(path, pk)
         return key_hash
 
-    def load_key(self, key_hash: str) -> Any:
+    def load_key(self, key_hash: str) -> ProvingKey:
         """The :class:`proving.groth16.keys.ProvingKey` stored under ``key_hash``.
 
         Raises:
             BatchNotFound: no key file; ProvenanceMismatch: its content hashes differently.
+            proving.errors.FormatError: the key file is not a zkey.
         """
-        from proving.groth16.keys import ProvingKey, VerifyingKey
-
-        path = self.keys_dir / f"{key_hash}.json"
-        if not path.exists():
+        path = self.key_path(key_hash)
+        legacy = self.keys_dir / f"{key_hash}.json"
+        if path.exists():
+            pk = read_zkey(path)
+        elif legacy.exists():  # a data dir written before keys were stored as zkeys
+            d = json.loads(legacy.read_text())
+            d["vk"] = VerifyingKey(**{k: _tuplify(v) for k, v in d["vk"].items()})
+            pk = ProvingKey(**{k: (v if k == "vk" else _tuplify_points(k, v)) for k, v in d.items()})
+        else:
             raise BatchNotFound(f"key:{key_hash}", str(self.keys_dir))
-        d = json.loads(path.read_text())
-        d["vk"] = VerifyingKey(**{k: _tuplify(v) for k, v in d["vk"].items()})
-        pk = ProvingKey(**{k: (v if k == "vk" else _tuplify_points(k, v)) for k, v in d.items()})
         if pk_hash(pk) != key_hash:
             raise ProvenanceMismatch(key_hash, "proving key")
         return pk
