@@ -15,6 +15,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from market import ledger
+from market.core import ids
 from market.cli.common import DatabaseUrl, DataDir, JsonOut, emit, engine, settings, wei
 from market.cli.exit_codes import ExitCode
 
@@ -79,7 +80,7 @@ def bond(amount_wei: Annotated[str, typer.Argument(help="Stake to bond, in wei."
          data_dir: DataDir = None) -> None:
     """Bond AMOUNT_WEI of stake for PROVIDER (from its free balance, or deposited with --deposit)."""
     amount = wei(amount_wei, "AMOUNT_WEI")
-    tid = transfer_id or f"bond:{provider}:{uuid.uuid4().hex}"
+    tid = transfer_id or ids.operator_id("bond", provider, uuid.uuid4().hex)
     with _session(database_url, data_dir) as s, s.begin():
         ledger.open_provider(s, provider)
         if deposit:
@@ -101,7 +102,7 @@ def unbond(amount_wei: Annotated[Optional[str], typer.Argument(help="Stake to un
     now = time.time()
     with _session(database_url, data_dir) as s, s.begin():
         if complete:
-            tid = transfer_id or f"complete-unbond:{provider}:{uuid.uuid4().hex}"
+            tid = transfer_id or ids.operator_id("complete-unbond", provider, uuid.uuid4().hex)
             done = ledger.complete_unbond(s, tid, provider, now)
             data = {"transfer_id": tid, "provider": provider, "amount_wei": str(done.amount_wei),
                     "unbond_ids": done.unbond_ids}
@@ -109,7 +110,7 @@ def unbond(amount_wei: Annotated[Optional[str], typer.Argument(help="Stake to un
         else:
             if amount_wei is None:
                 raise typer.BadParameter("give the amount to unbond (or --complete)", param_hint="AMOUNT_WEI")
-            tid = transfer_id or f"unbond:{provider}:{uuid.uuid4().hex}"
+            tid = transfer_id or ids.operator_id("unbond", provider, uuid.uuid4().hex)
             req = ledger.request_unbond(s, tid, provider, wei(amount_wei, "AMOUNT_WEI"), now)
             data = {"transfer_id": tid, "provider": provider, "amount_wei": str(req.amount_wei),
                     "matures_at_s": req.matures_at_s}

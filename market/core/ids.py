@@ -16,6 +16,7 @@ Formats (``<attempt>`` is the exchange's 1-based attempt counter of the job):
 * ``pay:<job>`` (:func:`payment_id`): the escrow posted to the provider, once per job;
 * ``refund:<job>:<attempt>`` (:func:`refund_id`): the exchange voids the escrow (expired / gave up);
 * ``void:<job>`` (:func:`void_id`): the proving pipeline voids the escrow;
+* ``cancel:<job>`` (:func:`cancel_id`): the client cancels the job, its escrow voided;
 * ``lock:<job>:<attempt>`` (:func:`collateral_lock_id`): collateral locked for a match;
 * ``unlock:<job>:<attempt or provider>`` (:func:`collateral_unlock_id`): that collateral released;
 * ``slash:<job>:<attempt or provider>`` (:func:`slash_id`): a fault found while verifying;
@@ -24,7 +25,9 @@ Formats (``<attempt>`` is the exchange's 1-based attempt counter of the job):
 * ``bond-deposit:<provider>:<address>:<wei>`` / ``bond:...`` (:func:`bond_deposit_id`, :func:`bond_id`):
   a registering provider's stake deposited, then bonded;
 * ``deposit:<client>:<nonce...>`` (:func:`deposit_id`): a client's deposit;
-* ``expire:<pending id>`` (:func:`expiry_id`): a reservation expired by the ledger's sweep.
+* ``expire:<pending id>`` (:func:`expiry_id`): a reservation expired by the ledger's sweep;
+* ``<kind>:<party>:<nonce>`` (:func:`operator_id`): a one-off operation an operator runs by hand
+  (``raymarket provider bond`` / ``unbond``), unique by its nonce.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def refund_id(job_id: str, attempt: int) -> str:
 def void_id(job_id: str) -> str:
     """The proving pipeline voiding a rejected or failed job's escrow: ``void:<job_id>``."""
     return _join("void", job_id)
+
+
+def cancel_id(job_id: str) -> str:
+    """The client cancelling a job, which voids its escrow: ``cancel:<job_id>``."""
+    return _join("cancel", job_id)
 
 
 def collateral_lock_id(job_id: str, attempt: int) -> str:
@@ -116,3 +124,12 @@ def deposit_id(client: str, *nonce: object) -> str:
 def expiry_id(pending_id: str) -> str:
     """The ledger's expiry of reservation ``pending_id``: ``expire:<pending_id>``."""
     return _join("expire", pending_id)
+
+
+def operator_id(kind: str, party: str, nonce: str) -> str:
+    """A one-off operation run by hand (CLI ``bond``, ``unbond``, ``complete-unbond``): ``<kind>:<party>:<nonce>``.
+
+    ``nonce`` (a fresh uuid) makes each command its own operation; pass an explicit id to the
+    command instead to make a retry idempotent.
+    """
+    return _join(kind, party, nonce)

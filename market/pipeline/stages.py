@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
+from market.core import ids
 from market.pipeline.batching import ProofJob, validate_job
 from market.pipeline.errors import InvalidJob, QueueFull, UnknownCircuit
 from market.pipeline.metrics import PipelineMetrics
+from proving.groth16.batch import find_invalid
 
 T = TypeVar("T")
 
@@ -176,24 +178,12 @@ def verify_with_bisection(
 def find_invalid_proofs(vk: Any, publics: Sequence[Sequence[int]], proofs: Sequence[Any]) -> dict[int, str]:
     """Positions of the invalid proofs of a verification batch, with the reason of each.
 
-    Uses ``proving.groth16.batch.find_invalid`` (one random-linear-combination check of the whole
-    batch; on failure a bisection that reuses each proof's Miller loop) when installed, else
-    :func:`verify_with_bisection` over ``proving.groth16.verifier.verify``.
+    Uses :func:`proving.groth16.batch.find_invalid`: one random-linear-combination check of the
+    whole batch; on failure a bisection that reuses each proof's Miller loop.
 
     Returns:
         ``{index: reason}``; empty when every proof is valid.
     """
-    try:
-        from proving.groth16.batch import find_invalid
-    except ImportError:
-        from proving.groth16.verifier import verify
-
-        def loop(vk_: Any, xs: Sequence[Sequence[int]], ps: Sequence[Any]) -> None:
-            for x, p in zip(xs, ps, strict=True):
-                verify(vk_, x, p)
-
-        ok = verify_with_bisection(vk, publics, proofs, loop, verify)
-        return {i: "verification failed" for i, good in enumerate(ok) if not good}
     return {i: f"{type(e).__name__}: {e}" for i, e in find_invalid(vk, publics, proofs).items()}
 
 
@@ -312,19 +302,19 @@ class InMemoryPayments:
 
     def pay(self, job: ProofJob, provider: str, proof_sha256: str, batch_id: str) -> bool:
         """Record the payment ``pay:<job_id>`` of ``job.price_wei`` to ``provider``."""
-        return self._record(f"pay:{job.job_id}", {"kind": "pay", "job_id": job.job_id, "provider": provider,
+        return self._record(ids.payment_id(job.job_id), {"kind": "pay", "job_id": job.job_id, "provider": provider,
                                                   "amount_wei": job.price_wei, "batch_id": batch_id,
                                                   "result": proof_sha256})
 
     def slash(self, job: ProofJob, provider: str, batch_id: str, reason: str) -> bool:
         """Record the slash ``slash:<job_id>:<provider>``."""
-        return self._record(f"slash:{job.job_id}:{provider}", {"kind": "slash", "job_id": job.job_id,
+        return self._record(ids.slash_id(job.job_id, provider), {"kind": "slash", "job_id": job.job_id,
                                                                "provider": provider, "batch_id": batch_id,
                                                                "reason": reason})
 
     def refund(self, job: ProofJob, reason: str) -> bool:
         """Record the refund ``void:<job_id>``."""
-        return self._record(f"void:{job.job_id}", {"kind": "refund", "job_id": job.job_id, "reason": reason})
+        return self._record(ids.void_id(job.job_id), {"kind": "refund", "job_id": job.job_id, "reason": reason})
 
     def paid_job_ids(self) -> list[str]:
         """Ids of the paid jobs."""

@@ -11,6 +11,8 @@ def test_formats_are_stable() -> None:
     assert ids.payment_id("j1") == "pay:j1"
     assert ids.refund_id("j1", 2) == "refund:j1:2"
     assert ids.void_id("j1") == "void:j1"
+    assert ids.cancel_id("j1") == "cancel:j1"
+    assert ids.operator_id("unbond", "p1", "n") == "unbond:p1:n"
     assert ids.collateral_lock_id("j1", 1) == "lock:j1:1"
     assert ids.collateral_unlock_id("j1", 1) == "unlock:j1:1"
     assert ids.collateral_unlock_id("j1", "p1") == "unlock:j1:p1"

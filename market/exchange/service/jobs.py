@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market import ledger
+from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
 from market.core.tickets import (TicketInputError, hex32, inference_input_hash, proof_input_hash, proof_ticket,
                                  sentences_from_text)
@@ -137,8 +138,8 @@ def cancel(s: Session, signer: str, job_id: str, now_s: float | None = None) -> 
                                                          LeaseRecord.status.in_(("assigned", "running")))):
             lease.status, lease.closed_at, revoked = "revoked", now_s, lease.lease_id
         if job.collateral_wei > 0:
-            ledger.unlock_collateral(s, f"unlock:{job_id}:{job.attempt}", job.provider, job_id)
-    ledger.void_escrow(s, f"cancel:{job_id}", job_id)
+            ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, job.attempt), job.provider, job_id)
+    ledger.void_escrow(s, ids.cancel_id(job_id), job_id)
     record(s, job, JobEvent.CANCEL, now_s, refund_wei=str(job.max_price_wei), revoked_lease=revoked)
     return job
 
