@@ -1,6 +1,7 @@
 """numba kernels of the matching round (private to :mod:`market.core.matching` and :mod:`market.core.explain`).
 
-Data layout (built by :mod:`market.core.matching`):
+Data layout (the column tuples are built by :func:`job_columns`, :func:`offer_columns` and
+:func:`override_columns` here, the shapes by :mod:`market.core.matching`):
 
 * ``J`` jobs and ``O`` offers as the columns of :class:`market.core.orders.JobBook` / ``OfferBook``.
 * "Shapes": jobs grouped by (cpus, gpus, gpu model, memory bucket). Each shape owns a list of the offers
@@ -18,8 +19,12 @@ The plain-Python reference of :func:`pair_reason` / :func:`pair_ask` is
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 from numba import njit, prange
+
+from market.core.orders import JobBook, OfferBook
 
 R_OK = 0
 R_MODEL = 1
@@ -42,6 +47,40 @@ UNBOUNDED = 1 << 62
 #: ranks by the continuous rate; whole-second rounding of run time can reorder near-ties).
 TIE_BAND_STEPS = 8
 REASON_NAMES = ("ok", "model", "labels", "access", "reputation", "size", "deadline", "bond", "price", "taken")
+
+
+# ---------------------------------------------------------------------------------------------
+# The column tuples the kernels read (plain Python; built once per round from the books)
+# ---------------------------------------------------------------------------------------------
+
+
+def job_columns(jb: JobBook) -> tuple:
+    """The job tuple the kernels read (order documented in :func:`static_reason`)."""
+    return (jb.cpus, jb.gpus, jb.mem, jb.model, jb.impossible_label, jb.duration_s, jb.deadline_s, jb.collateral,
+            jb.min_reputation, jb.mask, jb.has_allow, jb.allow_ptr, jb.allow_idx, jb.deny_ptr, jb.deny_idx)
+
+
+def offer_columns(ob: OfferBook) -> tuple:
+    """The offer tuple the kernels read (order documented in :func:`static_reason`)."""
+    return (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free, ob.model, ob.reputation, ob.speed_milli,
+            ob.price_cpu, ob.price_gpu, ob.price_gib, ob.mask)
+
+
+def override_columns(overrides: Mapping[tuple[str, str], int], jb: JobBook, ob: OfferBook) -> tuple:
+    """Provider-hook asks as ``(hooked bool[O], ov_ptr int64[J+1], ov_off int32[N], ov_ask int64[N])``: a CSR
+    per job (job-id order), each row sorted by offer; ``hooked[o]`` marks offers having any. Pairs naming a
+    job or provider not in the books are ignored."""
+    hooked = np.zeros(ob.n, dtype=np.bool_)
+    ptr = np.zeros(jb.n + 1, dtype=np.int64)
+    if not overrides:
+        return hooked, ptr, np.zeros(0, np.int32), np.zeros(0, np.int64)
+    jix = {j: i for i, j in enumerate(jb.job_ids)}
+    oix = {p: i for i, p in enumerate(ob.providers)}
+    rows = sorted((jix[j], oix[p], int(a)) for (j, p), a in overrides.items() if j in jix and p in oix)
+    arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    np.add.at(ptr, arr[:, 0] + 1, 1)
+    hooked[arr[:, 1]] = True
+    return hooked, np.cumsum(ptr), arr[:, 1].astype(np.int32), arr[:, 2].copy()
 
 
 @njit(cache=True, inline="always")
@@ -537,7 +576,7 @@ def funnel(jobs, jc, oc, caps, now_s, rem, ov):
         impossible, has_allow = jc[4][j], jc[10][j]
         jmask = jc[9][j]
         cap = caps[j]
-        best = np.int64(-1)
+        best = -1
         for o in range(n_off):
             r = R_OK
             if gpus > 0 and (o_model[o] < 0 or model == -2 or (model >= 0 and model != o_model[o])):

@@ -129,13 +129,11 @@ def quote(job: JobOrder, offers: Iterable[Offer], recent_prices: Sequence[int], 
         recent_prices: recent clearing prices (wei) of comparable jobs (the exchange picks them).
         now_s: time of the quote (deadlines are checked against it).
     """
-    from market.core.matching import job_columns, offer_columns, override_columns  # deferred: matching imports us
-
     ob, models, labels = build_offer_book(offers, running)
     jb = build_job_book([job], ob, models, labels)
-    ov = override_columns({}, jb, ob)
+    ov = K.override_columns({}, jb, ob)
     rem = (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free)
-    counts, cheapest = K.funnel(np.zeros(1, np.int64), job_columns(jb), offer_columns(ob), jb.max_price.copy(),
+    counts, cheapest = K.funnel(np.zeros(1, np.int64), K.job_columns(jb), K.offer_columns(ob), jb.max_price.copy(),
                                 float(now_s), rem, ov)
     expl = explanation_from_counts(jb, 0, models, counts[0], int(cheapest[0]), job.max_price_wei)
     best = _cheapest_feasible_ask(job, offers, now_s, running)

@@ -57,6 +57,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from market.core import _matching_kernels as K
+from market.core._matching_kernels import job_columns, offer_columns, override_columns
 from market.core.explain import Explanation, explain_unmatched
 from market.core.orders import (JobBook, JobOrder, MatchingError, Offer, OfferBook, Usage, build_job_book,
                            build_offer_book, record_from_dict, record_to_dict)
@@ -153,20 +154,25 @@ class RoundResult:
         """Ids of the jobs left unmatched (sorted)."""
         return [self.jobs.job_ids[j] for j in self.unmatched_index.tolist()]
 
-    def count_reasons(self) -> None:
-        """Run the explanation funnel for every unmatched job (O(unmatched x offers), numba) if not done."""
-        if self.reason_counts is None:
+    def count_reasons(self) -> tuple[np.ndarray, np.ndarray]:
+        """Run the explanation funnel for every unmatched job (O(unmatched x offers), numba) if not done.
+
+        Returns:
+            ``(reason_counts int64[U, N_REASONS], cheapest_ask_wei int64[U])``, one row per unmatched job.
+        """
+        if self.reason_counts is None or self.cheapest_ask_wei is None:
             self.reason_counts, self.cheapest_ask_wei = K.funnel(
                 self.unmatched_index, job_columns(self.jobs), offer_columns(self.offers), self.caps_wei,
                 self.now_s, self.remaining, self.overrides)
+        return self.reason_counts, self.cheapest_ask_wei
 
     @cached_property
     def explanations(self) -> dict[str, Explanation]:
         """job id -> why it was not matched (reasons counted over the offers, see :mod:`market.core.explain`);
         computed on first access unless ``clear_round(explain=True)``."""
-        self.count_reasons()
+        counts, cheapest = self.count_reasons()
         return explain_unmatched(self.jobs, self.offers, self.models, self.unmatched_index, self.caps_wei,
-                                 self.reason_counts, self.cheapest_ask_wei, self.rule)
+                                 counts, cheapest, self.rule)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: hashes, welfare, assignments, unmatched ids with their explanation text."""
@@ -248,33 +254,6 @@ def replay(round_inputs_json: str) -> RoundResult:
 # ---------------------------------------------------------------------------------------------
 # The round
 # ---------------------------------------------------------------------------------------------
-
-
-def job_columns(jb: JobBook) -> tuple:
-    """The job tuple the kernels read (order documented in :func:`market.core._matching_kernels.static_reason`)."""
-    return (jb.cpus, jb.gpus, jb.mem, jb.model, jb.impossible_label, jb.duration_s, jb.deadline_s, jb.collateral,
-            jb.min_reputation, jb.mask, jb.has_allow, jb.allow_ptr, jb.allow_idx, jb.deny_ptr, jb.deny_idx)
-
-
-def offer_columns(ob: OfferBook) -> tuple:
-    """The offer tuple the kernels read."""
-    return (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free, ob.model, ob.reputation, ob.speed_milli,
-            ob.price_cpu, ob.price_gpu, ob.price_gib, ob.mask)
-
-
-def override_columns(overrides: Mapping[tuple[str, str], int], jb: JobBook, ob: OfferBook) -> tuple:
-    """CSR (per job, sorted by offer) of provider-hook asks; ``hooked[o]`` marks offers having any."""
-    hooked = np.zeros(ob.n, dtype=np.bool_)
-    ptr = np.zeros(jb.n + 1, dtype=np.int64)
-    if not overrides:
-        return hooked, ptr, np.zeros(0, np.int32), np.zeros(0, np.int64)
-    jix = {j: i for i, j in enumerate(jb.job_ids)}
-    oix = {p: i for i, p in enumerate(ob.providers)}
-    rows = sorted((jix[j], oix[p], int(a)) for (j, p), a in overrides.items() if j in jix and p in oix)
-    arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
-    np.add.at(ptr, arr[:, 0] + 1, 1)
-    hooked[arr[:, 1]] = True
-    return hooked, np.cumsum(ptr), arr[:, 1].astype(np.int32), arr[:, 2].copy()
 
 
 def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -387,17 +366,13 @@ def _match(jb: JobBook, ob: OfferBook, caps: np.ndarray, now_s: float, ov: tuple
     shapes = (job_shape, lists, jc, oc)
     flex = np.diff(lists[0]).astype(np.float64)
     variants = PRIORITY_VARIANTS if jb.n <= PORTFOLIO_JOBS else PRIORITY_VARIANTS[:1]
-    best = None
-    for variant in variants:
-        order = priority_order(jb, job_shape, first_cost, caps, ob, seed, variant, flex)
-        cand = _solve(order, jb, ob, shapes, first_cost, flex, caps, now_s, ov)
-        if best is None or cand[4] > best[4]:
-            best = cand
+    cands = [_solve(priority_order(jb, job_shape, first_cost, caps, ob, seed, variant, flex), jb, ob, shapes,
+                    first_cost, flex, caps, now_s, ov) for variant in variants]
     if LAGRANGE_ITERS > 0 and jb.n * ob.n <= LAGRANGE_MAX_COMBINATIONS:
-        cand = _lagrangian(jb, ob, shapes, first_cost, caps, now_s, ov, seed)
-        if cand is not None and cand[4] > best[4]:
-            best = cand
-    assign, ask, rem, _, _ = best
+        lag = _lagrangian(jb, ob, shapes, first_cost, caps, now_s, ov, seed)
+        if lag is not None:
+            cands.append(lag)
+    assign, ask, rem, _, _ = max(cands, key=lambda c: c[4])  # the first of the best: ties keep the earlier
     if jb.n * ob.n <= EXACT_MAX_PAIRS and EXACT_NODE_LIMIT > 0:
         assign, ask, rem = _exact_small(jb, ob, caps, now_s, ov, jc, oc, assign)
     return assign, ask, (job_shape, lists, jc, oc, rem)

@@ -377,7 +377,7 @@ def build_offer_book(offers: Iterable[Offer], running: Mapping[str, Usage] | Non
         gpus_free=_col(recs, "gpus", np.int64) - _col(used, "gpus", np.int64),
         mem_free=_col(recs, "memory_bytes", np.int64) - _col(used, "memory_bytes", np.int64),
         bond_free=_col(recs, "free_bond_wei", np.int64),
-        model=np.fromiter((model_ix.get(o.gpu_model, -1) for o in recs), np.int32, len(recs)),
+        model=np.fromiter((model_ix.get(o.gpu_model, -1) if o.gpu_model else -1 for o in recs), np.int32, len(recs)),
         reputation=_col(recs, "reputation", np.float64),
         speed_milli=np.fromiter((o.speed_milli for o in recs), np.int64, len(recs)),
         price_cpu=_col(recs, "price_per_cpu_s_wei", np.int64),
