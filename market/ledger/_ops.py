@@ -183,7 +183,7 @@ _UPDATE_LITE = text("UPDATE ledger_accounts SET balance_wei = balance_wei + :del
 
 
 #: One ``ledger_operations`` row: (operation id, kind, SHA-256 of the canonical inputs, JSON result or None).
-OpRow = tuple[str, str, str, "str | None"]
+OpRow = tuple[str, str, str, str | None]
 #: A side-table write run with the operation: (statement, parameters or a list of them).
 SideWrite = tuple[Any, Any]
 
