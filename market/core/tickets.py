@@ -21,12 +21,12 @@ In every case ``result_hash = keccak256(result bytes)``, and the provider signs 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
 from eth_hash.auto import keccak
 
+from market.core.keyfiles import load_or_build_proving_key
 from proving.circuits.mimc import mimc7, preimage_circuit
 from proving.groth16.keys import ProvingKey
 from proving.groth16.setup import dev_setup
@@ -111,16 +111,15 @@ def proof_ticket(preimage: int, rounds: int, circuit: str = MIMC_CIRCUIT) -> dic
 
 
 def dev_proving_key(rounds: int, cache_dir: Path | None = None, seed: int = DEV_SETUP_SEED) -> ProvingKey:
-    """The MiMC-7 circuit's proving key for ``rounds`` from the dev ceremony (NOT FOR PRODUCTION), cached as a
-    pickle under ``cache_dir`` when given (~1 s to build at 10 rounds, longer for 91)."""
-    path = None if cache_dir is None else Path(cache_dir) / f"mimc7-{rounds}-{seed}.pk.pickle"
-    if path is not None and path.exists():
-        return pickle.loads(path.read_bytes())
-    pk = dev_setup(preimage_circuit(None, n_rounds=int(rounds)).r1cs, seed=seed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pk.cache.clear()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(pk))
-        tmp.replace(path)
-    return pk
+    """The MiMC-7 circuit's proving key for ``rounds`` from the dev ceremony (NOT FOR PRODUCTION), cached as
+    ``<cache_dir>/mimc7-<rounds>-<seed>.zkey`` when ``cache_dir`` is given (~1 s to build at 10 rounds).
+
+    Raises:
+        proving.errors.FormatError: a cached file is not a zkey (delete it to rebuild).
+    """
+    def build() -> ProvingKey:
+        return dev_setup(preimage_circuit(None, n_rounds=int(rounds)).r1cs, seed=seed)
+
+    if cache_dir is None:
+        return build()
+    return load_or_build_proving_key(Path(cache_dir) / f"mimc7-{int(rounds)}-{seed}.zkey", build)
