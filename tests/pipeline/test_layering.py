@@ -1,0 +1,26 @@
+"""``market`` does not import ``providers``: the pipeline gets its prover worker injected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from market.pipeline.errors import PipelineConfigError
+from market.pipeline.replay import replay_batch
+
+
+def test_pipeline_modules_import_nothing_of_providers():
+    """Importing every pipeline module (and its CLI) loads no ``providers`` module."""
+    code = ("import sys, market.pipeline.runtime, market.pipeline.replay, market.cli.pipeline\n"
+            "bad = sorted(m for m in sys.modules if m == 'providers' or m.startswith('providers.'))\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_replay_without_a_worker_class_says_how_to_give_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("market.pipeline.replay._registered", {})
+    with pytest.raises(PipelineConfigError, match="use_worker"):
+        replay_batch("no-such-batch", tmp_path)
