@@ -28,9 +28,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
+import queue
 import sys
 import tempfile
 import threading
@@ -39,6 +41,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
+import ray  # noqa: E402
+
+from market.pipeline.batching import ControllerConfig, WindowPolicy  # noqa: E402
+from market.pipeline.metrics import percentile as pct  # noqa: E402
+from market.pipeline.placement import ProviderSlot  # noqa: E402
+from market.pipeline.provenance import ProvenanceStore, pk_hash  # noqa: E402
+from market.pipeline.runtime import PipelineSettings, ProvingPipeline  # noqa: E402
+from market.pipeline.stages import CircuitSpec, InMemoryPayments  # noqa: E402
+from providers.cluster import LocalCluster  # noqa: E402
+from providers.prover_worker import ProverWorker, resolve_prover, set_prover_threads  # noqa: E402
+from proving.circuits.mimc import preimage_circuit  # noqa: E402
+from proving.groth16.setup import dev_setup  # noqa: E402
+from proving.groth16.verifier import verify  # noqa: E402
+from proving.r1cs import check_witness  # noqa: E402
 
 
 @dataclass
@@ -66,8 +84,6 @@ def cluster_cpu_s() -> float:
     """CPU seconds (user + system) used so far by this driver and every process under it: the local
     cluster's GCS, raylets, Ray workers and actors are all its descendants. A CPU cost per proof
     that the other tenants of a shared machine do not distort the way they distort wall time."""
-    import psutil
-
     me = psutil.Process()
     total = 0.0
     for p in [me, *me.children(recursive=True)]:
@@ -80,8 +96,6 @@ def cluster_cpu_s() -> float:
 
 
 def percentile(values, q):
-    from market.pipeline.metrics import percentile as pct
-
     return pct(values, q)
 
 
@@ -130,12 +144,6 @@ def run_pipeline(pipe, spec, witnesses, offsets, tag: str, deadline_s: float, ti
 
 def run_baseline(naive_task, providers, key_path, vk, spec, witnesses, offsets, timeout_s: float):
     """One pinned task per job (key loaded per job), proofs verified one by one in the driver."""
-    import queue
-
-    import ray
-
-    from proving.groth16.verifier import verify
-
     submitted: queue.Queue = queue.Queue()
 
     def submit(i: int) -> None:
@@ -170,9 +178,6 @@ def run_baseline(naive_task, providers, key_path, vk, spec, witnesses, offsets, 
 
 def naive_prove(key_path: str, witness):
     """The baseline's task: load the proving key from its zkey file, then prove one witness."""
-    from market.pipeline.provenance import ProvenanceStore
-    from providers.prover_worker import resolve_prover, set_prover_threads
-
     set_prover_threads(1)  # as the pipeline's workers: one numba thread per reserved CPU
     path = Path(key_path)
     pk = ProvenanceStore(path.parent.parent).load_key(path.stem)
@@ -180,14 +185,6 @@ def naive_prove(key_path: str, witness):
 
 
 def build_circuit(rounds: int, n_witnesses: int):
-    import functools
-
-    from market.pipeline.provenance import pk_hash
-    from market.pipeline.stages import CircuitSpec
-    from proving.circuits.mimc import preimage_circuit
-    from proving.groth16.setup import dev_setup
-    from proving.r1cs import check_witness
-
     r1cs = preimage_circuit(None, n_rounds=rounds).r1cs
     pk = dev_setup(r1cs, seed=424242)
     spec = CircuitSpec(f"mimc7-r{rounds}", pk, pk_hash(pk), functools.partial(check_witness, r1cs))
@@ -234,16 +231,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_all(args, rates, names, spec, witnesses, log) -> list[Row]:
-    import ray
-
-    from market.pipeline.batching import ControllerConfig, WindowPolicy
-    from market.pipeline.placement import ProviderSlot
-    from market.pipeline.provenance import ProvenanceStore
-    from market.pipeline.runtime import PipelineSettings, ProvingPipeline
-    from market.pipeline.stages import InMemoryPayments
-    from providers.cluster import LocalCluster
-    from providers.prover_worker import ProverWorker
-
     data_dir = Path(tempfile.mkdtemp(prefix="rm-bench-pipe-"))
     store = ProvenanceStore(data_dir)
     store.save_key(spec.pk, spec.pk_hash)

@@ -1,6 +1,6 @@
 """The provider-side prover worker: proves batches of one circuit with its proving key loaded once.
 
-A plain class (Ray Serve style): :mod:`market.pipeline.runtime` makes it a Ray actor in one
+A plain class (Ray Serve style): :mod:`market.pipeline.workers` makes it a Ray actor in one
 place (``ray.remote(**options)(ProverWorker)``) pinned to the provider's node; tests and
 replay use it directly in-process, which is also how a batch is re-proved bit for bit.
 
@@ -9,17 +9,25 @@ Blinding: Groth16 needs fresh random ``r, s`` per proof for zero-knowledge. With
 ``s``; ``H`` = sha256, zero mapped to 1), so the coordinator, knowing the seed, can replay the
 batch and get identical proofs (see :mod:`market.pipeline.provenance`). Without a seed they
 come from :mod:`secrets`.
+
+It needs nothing of the market (only :mod:`proving`), so a provider can run it on its own
+cluster; the pipeline gets the class injected (``ProvingPipeline(..., worker_cls=ProverWorker)``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
+
+import numba
+import psutil
 
 from proving.field import FR_MODULUS
 from proving.groth16.keys import Proof, ProvingKey
@@ -50,8 +58,6 @@ def resolve_prover(name: str) -> Callable[..., Proof]:
     Raises:
         UnknownProver: not a known name, or its module cannot be imported.
     """
-    import importlib
-
     if name not in PROVERS:
         raise UnknownProver(name)
     try:
@@ -71,8 +77,6 @@ def derive_blinding(seed_hex: str, job_id: str) -> tuple[int, int]:
 
 def set_prover_threads(threads: int) -> None:
     """Limit numba's parallel kernels in this process to ``threads`` threads (at most the pool size)."""
-    import numba
-
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
 
@@ -87,12 +91,7 @@ def hardware_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    try:
-        import psutil
-
-        mem = int(psutil.virtual_memory().total)
-    except ImportError:  # pragma: no cover
-        mem = 0
+    mem = int(psutil.virtual_memory().total)
     return {"cpu_model": model, "logical_cores": os.cpu_count() or 0, "memory_bytes": mem,
             "machine": platform.machine(), "host": platform.node(), "gpu": None}
 
@@ -210,8 +209,6 @@ class ProverWorker:
 
 
 def _worker_code() -> dict[str, str]:
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for dist in ("raymarket", "py_ecc", "numba"):
         try:

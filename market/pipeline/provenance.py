@@ -35,6 +35,7 @@ import platform
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,6 @@ def pk_hash(pk: Any) -> str:
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict[str, str]:
     """Versions of the code that proves: raymarket, its git commit (when run from a checkout), libraries."""
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for dist in ("raymarket", "py_ecc", "numba", "numpy", "ray"):
         try:

@@ -11,18 +11,26 @@ import json
 import time
 
 import pytest
+import ray
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from market.pipeline.batching import ControllerConfig, WindowPolicy
+from market import ledger
 from market.cli.pipeline import pipeline_app
-from market.pipeline.replay import replay_batch
+from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
+from market.db.base import make_engine
+from market.db.migrate import upgrade
+from market.pipeline.batching import ControllerConfig, WindowPolicy
 from market.pipeline.errors import ProvenanceMismatch, QueueFull
+from market.pipeline.payments import LedgerPayments, slash_transfer_id
 from market.pipeline.placement import ProviderSlot
 from market.pipeline.provenance import ProvenanceStore
+from market.pipeline.replay import replay_batch
 from market.pipeline.runtime import PipelineSettings, ProvingPipeline
 from market.pipeline.stages import InMemoryPayments, OutcomeStatus
-from proving.groth16.keys import Proof
 from providers.prover_worker import ProverWorker
+from proving.groth16.batch import batch_verify
+from proving.groth16.keys import Proof
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -46,12 +54,6 @@ SLASH_WEI = 10**16
 
 def ledger_with_escrows(pg_url, job_ids, providers):
     """Migrate a fresh database, fund the client, open and bond the providers, escrow every job."""
-    from sqlalchemy.orm import Session
-
-    from market import ledger
-    from market.db.base import make_engine
-    from market.db.migrate import upgrade
-
     upgrade(pg_url)
     engine = make_engine(pg_url)
     with Session(engine) as s, s.begin():
@@ -69,11 +71,6 @@ def ledger_with_escrows(pg_url, job_ids, providers):
 
 def assert_ledger_paid_once(engine, job_ids, providers):
     """Every escrow posted exactly once, provider earnings = n * (price - fee), invariants hold."""
-    from sqlalchemy.orm import Session
-
-    from market import ledger
-    from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
-
     net = PRICE_WEI - protocol_fee_wei(PRICE_WEI, DEFAULT_PROTOCOL_FEE_BPS)
     with Session(engine) as s:
         for j in job_ids:
@@ -130,8 +127,6 @@ def assert_paid_once(payments, job_ids):
 
 
 def test_burst_completes_every_proof_verified_and_provenance_recorded(ray_cluster, mimc_circuit, tmp_path):
-    from proving.groth16.batch import batch_verify
-
     pipe, payments, settled = make_pipeline(mimc_circuit, tmp_path, {"p1": 3.0, "p2": 3.0, "p3": 3.0},
                                             prover="fast", verify_workers=2, benchmark_proofs=2)
     try:
@@ -182,10 +177,6 @@ def test_burst_completes_every_proof_verified_and_provenance_recorded(ray_cluste
 
 
 def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mimc_circuit, tmp_path, pg_url):
-    import ray
-
-    from market.pipeline.payments import LedgerPayments
-
     names = [f"kill-{i}" for i in range(6)]
     providers = ["p1", "p2", "p3"]
     engine = ledger_with_escrows(pg_url, names + ["kill-late"], providers)
@@ -220,11 +211,6 @@ def test_worker_killed_mid_batch_jobs_reauctioned_and_paid_once(ray_cluster, mim
 
 
 def test_invalid_proof_isolated_provider_slashed_rest_of_batch_paid(ray_cluster, mimc_circuit, tmp_path, pg_url):
-    from sqlalchemy.orm import Session
-
-    from market import ledger
-    from market.pipeline.payments import LedgerPayments, slash_transfer_id
-
     names = ["iso-0", "iso-1-bad", "iso-2"]
     providers = ["p1", "p2", "p3"]
     engine = ledger_with_escrows(pg_url, names, providers)
