@@ -7,10 +7,17 @@ pragma solidity ^0.8.24;
 /// [A.x, A.y, B.x.c1, B.x.c0, B.y.c1, B.y.c0, C.x, C.y] (G2 coordinates in EIP-197 order: imaginary, real).
 /// @dev Checks e(-A, B) * e(alpha, beta) * e(L, gamma) * e(C, delta) == 1 with
 /// L = IC[0] + sum_i pubSignals[i] * IC[i + 1] (Groth16, EUROCRYPT 2016; EIP-196 add/mul 0x06/0x07,
-/// EIP-197 pairing 0x08). Returns false (never reverts) for a malformed proof or signal.
+/// EIP-197 pairing 0x08). Returns false for a malformed proof or signal (a coordinate out of range, a
+/// point off the curve or outside the subgroup: the precompile fails although it was given all the gas it
+/// costs); reverts `InsufficientGas` when the gas left cannot pay a precompile call (so starving the verifier
+/// never turns a valid proof into `false`) and `PrecompileMissing` when the chain lacks the precompile.
 contract KeyedGroth16Verifier {
     uint256 private constant Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583;
     uint256 private constant R = 21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// @dev EIP-1108 (Istanbul) precompile prices: ecAdd 150, ecMul 6000, pairing 45000 + 34000 per pair.
+    uint256 private constant EC_ADD_GAS = 150;
+    uint256 private constant EC_MUL_GAS = 6_000;
+    uint256 private constant PAIRING_4_GAS = 45_000 + 4 * 34_000;
 
     uint256[2] private _alpha;
     uint256[4] private _beta;
@@ -19,6 +26,9 @@ contract KeyedGroth16Verifier {
     uint256[] private _ic; // 2 words per point
 
     error BadKey(string field);
+    /// @notice Less than `required` gas was left for a precompile call (the call would have failed for gas).
+    error InsufficientGas(uint256 available, uint256 required);
+    error PrecompileMissing(uint8 precompile);
 
     /// @param alpha G1 (x, y); beta, gamma, delta G2 (x.c1, x.c0, y.c1, y.c0); ic flattened G1 points (x0, y0, x1, y1, ...).
     constructor(uint256[2] memory alpha, uint256[4] memory beta, uint256[4] memory gamma, uint256[4] memory delta, uint256[] memory ic) {
@@ -67,12 +77,22 @@ contract KeyedGroth16Verifier {
         input[22] = _delta[2];
         input[23] = _delta[3];
         uint256[1] memory out;
+        _requireGas(PAIRING_4_GAS);
         bool success;
+        uint256 size;
         assembly ("memory-safe") {
-            success := staticcall(gas(), 0x08, input, 768, out, 0x20)
-            if iszero(eq(returndatasize(), 0x20)) { success := 0 }
+            success := staticcall(PAIRING_4_GAS, 0x08, input, 768, out, 0x20)
+            size := returndatasize()
         }
-        return success && out[0] == 1;
+        if (!success) return false; // given its full price: the input is invalid
+        if (size != 0x20) revert PrecompileMissing(0x08);
+        return out[0] == 1;
+    }
+
+    /// @dev Revert unless a staticcall forwarding exactly `cost` gas can be paid (EIP-150 keeps 1/64 back).
+    function _requireGas(uint256 cost) private view {
+        uint256 required = cost + cost / 63 + 1_000;
+        if (gasleft() < required) revert InsufficientGas(gasleft(), required);
     }
 
     function _linearCombination(uint256[] calldata pubSignals) private view returns (bool, uint256, uint256) {
@@ -82,16 +102,21 @@ contract KeyedGroth16Verifier {
         for (uint256 i = 0; i < pubSignals.length; i++) {
             if (pubSignals[i] >= R) return (false, 0, 0);
             uint256[3] memory mulIn = [_ic[2 * i + 2], _ic[2 * i + 3], pubSignals[i]];
+            _requireGas(EC_MUL_GAS + EC_ADD_GAS + 2_000);
             bool ok;
+            uint256 size;
             assembly ("memory-safe") {
-                ok := staticcall(gas(), 0x07, mulIn, 0x60, add(acc, 0x40), 0x40)
-                if iszero(eq(returndatasize(), 0x40)) { ok := 0 }
-                if ok {
-                    ok := staticcall(gas(), 0x06, acc, 0x80, acc, 0x40)
-                    if iszero(eq(returndatasize(), 0x40)) { ok := 0 }
-                }
+                ok := staticcall(EC_MUL_GAS, 0x07, mulIn, 0x60, add(acc, 0x40), 0x40)
+                size := returndatasize()
+            }
+            if (!ok) return (false, 0, 0); // the key's IC point is invalid
+            if (size != 0x40) revert PrecompileMissing(0x07);
+            assembly ("memory-safe") {
+                ok := staticcall(EC_ADD_GAS, 0x06, acc, 0x80, acc, 0x40)
+                size := returndatasize()
             }
             if (!ok) return (false, 0, 0);
+            if (size != 0x40) revert PrecompileMissing(0x06);
         }
         return (true, acc[0], acc[1]);
     }

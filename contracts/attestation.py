@@ -10,7 +10,8 @@ A provider signs ``keccak256(0x1901 || domainSeparator || hashStruct(attestation
 (65-byte ``r || s || v`` signature, low ``s`` per EIP-2). The settlement leaf commits to the attestation, the
 signature and, for proof jobs, the Groth16 proof and public signals (``proof_commitment``); its hash is
 ``keccak256(keccak256(abi.encode(structHash, keccak256(signature), proofCommitment)))``, exactly as
-``Settlement.leafHash`` computes it.
+``Settlement.leafHash`` computes it: the OpenZeppelin StandardMerkleTree leaf of the values
+``(bytes32, bytes32, bytes32)`` (see :mod:`contracts.merkle`).
 """
 
 from __future__ import annotations
@@ -228,8 +229,13 @@ class AttestationLeaf:
                           [struct_hash(self.signed.attestation), keccak(self.signed.signature), self.proof_commitment])
 
     @property
+    def inner_hash(self) -> bytes:
+        """``keccak256(preimage)`` (``Settlement.leafInnerHash``): what ``Settlement.verifyInclusion`` takes."""
+        return keccak(self.preimage)
+
+    @property
     def hash(self) -> bytes:
-        """The leaf hash (``Settlement.leafHash``)."""
+        """The leaf hash ``keccak256(inner_hash)`` (``Settlement.leafHash``; a StandardMerkleTree leaf)."""
         return hash_leaf(self.preimage)
 
     def abi_tuple(self) -> tuple:

@@ -150,8 +150,10 @@ class ContractHandle:
         """ABI-encoded calldata (0x-hex) of ``fn(*args)``."""
         return self.contract.encode_abi(fn, args=list(args))
 
-    def transact(self, private_key: str | bytes, fn: str, *args: Any, gas: int | None = None) -> Any:
-        """Send ``fn(*args)`` from ``private_key``'s account; wait for and return the receipt.
+    def transact(self, private_key: str | bytes, fn: str, *args: Any, gas: int | None = None,
+                 value: int = 0) -> Any:
+        """Send ``fn(*args)`` from ``private_key``'s account, with ``value`` wei attached; wait for and return
+        the receipt.
 
         With ``gas`` given: 2 RPC calls (send, receipt). Without: one ``eth_estimateGas`` first
         (which also surfaces a revert before anything is sent), gas limit = 1.2 x estimate + 10k.
@@ -159,7 +161,7 @@ class ContractHandle:
             ContractReverted: the call reverted (``tx_hash`` set when the revert was mined).
         """
         account = self.chain.account(private_key)
-        tx = {"to": self.address, "data": self.encode(fn, *args)}
+        tx = {"to": self.address, "data": self.encode(fn, *args), "value": int(value)}
         if gas is None:
             try:
                 gas = int(self.chain.w3.eth.estimate_gas({"from": account.address, **tx}) * 1.2) + 10_000
@@ -191,7 +193,7 @@ def send_transaction(chain: Chain, account: Any, tx: dict[str, Any], on_revert: 
     receipt = chain.wait(tx_hash)
     if receipt["status"] == 1:
         return receipt
-    replay = {"from": account.address, **{k: tx[k] for k in ("to", "data", "gas") if k in tx}}
+    replay = {"from": account.address, **{k: tx[k] for k in ("to", "data", "gas", "value") if k in tx}}
     try:
         chain.w3.eth.call(replay, block_identifier=receipt["blockNumber"])  # alone in its automined block: same pre-state
     except Exception as exc:
@@ -212,9 +214,14 @@ def deploy(chain: Chain, name: str | Artifact, private_key: str | bytes, *args: 
     factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     data = factory.constructor(*args).data_in_transaction
     account = chain.account(private_key)
-    if gas is None:
-        gas = int(chain.w3.eth.estimate_gas({"from": account.address, "data": data}) * 1.2) + 50_000
     decode = lambda exc, tx_hash=None: ContractReverted(*decode_revert(artifact.abi, revert_data(exc) or b""), tx_hash)  # noqa: E731
+    if gas is None:
+        try:
+            gas = int(chain.w3.eth.estimate_gas({"from": account.address, "data": data}) * 1.2) + 50_000
+        except Exception as exc:  # a constructor revert (e.g. a parameter out of bounds)
+            if revert_data(exc) is None and "revert" not in str(exc).lower():
+                raise
+            raise decode(exc) from None
     receipt = send_transaction(chain, account, {"data": data, "gas": gas}, on_revert=decode)
     return ContractHandle(chain, artifact, receipt["contractAddress"])
 
@@ -264,7 +271,8 @@ class OnchainBatch:
 class SettlementContract(ContractHandle):
     """Typed calls of ``contracts/Settlement.sol``.
 
-    Leaves are :class:`contracts.attestation.AttestationLeaf` (anything with ``abi_tuple()``); ids, roots and
+    Owner-only calls by another account revert ``OwnableUnauthorizedAccount`` (OpenZeppelin ``Ownable``);
+    ``submitBatch`` while paused reverts ``EnforcedPause``. Leaves are :class:`contracts.attestation.AttestationLeaf` (anything with ``abi_tuple()``); ids, roots and
     hashes are 32-byte ``bytes``; amounts are wei ``int``; every state change returns the receipt and raises
     :class:`ContractReverted` (``error_name`` = the contract's custom error) on revert.
     """
@@ -291,10 +299,25 @@ class SettlementContract(ContractHandle):
     def set_operator(self, owner_key: str | bytes, operator: str, enabled: bool = True) -> Any:
         return self.transact(owner_key, "setOperator", to_checksum_address(operator), enabled)
 
-    def register_verifier(self, owner_key: str | bytes, circuit_id: bytes, verifier: str) -> Any:
-        return self.transact(owner_key, "registerVerifier", circuit_id, to_checksum_address(verifier))
+    def register_verifier(self, owner_key: str | bytes, circuit_id: bytes, verifier: str,
+                          n_public: int | None = None) -> Any:
+        """Register ``verifier`` for ``circuit_id`` with its public-input count ``n_public`` (the challenge gas
+        floor derives from it). ``None``: read it from the verifier's ``nPublic()`` (KeyedGroth16Verifier).
+
+        Raises:
+            ContractsError: ``n_public`` is None and the verifier does not report it (a snarkjs-style export).
+            ContractReverted: ``PublicInputCountMismatch`` (the verifier reports another count), ``ZeroAddress``.
+        """
+        verifier = to_checksum_address(verifier)
+        if n_public is None:
+            try:
+                n_public = ContractHandle(self.chain, load_artifact("KeyedGroth16Verifier"), verifier).call("nPublic")
+            except ContractsError:
+                raise ContractsError(f"verifier {verifier} does not report nPublic(); pass n_public") from None
+        return self.transact(owner_key, "registerVerifier", circuit_id, verifier, n_public)
 
     def set_challenge_window(self, owner_key: str | bytes, blocks: int) -> Any:
+        """Blocks in [1, 1_000_000], else ``InvalidChallengeWindow(blocks, 1, 1_000_000)``."""
         return self.transact(owner_key, "setChallengeWindow", blocks)
 
     # batches
@@ -311,8 +334,15 @@ class SettlementContract(ContractHandle):
         return OnchainBatch(bytes(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])
 
     # views
-    def verify_inclusion(self, batch_id: bytes, leaf_hash: bytes, proof: Sequence[bytes]) -> bool:
-        return self.call("verifyInclusion", batch_id, leaf_hash, list(proof))
+    def verify_inclusion(self, batch_id: bytes, leaf: Any, proof: Sequence[bytes]) -> bool:
+        """Whether ``leaf`` is in batch ``batch_id`` by ``proof`` (``Settlement.verifyInclusion``).
+
+        ``leaf``: an :class:`contracts.attestation.AttestationLeaf` (anything with ``inner_hash``) or its
+        32-byte inner hash ``keccak256(abi.encode(values))``; the contract hashes it once more, so a leaf *hash*
+        (or an internal node) passed as ``leaf`` is not found.
+        """
+        inner = leaf if isinstance(leaf, (bytes, bytearray)) else leaf.inner_hash
+        return self.call("verifyInclusion", batch_id, bytes(inner), list(proof))
 
     def verify_attestation(self, batch_id: bytes, leaf: Any, proof: Sequence[bytes]) -> bool:
         return self.call("verifyAttestation", batch_id, leaf.abi_tuple(), list(proof))
@@ -321,7 +351,23 @@ class SettlementContract(ContractHandle):
         return bytes(self.call("leafHash", leaf.abi_tuple()))
 
     def recover_signer(self, attestation: Any, signature: bytes) -> str:
+        """The signer (OpenZeppelin ECDSA), the zero address for a malformed signature."""
         return self.call("recoverSigner", attestation.abi_tuple(), signature)
+
+    def signature_valid(self, leaf: Any) -> bool:
+        """Provider != 0 and the signature recovers to it (what ``challengeSignature`` refutes)."""
+        return self.call("signatureValid", leaf.abi_tuple())
+
+    def verify_gas_for(self, circuit_id: bytes) -> int:
+        """Gas the circuit's verifier gets in ``challengeProof``: max(global limit, floor from its public inputs)."""
+        return self.call("verifyGasFor", circuit_id)
+
+    def pause(self, owner_key: str | bytes) -> Any:
+        """Stop new batches (challenges and finalisation go on)."""
+        return self.transact(owner_key, "pause")
+
+    def unpause(self, owner_key: str | bytes) -> Any:
+        return self.transact(owner_key, "unpause")
 
     def attestation_digest(self, attestation: Any) -> bytes:
         return bytes(self.call("attestationDigest", attestation.abi_tuple()))

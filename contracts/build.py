@@ -10,17 +10,28 @@ Usage::
 
 Settings: optimizer on (200 runs), ``evmVersion: "prague"`` (py-evm, the in-process EVM, stops at Prague;
 solc 0.8.37 defaults to Osaka; see FIELD-NOTES).
+
+Imports: ``@openzeppelin/contracts/...`` (npm ``@openzeppelin/contracts`` 5.x, pinned in
+``.npm-tools/package-lock.json``) is remapped to ``.npm-tools/node_modules/@openzeppelin/contracts``; relative
+imports resolve against the importing file. The build reads every imported file itself and hands solc the
+whole closure as standard-JSON ``sources`` (source unit names = the import paths), so solcjs needs no file
+system callback. Only the project's own contracts get artifacts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import posixpath
+import re
 import subprocess
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from contracts.tools import npm_bin, npm_modules_dir
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
@@ -32,6 +43,11 @@ SETTINGS: dict[str, Any] = {
 }
 
 
+#: Import prefix -> npm package directory name under node_modules (solc ``remappings`` done by the build).
+REMAPPINGS: dict[str, str] = {"@openzeppelin/contracts/": "@openzeppelin/contracts/"}
+_IMPORT = re.compile(r"""^\s*import\s+(?:[^"';]*?\s+from\s+)?["']([^"']+)["']\s*;""", re.M)
+
+
 class BuildError(RuntimeError):
     """solcjs failed or reported errors; ``errors`` holds solc's formatted messages."""
 
@@ -41,9 +57,45 @@ class BuildError(RuntimeError):
 
 
 def _solcjs() -> str:
-    from contracts.tools import npm_bin
-
     return npm_bin("solcjs")
+
+
+def _resolve(importer: str, path: str) -> str:
+    """Source unit name of ``import "path"`` written in source unit ``importer``."""
+    if path.startswith(("./", "../")):
+        return posixpath.normpath(posixpath.join(posixpath.dirname(importer), path))
+    return path
+
+
+def _read_import(unit: str, local: dict[str, str]) -> str:
+    if unit in local:
+        return local[unit]
+    for prefix, package in REMAPPINGS.items():
+        if unit.startswith(prefix):
+            file = npm_modules_dir() / package / unit[len(prefix):]
+            if not file.exists():
+                raise BuildError([f"import {unit!r}: {file} missing; run `npm ci --prefix .npm-tools`"])
+            return file.read_text()
+    raise BuildError([f"import {unit!r}: not a project file and no remapping matches it"])
+
+
+def with_imports(sources: dict[str, str]) -> dict[str, str]:
+    """``sources`` plus every file they import, transitively (``{source unit name: text}``).
+
+    Raises:
+        BuildError: an import that is neither one of ``sources`` nor under a :data:`REMAPPINGS` prefix,
+            or a remapped file that is not installed.
+    """
+    closure = dict(sources)
+    todo = list(sources)
+    while todo:
+        unit = todo.pop()
+        for path in _IMPORT.findall(closure[unit]):
+            dep = _resolve(unit, path)
+            if dep not in closure:
+                closure[dep] = _read_import(dep, sources)
+                todo.append(dep)
+    return closure
 
 
 @lru_cache(maxsize=1)
@@ -53,32 +105,51 @@ def solc_version() -> str:
     return out.stdout.strip()
 
 
+def library_versions() -> dict[str, str]:
+    """Installed versions of the remapped npm libraries, e.g. ``{"@openzeppelin/contracts": "5.7.0"}``."""
+    out = {}
+    for package in sorted(set(REMAPPINGS.values())):
+        meta = npm_modules_dir() / package / "package.json"
+        out[package.rstrip("/")] = json.loads(meta.read_text())["version"] if meta.exists() else "missing"
+    return out
+
+
 def compile_sources(sources: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Compile Solidity sources (``{file name: source text}``) with solcjs standard JSON.
 
+    Imports (OpenZeppelin, sibling files) are added with :func:`with_imports`.
     Returns:
-        ``{contract name: artifact dict}`` for every contract that has bytecode or an ABI.
+        ``{contract name: artifact dict}`` for every contract, interface or library of ``sources`` (not of the
+        imported libraries).
     Raises:
         BuildError: on any solc error (warnings are ignored).
     """
     request = {
         "language": "Solidity",
-        "sources": {name: {"content": text} for name, text in sorted(sources.items())},
+        "sources": {name: {"content": text} for name, text in sorted(with_imports(sources).items())},
         "settings": SETTINGS,
     }
-    proc = subprocess.run(
-        [_solcjs(), "--standard-json"], input=json.dumps(request), capture_output=True, text=True
-    )
+    # solcjs reads stdin with readFileSync(0), which fails with EAGAIN on a pipe that is not ready yet, and exits
+    # before a large output to a pipe is flushed (cut at 64 KiB): both ends are regular files instead.
+    with tempfile.TemporaryFile("w+") as stdin, tempfile.TemporaryFile("w+") as stdout:
+        json.dump(request, stdin)
+        stdin.seek(0)
+        proc = subprocess.run([_solcjs(), "--standard-json"], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                              text=True)
+        stdout.seek(0)
+        text = stdout.read()
     try:
-        output = json.loads(proc.stdout[proc.stdout.index("{"):])
+        output = json.loads(text[text.index("{"):])  # solcjs may print a notice line before the JSON
     except ValueError as exc:
-        raise BuildError([proc.stdout, proc.stderr]) from exc
+        raise BuildError([text[:2000], proc.stderr]) from exc
     errors = [e["formattedMessage"] for e in output.get("errors", []) if e["severity"] == "error"]
     if errors or proc.returncode != 0:
         raise BuildError(errors or [proc.stderr])
     version = solc_version()
     artifacts: dict[str, dict[str, Any]] = {}
     for source_name, contracts in sorted(output["contracts"].items()):
+        if source_name not in sources:
+            continue  # an imported library file (OpenZeppelin)
         for name, c in sorted(contracts.items()):
             artifacts[name] = {
                 "contractName": name,
@@ -87,6 +158,7 @@ def compile_sources(sources: dict[str, str]) -> dict[str, dict[str, Any]]:
                 "bytecode": "0x" + c["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
                 "compiler": {"name": "solcjs", "version": version},
+                "libraries": library_versions(),
                 "settings": {k: v for k, v in SETTINGS.items() if k != "outputSelection"},
             }
     return artifacts

@@ -42,14 +42,15 @@ def test_batch_of_many_jobs_settles_and_every_inclusion_verifies(deployment: Dep
         proof = tree.proof(i)
         assert d.settlement.leaf_hash(leaf) == leaf.hash
         assert verify_inclusion(tree.root, leaf.hash, proof)
-        assert d.settlement.verify_inclusion(batch_id, leaf.hash, proof)
+        assert d.settlement.verify_inclusion(batch_id, leaf, proof)
         assert d.settlement.verify_attestation(batch_id, leaf, proof)
     # a leaf with a proof from another position, or an outside leaf, fails in both
     outsider = signed_leaf(d.provider_key, domain)
     assert not verify_inclusion(tree.root, outsider.hash, tree.proof(0))
-    assert not d.settlement.verify_inclusion(batch_id, outsider.hash, tree.proof(0))
-    assert not d.settlement.verify_inclusion(batch_id, leaves[1].hash, tree.proof(2))
-    assert not d.settlement.verify_inclusion(os.urandom(32), leaves[0].hash, tree.proof(0))
+    assert not d.settlement.verify_inclusion(batch_id, outsider, tree.proof(0))
+    assert not d.settlement.verify_inclusion(batch_id, leaves[1], tree.proof(2))
+    assert not d.settlement.verify_inclusion(os.urandom(32), leaves[0], tree.proof(0))
+    assert not d.settlement.verify_inclusion(batch_id, leaves[0].hash, tree.proof(0))  # a leaf hash is not a leaf
 
 
 def test_eip712_signature_from_python_recovers_on_chain(deployment: Deployment) -> None:
@@ -69,7 +70,7 @@ def test_non_operator_cannot_submit_and_non_owner_cannot_administer(deployment: 
     d = deployment
     err = expect_revert("NotOperator", d.settlement.submit_batch, d.challenger_key, os.urandom(32), os.urandom(32), 1, 0)
     assert err.error_args == (Account.from_key(d.challenger_key).address,)
-    expect_revert("NotOwner", d.settlement.set_operator, d.challenger_key, Account.from_key(d.challenger_key).address)
+    expect_revert("OwnableUnauthorizedAccount", d.settlement.set_operator, d.challenger_key, Account.from_key(d.challenger_key).address)
 
 
 def test_resubmission_is_a_distinct_error_and_conflicts_are_rejected(deployment: Deployment) -> None:
@@ -149,8 +150,8 @@ def test_duplicate_challenge_marks_the_later_batch(deployment: Deployment) -> No
                   b2, other, t2.proof(0))
     expect_revert("NotLaterBatch", d.settlement.challenge_duplicate, d.challenger_key, b2, again, t2.proof(1),
                   b1, first, t1.proof(0))
-    expect_revert("SameBatch", d.settlement.challenge_duplicate, d.challenger_key, b2, again, t2.proof(1),
-                  b2, again, t2.proof(1))
+    expect_revert("NotLaterLeaf", d.settlement.challenge_duplicate, d.challenger_key, b2, again, t2.proof(1),
+                  b2, again, t2.proof(1))  # a leaf is no duplicate of itself
     receipt = d.settlement.challenge_duplicate(d.challenger_key, b1, first, t1.proof(0), b2, again, t2.proof(1))
     (event,) = d.settlement.events(receipt, "LeafChallenged")
     assert event.args.reason == 3 and event.args.batchId == b2 and event.args.leaf == again.hash

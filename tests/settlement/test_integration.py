@@ -39,7 +39,7 @@ def test_bad_proof_challenge_through_exported_verifier_slashes_provider_in_ledge
     circuit = SimulatedCircuit.random(n_public=2)
     compiled = compile_verifier(export_verifier(circuit.verifying_key()), npm_bin("solcjs"))
     verifier = deploy(chain, Artifact("Groth16Verifier", compiled.abi, "0x" + compiled.bytecode), owner)
-    settlement.register_verifier(owner, CIRCUIT_ID, verifier.address)
+    settlement.register_verifier(owner, CIRCUIT_ID, verifier.address, n_public=len(circuit.ic) - 1)
     start = chain.block_number()
 
     provider_key = "0x" + bytes(Account.create().key).hex()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from contracts.bindings import SettlementContract
 from contracts.chain import Chain, connect
 from market.db.base import Base, make_engine
-from market.settlement.batching import BatchingPolicy, Settler, batch_id_for, inclusion, unhex
+from market.settlement.batching import BatchingPolicy, Settler, batch_id_for, inclusion, leaf_from_record, unhex
 from market.settlement.models import SETTLEMENT_TABLES, AppliedEvent, BatchRecord, BatchStatus, LeafRecord
 from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
 from contracts.attestation import AttestationLeaf, SignedAttestation, sign_attestation
@@ -85,7 +85,7 @@ def test_settler_batches_by_size_and_window_and_watcher_reports_jobs(tmp_path) -
         assert {b.status for b in s.scalars(select(BatchRecord))} == {BatchStatus.ONCHAIN.value}
         for i in (0, 9, 17, 25):  # inclusion from the DB verifies on chain
             inc = inclusion(s, f"job-{i}")
-            assert settlement.verify_inclusion(unhex(inc.batch.batch_id), unhex(inc.leaf.leaf_hash), inc.proof)
+            assert settlement.verify_inclusion(unhex(inc.batch.batch_id), leaf_from_record(inc.leaf), inc.proof)
     assert watcher.poll_once() == []  # nothing new, nothing applied twice
     # a resubmission after a "crash" (status back to built) is idempotent on chain
     with Session(engine) as s, s.begin():
