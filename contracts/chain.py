@@ -57,6 +57,19 @@ class Chain:
         else:
             self.w3.provider.ethereum_tester.mine_blocks(blocks)
 
+    def timestamp(self) -> int:
+        """The latest block's timestamp (seconds)."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_time(self, seconds: int) -> None:
+        """Mine one block at least ``seconds`` later than the latest (anvil ``evm_increaseTime`` + ``evm_mine``;
+        eth-tester ``time_travel``). For tests of on-chain time (unbonding)."""
+        if self.kind == "rpc":
+            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])
+            self.w3.provider.make_request("evm_mine", [])
+        else:
+            self.w3.provider.ethereum_tester.time_travel(self.timestamp() + int(seconds))
+
     # -------------------------------------------------------------- transactions
     def account(self, private_key: str | bytes) -> LocalAccount:
         return Account.from_key(private_key)

@@ -9,6 +9,7 @@ from eth_account import Account
 
 from contracts.bindings import SettlementContract, deploy, send_transaction
 from contracts.chain import Chain
+from contracts.vault import VaultContract
 from tests.settlement.conftest import CIRCUIT_ID, make_chain
 from tests.settlement.helpers import SimulatedCircuit
 
@@ -20,6 +21,7 @@ ETH = 10**18
 class Market:
     chain: Chain
     settlement: SettlementContract
+    vault: VaultContract
     owner_key: str
     operator_key: str
     challenger_key: str
@@ -43,7 +45,8 @@ def address(key: str) -> str:
 
 @pytest.fixture(scope="module", params=["in-process", pytest.param("anvil", marks=pytest.mark.anvil)])
 def market(request: pytest.FixtureRequest) -> Market:
-    """Settlement (window 8 blocks, a 2-input simulated circuit registered)."""
+    """Settlement (window 8 blocks, a 2-input simulated circuit registered) and a Vault knowing it
+    (unbonding 1,000 s), one operator for both."""
     chain = make_chain(request, request.param)
     owner, operator, challenger = chain.dev_keys[-1], chain.dev_keys[-2], chain.dev_keys[-3]
     settlement = SettlementContract.deploy(chain, owner, challenge_window_blocks=8)
@@ -51,4 +54,6 @@ def market(request: pytest.FixtureRequest) -> Market:
     circuit = SimulatedCircuit.random(n_public=2)
     verifier = deploy(chain, "KeyedGroth16Verifier", owner, *circuit.constructor_args())
     settlement.register_verifier(owner, CIRCUIT_ID, verifier.address)
-    return Market(chain, settlement, owner, operator, challenger, circuit, verifier.address)
+    vault = VaultContract.deploy(chain, owner, settlement=settlement.address, unbonding_period_s=UNBONDING_S)
+    vault.set_operator(owner, address(operator))
+    return Market(chain, settlement, vault, owner, operator, challenger, circuit, verifier.address)
