@@ -20,11 +20,11 @@ from typing import Annotated, Optional
 import typer
 
 import proving.cli
-from market.cli import db, ledger, local, pipeline, settlement
-from market.cli.common import DatabaseUrl, DataDir, JsonOut, emit, progress, settings, wei
+from market.cli import db, dev, exchange, jobs, ledger, pipeline, replay, settlement
+from market.cli.accounts import PasswordFile, account_app
+from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, progress, settings, wei
 from market.cli.errors import HandledGroup
 from market.pipeline.replay import use_worker as use_replay_worker
-from providers.agent import start_provider
 from providers.prover_worker import ProverWorker
 
 
@@ -54,29 +54,85 @@ def _root(version_: Annotated[bool, typer.Option("--version", help="Print the ve
 
 
 # ---------------------------------------------------------------------------- provider
+ProviderDir = Annotated[Optional[Path], typer.Option(
+    "--provider-dir", help="The agent's own directory: cluster token, pidfile, drain file "
+                           "(default: <data-dir>/provider).", show_default=False)]
+
+
+def _provider_dir(provider_dir: Path | None, data_dir: Path | None) -> Path:
+    return provider_dir or settings(data_dir=data_dir).data_dir / "provider"
+
+
 @provider_app.command("start")
 def provider_start(
-    ray_address: Annotated[str, typer.Option("--ray-address", help="The market's Ray cluster (head GCS address "
-                                                                   "host:port; env RAYMARKET_RAY_ADDRESS).")],
-    price: Annotated[str, typer.Option("--price", help="Ask in wei per CPU-second.")],
-    bond: Annotated[str, typer.Option("--bond", help="Stake to bond, wei.")],
+    key: Annotated[Path, typer.Option("--key", help="The provider's v3 keystore (`raymarket account new`).")],
+    exchange: ExchangeUrl = None,
+    password_file: PasswordFile = None,
     name: Annotated[Optional[str], typer.Option(help="Provider name (default: the host name).")] = None,
-    key_file: Annotated[Optional[Path], typer.Option(help="Signing key file (created if absent).")] = None,
-    join: Annotated[bool, typer.Option(help="Run `ray start` to join this machine as a node first.")] = True,
-    cpus: Annotated[Optional[int], typer.Option(help="CPUs to offer (default: all detected).")] = None,
-    database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: JsonOut = False,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Attach to your own fleet's Ray head (default: start a single-node cluster).")] = None,
+    ray_token_file: Annotated[Optional[Path], typer.Option(
+        "--ray-token-file", help="That head's auth token (default: $RAY_AUTH_TOKEN or the provider dir's).")] = None,
+    price: Annotated[str, typer.Option("--price", help="Ask in wei per CPU-second.")] = str(25 * 10**9),
+    cpus: Annotated[Optional[int], typer.Option(min=1, help="CPUs offered (default: all detected).")] = None,
+    trusted_fleet: Annotated[bool, typer.Option(
+        "--trusted-fleet", help="Allow a Ray cluster without token auth: ONLY for one operator who owns every "
+                                "node (Ray is not a boundary between parties).")] = False,
+    dev_bond: Annotated[str, typer.Option("--dev-bond", help="On a development exchange: bond this much (wei) "
+                                                             "from the DEV faucet.")] = "0",
+    benchmark_runs: Annotated[int, typer.Option("--benchmark-runs", min=1, help="Benchmark repetitions.")] = 5,
+    poll_wait_s: Annotated[float, typer.Option("--poll-wait-s", min=0.0, max=25.0, help="Long-poll wait.")] = 10.0,
+    provider_dir: ProviderDir = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
-    """Join this machine to the market's Ray cluster, bond stake and post an offer."""
-    s = settings(database_url=database_url, ray_address=ray_address, data_dir=data_dir)
-    info = start_provider(ray_address=ray_address, price_per_cpu_s_wei=wei(price, "--price"),
-                          bond_wei=wei(bond, "--bond"), name=name, key_file=key_file, join=join,
-                          cpus=cpus, settings=s, progress=progress)
-    emit(info, as_json)
+    """Run the provider agent on this machine: its own Ray cluster (token auth), hardware benchmark,
+    signed registration, heartbeats, leases pulled from the exchange; until SIGTERM/Ctrl-C."""
+    from providers.agent import AgentConfig, run_agent  # noqa: PLC0415 - defers ray for every other command
+
+    s = settings(exchange_url=exchange, data_dir=data_dir)
+    cfg = AgentConfig(exchange_url=s.exchange_url, keystore=key, data_dir=_provider_dir(provider_dir, data_dir),
+                      name=name, password_file=password_file, ray_address=ray_address, ray_token_file=ray_token_file,
+                      price_per_cpu_s_wei=wei(price, "--price"), cpus=cpus, trusted_fleet=trusted_fleet,
+                      poll_wait_s=poll_wait_s, heartbeat_s=None, benchmark_runs=benchmark_runs,
+                      dev_bond_wei=wei(dev_bond, "--dev-bond", allow_zero=True))
+    summary = run_agent(cfg, progress=progress, on_started=lambda info: emit(info, as_json, _started_text(info)))
+    progress(f"provider {summary['provider']}: stopped ({summary.get('stats')})")
+
+
+def _started_text(info: dict) -> str:
+    return (f"provider {info.get('provider')} ({info.get('address')}) registered at {info.get('exchange_url')}; "
+            f"ray {info.get('ray_address')}")
+
+
+@provider_app.command("drain")
+def provider_drain(provider_dir: ProviderDir = None, data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """Let the running agent finish its current leases and take no new ones (it stays registered)."""
+    from providers.agent import drain_agent  # noqa: PLC0415 - defers ray
+
+    res = drain_agent(_provider_dir(provider_dir, data_dir))
+    emit(res, as_json, f"provider {res.get('name')} (pid {res.get('pid')}): draining")
+
+
+@provider_app.command("stop")
+def provider_stop(provider_dir: ProviderDir = None, data_dir: DataDir = None,
+                  timeout_s: Annotated[float, typer.Option("--timeout-s", min=1.0, help="Wait this long for running "
+                                                           "leases, then kill.")] = 60.0,
+                  as_json: JsonOut = False) -> None:
+    """Stop the running agent (running leases finish or are given back) and its own Ray cluster, by PID."""
+    from providers.agent import stop_agent  # noqa: PLC0415 - defers ray
+
+    res = stop_agent(_provider_dir(provider_dir, data_dir), timeout_s=timeout_s)
+    emit(res, as_json, f"provider {res.get('name')} (pid {res.get('pid')}): stopped"
+                       + (" (killed)" if res.get("killed") else ""))
 
 
 # ---------------------------------------------------------------------------- composition
-local.register(app)
+app.add_typer(account_app, name="account")
+jobs.register(app, provider_app)
 app.add_typer(provider_app, name="provider")
+app.add_typer(exchange.exchange_app, name="exchange")
+app.add_typer(dev.dev_app, name="dev")
+app.command("demo")(dev.demo_cmd)
+app.command("replay")(replay.replay)
 app.add_typer(db.db_app, name="db")
 ledger.register(app, provider_app)
 app.add_typer(settlement.settlement_app, name="settlement")

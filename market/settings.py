@@ -124,6 +124,8 @@ class Settings(BaseSettings):
         chain_id: the chain id of ``contract``'s chain, when known.
         keystore: the default client key (an eth-account v3 keystore file); None = the only key in
             ``<data_dir>/keys/``.
+        password_file: a file whose first line is that keystore's password (``dev up`` writes one for its
+            development account; for a real key prefer the prompt or ``$RAYMARKET_PASSWORD``).
         fee_bps: protocol fee on each payment, basis points.
         job_timeout_s: how long a provider may take on one job before it is re-auctioned.
         max_attempts: auctions per job before it fails.
@@ -151,10 +153,11 @@ class Settings(BaseSettings):
     dev: bool = False
     lease_s: float = Field(30.0, gt=0)
     heartbeat_s: float = Field(5.0, gt=0)
-    round_interval_s: float = Field(1.0, gt=0)
+    round_interval_s: float = Field(0.5, gt=0)
     contract: str | None = None
     chain_id: int | None = None
     keystore: Path | None = None
+    password_file: Path | None = None
     fee_bps: int = Field(100, ge=0, le=10_000)
     job_timeout_s: float = Field(600.0, gt=0)
     max_attempts: int = Field(3, ge=1)
@@ -172,7 +175,7 @@ class Settings(BaseSettings):
         assert isinstance(init_settings, InitSettingsSource)
         return init_settings, env_settings, _ConfigFileSource(settings_cls, init_settings)
 
-    @field_validator("data_dir", "keystore", mode="after")
+    @field_validator("data_dir", "keystore", "password_file", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()

@@ -25,6 +25,7 @@ from contracts.errors import ChainUnreachable, ContractReverted, ContractsError
 from contracts.tools import ToolNotFound
 from market.cli.common import err
 from market.cli.exit_codes import ExitCode
+from market.client import ApiError
 from market.core.matching import ReplayMismatch
 from market.core.orders import MatchingError
 from market.exchange.steps import ExchangeError, InvalidJob, UnknownJob, UnknownProvider
@@ -74,8 +75,19 @@ ERROR_MAP: list[tuple[type[BaseException], ExitCode, str]] = [
 ]
 
 
+#: The exchange's refusal codes (``market.protocol`` error codes and the SDK's own) -> exit code;
+#: any other code is :attr:`ExitCode.REJECTED`.
+API_CODES: dict[str, ExitCode] = {
+    "not_found": ExitCode.NOT_FOUND, "insufficient_funds": ExitCode.INSUFFICIENT_FUNDS,
+    "invalid": ExitCode.BAD_INPUT, "too_large": ExitCode.BAD_INPUT, "unreachable": ExitCode.UNREACHABLE,
+    "timeout": ExitCode.TIMEOUT, "bad_result": ExitCode.CHECK_FAILED,
+}
+
+
 def classify(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and hint for ``exc`` (:attr:`ExitCode.INTERNAL` and a bug hint when it is unknown)."""
+    if isinstance(exc, ApiError):
+        return API_CODES.get(exc.code, ExitCode.REJECTED), exc.hint
     for etype, code, hint in ERROR_MAP:
         if isinstance(exc, etype):
             return code, getattr(exc, "hint", None) or hint
@@ -85,7 +97,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
 def report(exc: BaseException) -> ExitCode:
     """Print ``exc`` as one line (plus its hint) on stderr; return its exit code."""
     code, hint = classify(exc)
-    text = str(exc).strip()
+    text = (f"{exc.code}: {exc.message}" if isinstance(exc, ApiError) else str(exc)).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     label = "internal error" if code == ExitCode.INTERNAL else "error"
     err.print(f"[red]{label}[/red] ({type(exc).__name__}): {escape(first)}"
