@@ -5,7 +5,7 @@ Modules, one concept each:
 * :mod:`~market.pipeline.batching` -- pure: groups, deterministic windows, adaptive batch size.
 * :mod:`~market.pipeline.placement` -- pure: hardware-aware split of work over providers.
 * :mod:`~market.pipeline.provenance` -- batch records (inputs' hashes, versions, key, provider,
-  hardware) stored as JSON files, and their replay inputs.
+  hardware) stored as JSON files, proving keys as zkeys, and their replay inputs.
 * :mod:`~market.pipeline.metrics` -- per-stage queue depth, batch size, latency, throughput.
 * :mod:`~market.pipeline.stages` -- the stage logic (intake, verify with bisection, pay) on
   bounded queues, without Ray.
@@ -19,7 +19,11 @@ Modules, one concept each:
 * :mod:`~market.pipeline.workers` -- the providers and their prover actors pinned to their nodes.
 * :mod:`~market.pipeline.state` -- what the stage threads share (job outcomes, re-auction, sizing).
 * :mod:`~market.pipeline.errors` -- ``PipelineError`` and its narrow subclasses.
-* :mod:`~market.cli.pipeline` -- ``pipeline stats`` and ``replay_batch``.
+* :mod:`~market.pipeline.replay` -- re-prove and re-verify a stored batch (``raymarket replay``).
+
+The prover worker that runs on the providers' nodes is provider code
+(:class:`providers.prover_worker.ProverWorker`) and is injected (``worker_cls``): ``market`` does
+not import ``providers``.
 
 Nothing is imported here eagerly (Ray is heavy); import the submodules.
 """
