@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -28,9 +28,10 @@ import {Settlement} from "./Settlement.sol";
 /// `address(this).balance >= liabilities()` where
 /// `liabilities() = totalDeposited + totalSlashedToPool - totalClaimed + totalStaked`.
 /// @dev Custom errors; an event for every state change; checks-effects-interactions with `nonReentrant` on
-/// every function that sends ETH (OpenZeppelin `Address.sendValue`); no loops. The owner's pause stops
+/// every function that sends ETH (OpenZeppelin `Address.sendValue`; the guard lives in transient storage, EIP-1153);
+/// no loops. Past epoch roots are in the `EpochRootPosted` events; storage keeps the latest. The owner's pause stops
 /// deposit, stake, requestUnstake, withdrawStake and claim; slashing and epoch roots go on.
-contract Vault is Ownable, Pausable, ReentrancyGuard {
+contract Vault is Ownable, Pausable, ReentrancyGuardTransient {
     struct StakeInfo {
         uint128 active; // bonded, slashable
         uint128 unbonding; // requested out, slashable until maturesAt
@@ -56,7 +57,6 @@ contract Vault is Ownable, Pausable, ReentrancyGuard {
     // ------------------------------------------------------------------ state
     mapping(address => StakeInfo) private _stakes;
     mapping(address => uint256) public claimed; // cumulative wei paid out to each address
-    mapping(uint64 => bytes32) public epochRoot; // epoch => root
     mapping(bytes32 => bool) public slashRefUsed; // a slash reference is used once
     uint64 public currentEpoch; // 0 until the first root
     bytes32 public currentRoot;
@@ -212,7 +212,6 @@ contract Vault is Ownable, Pausable, ReentrancyGuard {
         currentEpoch = epoch;
         currentRoot = root;
         currentTotalCumulativeWei = totalCumulativeWei;
-        epochRoot[epoch] = root;
         emit EpochRootPosted(epoch, root, totalCumulativeWei, msg.sender);
     }
 

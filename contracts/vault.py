@@ -63,7 +63,10 @@ class ClaimTree:
         Raises:
             KeyError: the address has no leaf.
         """
-        return self.tree.proof(self._order.index(to_checksum_address(address)))
+        address = to_checksum_address(address)
+        if address not in self.amounts:
+            raise KeyError(f"{address} has no leaf in this claim tree")
+        return self.tree.proof(self._order.index(address))
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,9 @@ class VaultContract(ContractHandle):
     def current_epoch(self, block: Any = "latest") -> int:
         return self.call("currentEpoch", block=block)
 
-    def epoch_root(self, epoch: int, block: Any = "latest") -> bytes:
-        return bytes(self.call("epochRoot", epoch, block=block))
+    def current_root(self, block: Any = "latest") -> bytes:
+        """The latest epoch's root (32 zero bytes before the first); earlier ones are in ``EpochRootPosted`` logs."""
+        return bytes(self.call("currentRoot", block=block))
 
     def balance_wei(self, block: Any = "latest") -> int:
         """The Vault's ETH balance."""

@@ -1,11 +1,15 @@
-"""Revert decoding of the bindings (pure: no chain)."""
+"""Revert decoding of the bindings and the Vault claim tree (pure: no chain)."""
 
 from __future__ import annotations
 
+import pytest
 from eth_abi import encode as abi_encode
+from eth_account import Account
 from eth_hash.auto import keccak
 
 from contracts.bindings import decode_revert, load_artifact, revert_data
+from contracts.merkle import MerkleError, leaf_of, verify_values
+from contracts.vault import ClaimTree
 
 
 def test_custom_errors_error_string_and_panic_decode_by_name() -> None:
@@ -30,3 +34,24 @@ def test_revert_data_is_found_in_web3_and_eth_tester_shapes_only() -> None:
     assert revert_data(Web3Style("0x" + raw.hex(), "0x" + raw.hex())) == raw
     assert revert_data(Exception(f"execution reverted: {raw!r}")) == raw  # eth-tester TransactionFailed
     assert revert_data(Exception("insufficient funds for gas * price + value: address 0x" + "ab" * 20)) is None
+
+
+def test_vault_errors_decode_and_claim_tree_is_a_standard_merkle_tree() -> None:
+    abi = load_artifact("Vault").abi
+    who = Account.create().address
+    data = keccak(b"NothingToClaim(address,uint256,uint256)")[:4] + abi_encode(["address", "uint256", "uint256"],
+                                                                               [who, 5, 5])
+    assert decode_revert(abi, data) == ("NothingToClaim", (who, 5, 5))
+    amounts = {Account.create().address: i * 10**18 for i in range(5)}
+    tree = ClaimTree(amounts)
+    assert tree.total_wei == sum(amounts.values())
+    for address, wei in amounts.items():
+        assert verify_values(tree.root, ["address", "uint256"], [address, wei], tree.proof(address.lower()))
+        assert not verify_values(tree.root, ["address", "uint256"], [address, wei + 1], tree.proof(address))
+    assert leaf_of(["address", "uint256"], [who, 1]) != leaf_of(["address", "uint256"], [who, 2])
+    with pytest.raises(MerkleError):
+        ClaimTree({})
+    with pytest.raises(MerkleError):
+        ClaimTree({who: -1})
+    with pytest.raises(KeyError):
+        tree.proof(who)
