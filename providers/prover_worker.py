@@ -1,5 +1,8 @@
 """The provider-side prover worker: proves batches of one circuit with its proving key loaded once.
 
+Besides its circuit's key it keeps other prepared keys by hash in a memory-bounded LRU cache
+(:class:`PreparedKeyCache`), so that a key is loaded and prepared once per worker, not per job.
+
 A plain class (Ray Serve style): :mod:`market.pipeline.workers` makes it a Ray actor in one
 place (``ray.remote(**options)(ProverWorker)``) pinned to the provider's node; tests and
 replay use it directly in-process, which is also how a batch is re-proved bit for bit.
@@ -16,10 +19,14 @@ cluster; the pipeline gets the class injected (``ProvingPipeline(..., worker_cls
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import hashlib
 import importlib
 import os
 import platform
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,16 +34,20 @@ from importlib import metadata
 from typing import Any
 
 import numba
+import numpy as np
 import psutil
 
-from proving.field import FR_MODULUS
+from providers.errors import ProviderError
+from proving.field import FQ_MODULUS, FR_MODULUS
+from proving.formats.zkey import parse_zkey
+from proving.groth16 import prover as fast_prover
 from proving.groth16.keys import Proof, ProvingKey
 
 #: Prover backends by name: module path of a ``prove(pk, witness, *, r=None, s=None)`` function.
 PROVERS = {"ref": "proving.groth16.prover_ref", "fast": "proving.groth16.prover"}
 
 
-class ProverWorkerError(Exception):
+class ProverWorkerError(ProviderError):
     """Root of the worker's errors."""
 
 
@@ -50,6 +61,31 @@ class UnknownProver(ProverWorkerError, ValueError):
     def __init__(self, name: str, detail: str = "") -> None:
         super().__init__(f"unknown prover {name!r} (choose one of {sorted(PROVERS)}){detail}")
         self.name = name
+
+
+class KeyNotLoaded(ProverWorkerError, LookupError):
+    """The worker holds no proving key of this hash (never loaded, or evicted): send it with
+    :meth:`ProverWorker.load_key`, then retry.
+
+    Attributes:
+        key_hash: the hash asked for.
+    """
+
+    def __init__(self, key_hash: str) -> None:
+        super().__init__(f"no proving key {key_hash} loaded on this worker: load_key it first")
+        self.key_hash = key_hash
+
+
+class KeyHashMismatch(ProverWorkerError, ValueError):
+    """The zkey bytes sent do not hash (sha256) to the key hash they were sent under.
+
+    Attributes:
+        key_hash: the hash claimed; actual: the sha256 of the bytes.
+    """
+
+    def __init__(self, key_hash: str, actual: str) -> None:
+        super().__init__(f"zkey sent as {key_hash} hashes to {actual}")
+        self.key_hash, self.actual = key_hash, actual
 
 
 def resolve_prover(name: str) -> Callable[..., Proof]:
@@ -96,6 +132,151 @@ def hardware_info() -> dict[str, Any]:
             "machine": platform.machine(), "host": platform.node(), "gpu": None}
 
 
+# ---- prepared proving keys, by hash ----------------------------------------------------------
+
+#: Default memory bound of a worker's prepared-key cache (bytes).
+DEFAULT_KEY_CACHE_BYTES = 2 * 1024**3
+
+_INT_FQ = sys.getsizeof(FQ_MODULUS - 1)  # one 254-bit coordinate
+_G1_BYTES = sys.getsizeof((0, 0)) + 2 * _INT_FQ + 8  # a point tuple and its list slot
+_G2_BYTES = sys.getsizeof((0, 0)) + 2 * (sys.getsizeof((0, 0)) + 2 * _INT_FQ) + 8
+_COEF_BYTES = 3 * (sys.getsizeof(2**20) + 8) + _INT_FQ + 8  # matrix, constraint, signal, value
+
+
+def prepared_key_nbytes(pk: ProvingKey) -> int:
+    """Estimated memory of a proving key and its prover's precomputation (bytes).
+
+    The Python key is counted from its sizes (G1 points, G2 points, coefficients, at CPython's
+    object sizes); every numpy array the backend keeps in ``pk.cache`` (e.g. the numba prover's
+    limb arrays) is counted exactly (``nbytes``).
+    """
+    n_g1 = len(pk.a_query) + len(pk.b_g1_query) + len(pk.c_query) + len(pk.h_query) + len(pk.vk.ic) + 3
+    n_g2 = len(pk.b_g2_query) + 4
+    total = n_g1 * _G1_BYTES + n_g2 * _G2_BYTES + len(pk.coef_value) * _COEF_BYTES
+    for prepared in pk.cache.values():
+        if dataclasses.is_dataclass(prepared):
+            prepared = [getattr(prepared, f.name) for f in dataclasses.fields(prepared)]
+        if isinstance(prepared, np.ndarray):
+            prepared = [prepared]
+        if isinstance(prepared, (list, tuple)):
+            total += sum(a.nbytes for a in prepared if isinstance(a, np.ndarray))
+        elif isinstance(prepared, (bytes, bytearray)):
+            total += len(prepared)
+    return total
+
+
+def prepare_key(pk: ProvingKey, prover: str) -> ProvingKey:
+    """Do backend ``prover``'s one-off precomputation of ``pk`` now (the numba prover's limb arrays,
+    kept in ``pk.cache``); the reference prover has none. Returns ``pk``.
+
+    Raises:
+        UnknownProver: ``prover`` is not one of :data:`PROVERS`.
+        proving.errors.MalformedProof: ``pk`` has inconsistent sizes.
+    """
+    if prover not in PROVERS:
+        raise UnknownProver(prover)
+    if prover == "fast":
+        fast_prover.prepare(pk)
+    return pk
+
+
+@dataclass
+class KeyCacheStats:
+    """Counters of a :class:`PreparedKeyCache`: hits, misses (loads), evictions; keys and bytes held now."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    keys: int = 0
+    nbytes: int = 0
+
+
+class PreparedKeyCache:
+    """Prepared proving keys by hash, least recently used first out once over ``max_bytes``.
+
+    A provider loads and prepares a key once and proves every job of that key with it
+    (issue 13: "a key is loaded and prepared once per provider, not per job"). Thread-safe; the
+    load of a missing key runs outside the lock, so a slow load does not block hits on other keys
+    (two threads missing the same key at once may both load it; one copy is kept).
+
+    Args:
+        max_bytes: memory bound (bytes, by :func:`prepared_key_nbytes`). The key just used is
+            always kept, even alone over the bound (it is needed now); older ones are evicted.
+        prover: backend whose precomputation is done on load (:func:`prepare_key`).
+
+    Raises:
+        ValueError: ``max_bytes < 1``; UnknownProver: ``prover`` unknown.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_KEY_CACHE_BYTES, prover: str = "fast") -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1 (got {max_bytes})")
+        if prover not in PROVERS:
+            raise UnknownProver(prover)
+        self.max_bytes = max_bytes
+        self.prover = prover
+        self._keys: collections.OrderedDict[str, tuple[ProvingKey, int]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._stats = KeyCacheStats()
+
+    def lookup(self, key_hash: str) -> ProvingKey | None:
+        """The prepared key of ``key_hash`` (now the most recently used), or None (a miss)."""
+        with self._lock:
+            hit = self._keys.get(key_hash)
+            if hit is None:
+                self._stats.misses += 1
+                return None
+            self._keys.move_to_end(key_hash)
+            self._stats.hits += 1
+            return hit[0]
+
+    def get(self, key_hash: str, load: Callable[[], ProvingKey]) -> ProvingKey:
+        """The prepared key of ``key_hash``; on a miss ``load()`` it (e.g. read the zkey), prepare it
+        and keep it, evicting the least recently used keys over the bound.
+
+        Raises:
+            whatever ``load`` or :func:`prepare_key` raises (nothing is cached then).
+        """
+        pk = self.lookup(key_hash)
+        return pk if pk is not None else self.put(key_hash, load())
+
+    def put(self, key_hash: str, pk: ProvingKey) -> ProvingKey:
+        """Keep a loaded key under ``key_hash`` (prepared here if it is not yet), evicting the least
+        recently used keys over the bound; returns the kept key (the first copy if already there)."""
+        prepare_key(pk, self.prover)
+        size = prepared_key_nbytes(pk)
+        with self._lock:
+            if key_hash in self._keys:  # loaded twice concurrently: keep the first copy
+                self._keys.move_to_end(key_hash)
+                return self._keys[key_hash][0]
+            self._keys[key_hash] = (pk, size)
+            self._stats.nbytes += size
+            while self._stats.nbytes > self.max_bytes and len(self._keys) > 1:
+                _, (_, freed) = self._keys.popitem(last=False)
+                self._stats.nbytes -= freed
+                self._stats.evictions += 1
+            self._stats.keys = len(self._keys)
+            return pk
+
+    def __contains__(self, key_hash: object) -> bool:
+        with self._lock:
+            return key_hash in self._keys
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def hashes(self) -> list[str]:
+        """The cached key hashes, least recently used first."""
+        with self._lock:
+            return list(self._keys)
+
+    def stats(self) -> KeyCacheStats:
+        """A copy of the counters."""
+        with self._lock:
+            return dataclasses.replace(self._stats)
+
+
 @dataclass
 class ProvedBatch:
     """What a worker returns for a batch.
@@ -133,18 +314,22 @@ class ProverWorker:
             2-core machine). None leaves numba's default (all cores).
         warmup: prove one throw-away witness at start (loads the numba kernels and the key's limb
             arrays once, so the first real batch does not pay for them); skipped for ``"ref"``.
+        key_cache_bytes: memory bound of the worker's other keys (:class:`PreparedKeyCache`, by
+            hash: :meth:`load_key`, :meth:`prove_batch_with`); the constructor's key is kept apart.
 
     Raises:
         UnknownProver: ``prover`` is not available.
     """
 
     def __init__(self, provider: str, circuit_id: str, pk: ProvingKey, prover: str = "fast",
-                 threads: int | None = 1, warmup: bool = True) -> None:
+                 threads: int | None = 1, warmup: bool = True,
+                 key_cache_bytes: int = DEFAULT_KEY_CACHE_BYTES) -> None:
         self.provider = provider
         self.circuit_id = circuit_id
         self.pk = pk
         self.prover = prover
         self._prove = resolve_prover(prover)
+        self.keys = PreparedKeyCache(key_cache_bytes, prover)
         self._hardware = hardware_info()
         self._code = _worker_code()
         self.batches_proved = 0
@@ -174,11 +359,14 @@ class ProverWorker:
         return max(1, n_proofs) / max(time.perf_counter() - t, 1e-9)
 
     def prove_one(self, job_id: str, witness: Sequence[int], blinding_seed: str | None) -> Proof:
-        """Prove one witness (blinding derived from ``blinding_seed`` when given)."""
+        """Prove one witness with the constructor's key (blinding derived from ``blinding_seed`` when given)."""
+        return self._prove_with(self.pk, job_id, witness, blinding_seed)
+
+    def _prove_with(self, pk: ProvingKey, job_id: str, witness: Sequence[int], blinding_seed: str | None) -> Proof:
         if blinding_seed is None:
-            return self._prove(self.pk, witness)
+            return self._prove(pk, witness)
         r, s = derive_blinding(blinding_seed, job_id)
-        return self._prove(self.pk, witness, r=r, s=s)
+        return self._prove(pk, witness, r=r, s=s)
 
     def prove_batch(self, batch_id: str, job_ids: Sequence[str], witnesses: Sequence[Sequence[int]],
                     blinding_seed: str | None = None) -> ProvedBatch:
@@ -195,13 +383,53 @@ class ProverWorker:
         Raises:
             ValueError: ``job_ids`` and ``witnesses`` differ in length; the prover's input errors.
         """
+        return self._batch(batch_id, job_ids, witnesses, lambda j, w: self.prove_one(j, w, blinding_seed))
+
+    def has_key(self, key_hash: str) -> bool:
+        """This worker holds the prepared key of ``key_hash`` (the coordinator sends it otherwise)."""
+        return key_hash in self.keys
+
+    def load_key(self, key_hash: str, zkey: bytes) -> bool:
+        """Parse, prepare and cache the snarkjs zkey ``zkey`` under its sha256 ``key_hash``, once:
+        False (nothing parsed) when it is cached already, True when loaded by this call.
+
+        Raises:
+            KeyHashMismatch: ``sha256(zkey) != key_hash``; proving.errors.FormatError: not a Groth16 zkey.
+        """
+        if key_hash in self.keys:
+            return False
+        actual = hashlib.sha256(zkey).hexdigest()
+        if actual != key_hash:
+            raise KeyHashMismatch(key_hash, actual)
+        self.keys.put(key_hash, parse_zkey(zkey))
+        return True
+
+    def prove_batch_with(self, key_hash: str, batch_id: str, job_ids: Sequence[str],
+                         witnesses: Sequence[Sequence[int]], blinding_seed: str | None = None) -> ProvedBatch:
+        """:meth:`prove_batch` with the cached key of ``key_hash`` instead of the constructor's.
+
+        Raises:
+            KeyNotLoaded: no such key here (never loaded or evicted): :meth:`load_key` it, then retry.
+            ValueError: as :meth:`prove_batch`.
+        """
+        pk = self.keys.lookup(key_hash)
+        if pk is None:
+            raise KeyNotLoaded(key_hash)
+        return self._batch(batch_id, job_ids, witnesses, lambda j, w: self._prove_with(pk, j, w, blinding_seed))
+
+    def key_cache_stats(self) -> KeyCacheStats:
+        """Hits, misses, evictions, keys and bytes of the worker's key cache."""
+        return self.keys.stats()
+
+    def _batch(self, batch_id: str, job_ids: Sequence[str], witnesses: Sequence[Sequence[int]],
+               prove: Callable[[str, Sequence[int]], Proof]) -> ProvedBatch:
         if len(job_ids) != len(witnesses):
             raise ValueError(f"job_ids ({len(job_ids)}) and witnesses ({len(witnesses)}) differ in length")
         t0 = time.perf_counter()
         proofs, per_job = [], []
         for job_id, w in zip(job_ids, witnesses):
             t = time.perf_counter()
-            proofs.append(self.prove_one(job_id, w, blinding_seed))
+            proofs.append(prove(job_id, w))
             per_job.append(time.perf_counter() - t)
         self.batches_proved += 1
         return ProvedBatch(batch_id, self.provider, self.prover, proofs, time.perf_counter() - t0, per_job,
