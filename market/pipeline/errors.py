@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from proving.errors import RaymarketError
 
-class PipelineError(Exception):
-    """Root of every error raised by :mod:`market.pipeline`."""
+
+class PipelineError(RaymarketError):
+    """Root of every error raised by :mod:`market.pipeline` (under the project root ``RaymarketError``)."""
 
 
 class PipelineConfigError(PipelineError, ValueError):

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from market.pipeline.errors import PipelineConfigError
+from market.pipeline.errors import PipelineConfigError, PipelineError, StageCrashed
 from market.pipeline.replay import replay_batch
+from proving.errors import RaymarketError
 
 
 def test_pipeline_modules_import_nothing_of_providers():
@@ -24,3 +25,7 @@ def test_replay_without_a_worker_class_says_how_to_give_one(tmp_path, monkeypatc
     monkeypatch.setattr("market.pipeline.replay._registered", {})
     with pytest.raises(PipelineConfigError, match="use_worker"):
         replay_batch("no-such-batch", tmp_path)
+
+
+def test_pipeline_errors_are_raymarket_errors():
+    assert issubclass(PipelineError, RaymarketError) and issubclass(StageCrashed, RaymarketError)
