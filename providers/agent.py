@@ -333,6 +333,8 @@ class Agent:
                     continue
                 for lease in leases:
                     self._accept(lease)
+                if leases:
+                    self._heartbeat_now()
         finally:
             self.shutdown()
 

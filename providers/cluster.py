@@ -151,6 +151,17 @@ PIDFILE = "cluster.json"
 DEFAULT_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 
 
+def _reload_ray_auth() -> None:
+    """Make this process's Ray core re-read ``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN`` (it caches them once, at
+    the first use after ``import ray``): what ``ray._private.authentication_test_utils`` does in Ray 2.60."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config  # noqa: PLC0415 -- private, version-bound
+    except ImportError:  # another Ray version: it reads the environment at ray.init
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -255,7 +266,7 @@ class ProviderCluster:
               object_store_bytes: int = DEFAULT_OBJECT_STORE_BYTES, node_ip: str | None = "127.0.0.1",
               resources: dict[str, float] | None = None, fast_health_check: bool = False,
               extra_env: dict[str, str] | None = None, timeout_s: float = 120.0,
-              attempts: int = 2) -> "ProviderCluster":
+              attempts: int = 3) -> "ProviderCluster":
         """``ray start --head`` for provider ``name`` with token auth, its own ports and temp dir.
 
         Args:
@@ -294,16 +305,17 @@ class ProviderCluster:
         if resources:
             cmd.append(f"--resources={json.dumps(resources)}")
         env = dict(os.environ, **token_env(token), **(extra_env or {}))
-        # The raylet waits for the dashboard agent's port file; on a loaded box that agent takes > 30 s.
-        env.setdefault("RAY_agent_register_timeout_ms", "180000")
         if fast_health_check:
             env.update({f"RAY_{k}": str(v) for k, v in FAST_HEALTH_CHECK.items()})
         env.pop("RAY_ADDRESS", None)
-        # Ray waits a fixed 30 s for the raylet to register; a loaded box can miss that: retry.
+        # The raylet gives the dashboard agent a hard-coded 15 s to write its port files, and `ray start`
+        # 30 s for the raylet to register (ray-project/ray#65983); a loaded box can miss that: retry.
+        # A new session: the head's daemons are not in the agent's process group (a Ctrl-C in the agent's
+        # terminal does not reach them) and get their own scheduler autogroup.
         for attempt in range(1, attempts + 1):
             try:
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
                 failure = None if res.returncode == 0 else (
                     f"ray start --head failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()[-1500:]}")
             except subprocess.TimeoutExpired:
@@ -311,6 +323,7 @@ class ProviderCluster:
             if failure is None:
                 break
             _kill(_processes_of(temp_dir), 5.0)
+            failure += _raylet_failure(temp_dir, data_dir)
             if attempt == attempts:
                 shutil.rmtree(temp_dir, ignore_errors=True)
                 raise ClusterError(f"provider {name}: {failure} (attempt {attempt} of {attempts})")
@@ -378,6 +391,7 @@ class ProviderCluster:
             raise ClusterError("this process is connected to a Ray cluster already; one agent per process")
         os.environ.update(self.env())
         os.environ.pop("RAY_ADDRESS", None)
+        _reload_ray_auth()
         ray.init(address=self.address, namespace=namespace or f"raymarket-{self.name}", log_to_driver=False,
                  **init_kwargs)
 
@@ -418,6 +432,23 @@ class ProviderCluster:
         if self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
         return len(procs)
+
+
+def _raylet_failure(temp_dir: str, data_dir: Path) -> str:
+    """The raylet's fatal line of a failed start (if any); its logs are kept under ``<data_dir>/ray/failed-start``."""
+    logs = sorted(Path(temp_dir).glob("session_*/logs"))
+    if not logs:
+        return ""
+    keep = Path(data_dir) / RAY_SUBDIR / "failed-start"
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(logs[-1], keep, ignore=shutil.ignore_patterns("events", "export_events", "old"),
+                    dirs_exist_ok=True)
+    try:
+        lines = (logs[-1] / "raylet.out").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return f" (logs kept in {keep})"
+    fatal = [ln for ln in lines if "Check failed" in ln or " C " in ln[:40] or " F " in ln[:40]]
+    return f"; raylet: {fatal[0][:400] if fatal else 'no fatal line'} (logs kept in {keep})"
 
 
 def _parse_address(output: str, port: int) -> str:
