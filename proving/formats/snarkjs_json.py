@@ -21,6 +21,7 @@ parameter; ffjavascript's hard part of the final exponentiation, Fuentes-Castane
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -216,14 +217,54 @@ def vk_to_json(vk: VerifyingKey, *, with_alphabeta: bool = True) -> dict:
     return out
 
 
-def loads(text: str | bytes, *, where: str = "<json>") -> Any:
+#: Deepest JSON nesting :func:`loads` parses (snarkjs documents nest 4 deep).
+MAX_JSON_DEPTH = 64
+#: A string or a bracket. A string match cannot fail once it has started (an unterminated
+#: string, or a lone trailing backslash, runs to the end), so no start position is retried
+#: and scanning is linear (a pattern that can fail there is quadratic on ``'"\\' * n``).
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)|[\[\]{}]', re.DOTALL)
+
+
+def json_depth(text: str, limit: int) -> int:
+    """A number that exceeds ``limit`` iff the nesting depth of JSON text (brackets outside
+    strings) does: the bracket count when that is within ``limit``, else the depth, counted
+    up to ``limit + 1``.
+
+    Linear in ``len(text)``: strings are skipped by one possessive regex match each.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return text.count("[") + text.count("{")
+    depth = peak = 0
+    for m in _JSON_TOKENS.finditer(text):
+        ch = text[m.start()]
+        if ch in "[{":
+            depth += 1
+            if depth > peak:
+                peak = depth
+                if peak > limit:
+                    break
+        elif ch in "]}":
+            depth -= 1
+    return peak
+
+
+def loads(text: str | bytes, *, where: str = "<json>", max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON text from an untrusted source.
 
+    Use this, not ``json.loads``, on untrusted text in any process that imports ``py_ecc``
+    (all of ``proving`` does): ``py_ecc`` raises the interpreter's recursion limit to 100,000
+    at import, and ``json.loads`` of ~100,000 nested brackets then overflows the C stack
+    (SIGSEGV) instead of raising ``RecursionError``. The nesting is bounded first.
+
     Raises:
-        FormatError: not UTF-8, not valid JSON, nested too deeply, or an integer literal too
-            long to convert.
+        FormatError: not UTF-8, nested deeper than ``max_depth``, not valid JSON, or an
+            integer literal too long to convert.
     """
     try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8")
+        if json_depth(text, max_depth) > max_depth:
+            raise FormatError(where, f"JSON nested deeper than {max_depth} levels")
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise FormatError(where, f"not valid JSON: {e}") from None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proving.curve import G1Point, G2Point
+from proving.errors import MalformedProof
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,37 @@ class ProvingKey:
     c_query: list[G1Point]
     h_query: list[G1Point]
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def check_proving_key_shape(pk: ProvingKey) -> None:
+    """Check that every size and index of ``pk`` is consistent, so that no prover kernel
+    (which does no bounds checks) can read or write out of bounds.
+
+    Checks ``n_vars > n_public``, ``domain_size`` a power of two above ``n_public``, the query
+    lengths (``n_vars``, ``n_vars - n_public - 1``, ``domain_size``), equal coefficient list
+    lengths, and every coefficient's matrix in ``{0, 1}``, constraint in ``[0, domain_size)``
+    and signal in ``[0, n_vars)``. Keys read with :func:`proving.formats.zkey.parse_zkey`
+    already satisfy this; it guards keys built in memory. O(number of coefficients).
+
+    Raises:
+        MalformedProof: naming the field ``pk.<name>``.
+    """
+    n, n_vars, n_pub = pk.domain_size, pk.n_vars, pk.n_public
+    if not 0 <= n_pub < n_vars:
+        raise MalformedProof("pk.n_vars", f"n_vars = {n_vars} must exceed n_public = {n_pub} >= 0")
+    if n < 2 or n & (n - 1) or n <= n_pub:
+        raise MalformedProof("pk.domain_size", f"{n} is not a power of two >= 2 above n_public = {n_pub}")
+    for name, want in (("a_query", n_vars), ("b_g1_query", n_vars), ("b_g2_query", n_vars),
+                       ("c_query", n_vars - n_pub - 1), ("h_query", n)):
+        if len(getattr(pk, name)) != want:
+            raise MalformedProof(f"pk.{name}", f"has {len(getattr(pk, name))} points, expected {want}")
+    n_coef = len(pk.coef_value)
+    for name, bound in (("coef_matrix", 2), ("coef_constraint", n), ("coef_signal", n_vars)):
+        values = getattr(pk, name)
+        if len(values) != n_coef:
+            raise MalformedProof(f"pk.{name}", f"has {len(values)} entries, coef_value has {n_coef}")
+        if n_coef and not (0 <= min(values) and max(values) < bound):
+            raise MalformedProof(f"pk.{name}", f"an index is outside [0, {bound})")
 
 
 @dataclass(frozen=True)

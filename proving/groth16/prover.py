@@ -41,7 +41,7 @@ from proving.curve import (
     g2_batch_to_affine, g2_from_affine_array, g2_to_affine_array, g2_to_jacobian,
 )
 from proving.field import FR, to_limbs, to_mont
-from proving.groth16.keys import Proof, ProvingKey
+from proving.groth16.keys import Proof, ProvingKey, check_proving_key_shape
 from proving.groth16.prover_ref import check_witness
 from proving.msm import msm_g1_arrays, msm_g2_arrays
 from proving.ntt import odd_coset_many
@@ -82,10 +82,16 @@ class PreparedKey:
 
 
 def prepare(pk: ProvingKey) -> PreparedKey:
-    """Build (once) and cache in ``pk.cache`` the limb arrays the fast prover needs."""
+    """Build (once) and cache in ``pk.cache`` the limb arrays the fast prover needs.
+
+    Raises:
+        MalformedProof: an inconsistent size or index in ``pk``
+            (:func:`~proving.groth16.keys.check_proving_key_shape`), checked before any kernel runs.
+    """
     cached = pk.cache.get(CACHE_KEY)
     if cached is not None:
         return cached
+    check_proving_key_shape(pk)
     g1j = lambda p: g1_to_jacobian(g1_to_affine_array([p]))  # noqa: E731
     g2j = lambda p: g2_to_jacobian(g2_to_affine_array([p]))  # noqa: E731
     prepared = PreparedKey(
@@ -210,6 +216,7 @@ def prove(pk: ProvingKey, witness: Sequence[int], *, r: int | None = None, s: in
 
     Raises:
         WitnessError: bad witness length or values.
+        MalformedProof: an inconsistent key (see :func:`prepare`).
     """
     prep = prepare(pk)
     r = _random_fr() if r is None else r % R
