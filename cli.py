@@ -13,6 +13,7 @@ The provider commands live here, not in ``market/cli``, because ``market`` must 
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Optional
@@ -94,7 +95,10 @@ def provider_start(
                       price_per_cpu_s_wei=wei(price, "--price"), cpus=cpus, trusted_fleet=trusted_fleet,
                       poll_wait_s=poll_wait_s, heartbeat_s=None, benchmark_runs=benchmark_runs,
                       dev_bond_wei=wei(dev_bond, "--dev-bond", allow_zero=True))
-    summary = run_agent(cfg, progress=progress, on_started=lambda info: emit(info, as_json, _started_text(info)))
+    def started(info: dict) -> None:  # one line: `dev up` and scripts read it while the agent keeps running
+        typer.echo(json.dumps(info, default=str) if as_json else _started_text(info))
+
+    summary = run_agent(cfg, progress=progress, on_started=started)
     progress(f"provider {summary['provider']}: stopped ({summary.get('stats')})")
 
 

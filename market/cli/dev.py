@@ -281,6 +281,21 @@ def _password_file(d: Path) -> tuple[Path, str]:
     return path, path.read_text(encoding="utf-8").splitlines()[0]
 
 
+def _ray_token(pdir: Path) -> str:
+    """The auth token of the provider's own Ray cluster (``<pdir>/ray/auth_token``, 0600; created when absent).
+
+    The agent's cluster uses this file; ``dev up`` also puts the token in the agent's environment, because Ray
+    reads its auth settings when it is imported, before the agent could set them.
+    """
+    path = pdir / "ray" / "auth_token"
+    if not path.exists() or not path.read_text(encoding="utf-8").strip():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
 def _start_providers(n: int, exchange_url: str, d: Path, pw_file: Path, password: str,
                      started: list[Started], timeout_s: float) -> list[dict[str, Any]]:
     procs = []
@@ -295,7 +310,9 @@ def _start_providers(n: int, exchange_url: str, d: Path, pw_file: Path, password
         cmd = _cli("provider", "start", "--exchange", exchange_url, "--key", str(key), "--password-file", str(pw_file),
                    "--name", name, "--provider-dir", str(pdir), "--price", str(price), "--cpus", "1",
                    "--dev-bond", str(PROVIDER_BOND_WEI), "--benchmark-runs", "1", "--poll-wait-s", "2", "--json")
-        p = _spawn("provider", name, cmd, d / f"{name}.log", stdout=pdir / "agent.out", data_dir=pdir)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=_ray_token(pdir))  # read by Ray at import, in the agent
+        p = _spawn("provider", name, cmd, d / f"{name}.log", env=env, stdout=pdir / "agent.out", data_dir=pdir)
         started.append(p)
         procs.append((p, pdir))
     providers = []
