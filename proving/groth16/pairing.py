@@ -386,12 +386,12 @@ def miller_loop(pairs: Sequence[tuple[G1Point, "G2Point | PreparedG2"]]) -> Fq12
     f, k = F12_ONE, 0
     for digit in reversed(_ATE_DIGITS[:-1]):
         f = f12_sqr(f)
-        for step in (0, 1) if digit else (0,):
+        for _step in (0, 1) if digit else (0,):
             for xp, yp, coeffs in live:
                 lam, c = coeffs[k]
                 f = f12_mul_line(f, yp, f2_neg(f2_scale(lam, xp)), c)
             k += 1
-    for step in (0, 1):
+    for _step in (0, 1):
         for xp, yp, coeffs in live:
             lam, c = coeffs[k]
             f = f12_mul_line(f, yp, f2_neg(f2_scale(lam, xp)), c)

@@ -49,6 +49,20 @@ def tiny_circuit() -> MiMCPreimage:
     return preimage_circuit(PREIMAGE, n_rounds=ROUNDS)
 
 
+def tiny_witness() -> list[int]:
+    """The corpus witness ``[1, h, x, ...]``."""
+    witness = tiny_circuit().witness
+    assert witness is not None
+    return witness
+
+
+def tiny_hash() -> int:
+    """The circuit's public signal ``h = MiMC7(x)``."""
+    h = tiny_circuit().hash
+    assert h is not None
+    return h
+
+
 @cache
 def tiny_key() -> ProvingKey:
     """Dev-setup proving key of :func:`tiny_circuit` (about 1 s)."""
@@ -58,7 +72,7 @@ def tiny_key() -> ProvingKey:
 @cache
 def tiny_proof() -> Proof:
     """The numba prover's proof of the corpus witness (fixed r, s)."""
-    return prover.prove(tiny_key(), tiny_circuit().witness, r=R_BLIND, s=S_BLIND)
+    return prover.prove(tiny_key(), tiny_witness(), r=R_BLIND, s=S_BLIND)
 
 
 def _json_bytes(obj) -> bytes:
@@ -68,7 +82,7 @@ def _json_bytes(obj) -> bytes:
 def _verify_tiny(vk=None, public=None, proof=None) -> None:
     key = tiny_key()
     vk = key.vk if vk is None else vk
-    verify(vk, [tiny_circuit().hash] if public is None else public, tiny_proof() if proof is None else proof)
+    verify(vk, [tiny_hash()] if public is None else public, tiny_proof() if proof is None else proof)
 
 
 def _zkey(data: bytes) -> None:
@@ -77,7 +91,7 @@ def _zkey(data: bytes) -> None:
 
 def _zkey_prove(data: bytes) -> None:
     """What ``raymarket prove`` does with a zkey: parse, then the numba prover."""
-    prover.prove(parse_zkey(data), tiny_circuit().witness, r=R_BLIND, s=S_BLIND)
+    prover.prove(parse_zkey(data), tiny_witness(), r=R_BLIND, s=S_BLIND)
 
 
 def _wtns(data: bytes) -> None:
@@ -89,7 +103,7 @@ def _wtns_prove(data: bytes) -> None:
 
 
 def _r1cs(data: bytes) -> None:
-    check_witness(r1cs_from_binfile(binfile.parse(data, "r1cs")), tiny_circuit().witness)
+    check_witness(r1cs_from_binfile(binfile.parse(data, "r1cs")), tiny_witness())
 
 
 def _proof_json(data: bytes) -> None:
@@ -119,12 +133,12 @@ def _public_json_verify(data: bytes) -> None:
 
 
 ZKEY = register(Target("zkey", lambda: [zkey_bytes(tiny_key())], mutate_container, _zkey, deep_check=_zkey_prove))
-WTNS = register(Target("wtns", lambda: [wtns_bytes(tiny_circuit().witness)], mutate_container, _wtns,
+WTNS = register(Target("wtns", lambda: [wtns_bytes(tiny_witness())], mutate_container, _wtns,
                        deep_check=_wtns_prove))
 R1CS_FILE = register(Target("r1cs", lambda: [r1cs_bytes(tiny_circuit().r1cs)], mutate_container, _r1cs))
 PROOF_JSON = register(Target("proof_json", lambda: [_json_bytes(proof_to_json(tiny_proof()))], json_mutator,
                              _proof_json, deep_check=_proof_json_verify))
 VK_JSON = register(Target("vk_json", lambda: [_json_bytes(vk_to_json(tiny_key().vk, with_alphabeta=False))],
                           json_mutator, _vk_json, deep_check=_vk_json_verify))
-PUBLIC_JSON = register(Target("public_json", lambda: [_json_bytes(public_to_json([tiny_circuit().hash]))],
+PUBLIC_JSON = register(Target("public_json", lambda: [_json_bytes(public_to_json([tiny_hash()]))],
                               json_mutator, _public_json, deep_check=_public_json_verify))

@@ -71,6 +71,18 @@ def _raises(fn, data: bytes, section, field: str | None = None, match: str | Non
     return info.value
 
 
+def _witness() -> list[int]:
+    w = mimc().witness
+    assert w is not None
+    return w
+
+
+def _hash() -> int:
+    h = mimc().hash
+    assert h is not None
+    return h
+
+
 def _zkey() -> bytes:
     return zkey_bytes(mimc_key())
 
@@ -93,7 +105,7 @@ def test_raymarket_prove_exits_cleanly_on_the_single_u32_zkey(tmp_path):
     """The issue's reproduction: this zkey made ``raymarket prove`` die with SIGSEGV."""
     bad = _set_u32(_zkey(), 4, 4 + 0 * COEF_ENTRY + COEF_FIELDS["constraint"], 100_000)
     (tmp_path / "bad.zkey").write_bytes(bad)
-    (tmp_path / "w.wtns").write_bytes(wtns_bytes(mimc().witness))
+    (tmp_path / "w.wtns").write_bytes(wtns_bytes(_witness()))
     done = subprocess.run(
         [sys.executable, "-c", "from cli import main; main()", "prove", str(tmp_path / "bad.zkey"),
          str(tmp_path / "w.wtns"), "--proof", str(tmp_path / "p.json"), "--public", str(tmp_path / "pub.json")],
@@ -220,20 +232,19 @@ def test_r1cs_terms_are_checked():
 
 
 def test_r1cs_round_trip_still_satisfied():
-    c = mimc()
-    check_witness(_read_r1cs(_r1cs()), c.witness)
+    check_witness(_read_r1cs(_r1cs()), _witness())
 
 
 # ---------------------------------------------------------------- .wtns ----
 
 @pytest.mark.parametrize("n", [0, 1, 3, 2**32 - 1])
 def test_wtns_count_must_fill_section_2(n):
-    data = wtns_bytes(mimc().witness)
+    data = wtns_bytes(_witness())
     _raises(parse_wtns, _set_u32(data, 1, WTNS_N, n), 1 if n == 0 else 2, "n_witness")
 
 
 def test_wtns_values_and_n8():
-    w = mimc().witness
+    w = _witness()
     data = wtns_bytes(w)
     _raises(parse_wtns, _set_u32(data, 1, 0, 2**32 - 1), 1, "n8")
     _raises(parse_wtns, _set_u32(data, 1, 0, 0), 1, "n8")
@@ -246,7 +257,7 @@ def test_wtns_values_and_n8():
 
 @pytest.mark.parametrize("fmt", ["zkey", "wtns", "r1cs"])
 def test_every_truncation_is_a_format_error(fmt):
-    data = {"zkey": _zkey, "wtns": lambda: wtns_bytes(mimc().witness), "r1cs": _r1cs}[fmt]()
+    data = {"zkey": _zkey, "wtns": lambda: wtns_bytes(_witness()), "r1cs": _r1cs}[fmt]()
     parse = {"zkey": parse_zkey, "wtns": parse_wtns, "r1cs": _read_r1cs}[fmt]
     step = 7 if fmt == "zkey" else 1
     for n in [*range(0, len(data), step), *range(max(0, len(data) - 70), len(data))]:
@@ -272,7 +283,7 @@ def test_container_header_counts_are_checked_before_use():
 def test_huge_counts_allocate_nothing(fmt, section, offset):
     """A count of 2^32 - 1 is refused from the header and the section size, without allocating
     for it (peak traced memory stays within a small multiple of the file)."""
-    data = {"zkey": _zkey, "wtns": lambda: wtns_bytes(mimc().witness), "r1cs": _r1cs}[fmt]()
+    data = {"zkey": _zkey, "wtns": lambda: wtns_bytes(_witness()), "r1cs": _r1cs}[fmt]()
     parse = {"zkey": parse_zkey, "wtns": parse_wtns, "r1cs": _read_r1cs}[fmt]
     bad = _set_u32(data, section, offset, 2**32 - 1)
     tracemalloc.start()
@@ -293,7 +304,7 @@ def test_json_coordinates_and_publics_must_be_field_elements():
     with pytest.raises(FormatError, match=r"pi_a\[0\].*field element"):
         proof_from_json(obj)
     with pytest.raises(FormatError, match=r"public\[0\].*field element"):
-        public_from_json([str(mimc().hash + R)])
+        public_from_json([str(_hash() + R)])
     for bad in ("1e3", "+1", " 1", "0x10", "\u0661", "9" * 5000):
         with pytest.raises(FormatError):
             public_from_json([bad])
