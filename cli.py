@@ -20,8 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
-import proving.cli
-from market.cli import db, dev, exchange, jobs, ledger, pipeline, replay, settlement
+from market.cli import db, dev, exchange, jobs, ledger, pipeline, prove, replay, settlement
 from market.cli.accounts import PasswordFile, account_app
 from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, progress, settings, wei
 from market.cli.errors import HandledGroup
@@ -143,7 +142,7 @@ app.add_typer(settlement.settlement_app, name="settlement")
 app.command("watch")(settlement.watch)
 app.add_typer(pipeline.pipeline_app, name="pipeline")
 use_replay_worker(ProverWorker)  # replays re-prove with the providers' worker (market does not import providers)
-app.registered_commands.extend(proving.cli.app.registered_commands)
+app.registered_commands.extend(prove.app.registered_commands)
 
 
 def main() -> None:

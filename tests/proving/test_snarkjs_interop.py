@@ -13,7 +13,8 @@ from py_ecc import optimized_bn128 as bn
 from typer.testing import CliRunner
 
 from proving.backends import get_backend
-from proving.cli import Exit, app
+from market.cli.exit_codes import ExitCode as Exit
+from market.cli.prove import app
 from proving.errors import BackendUnavailable, PairingCheckFailed
 from proving.formats.r1cs_file import read_r1cs
 from proving.formats.snarkjs_json import (
@@ -110,7 +111,7 @@ def test_cli_prove_verify_batch_and_export(build, tmp_path):
     (tmp_path / "bad_public.json").write_text(json.dumps(["1", "7"]))
     res = cli.invoke(app, ["verify", str(build.vk_json), str(tmp_path / "bad_public.json"), str(tmp_path / "proof.json"),
                            "--json"])
-    assert res.exit_code == Exit.INVALID
+    assert res.exit_code == Exit.CHECK_FAILED
     assert json.loads(res.stdout) == {"valid": False, "error": "PairingCheckFailed",
                                       "reason": "pairing check failed: proof invalid for this key and public inputs"}
     res = cli.invoke(app, ["verify", str(build.vk_json), str(tmp_path / "nope.json"), str(tmp_path / "proof.json")])
@@ -131,7 +132,7 @@ def test_cli_prove_verify_batch_and_export(build, tmp_path):
     shutil.copy(build.public_json, batch / "sub" / "public.json")
     shutil.copy(build.vk_json, batch / "verification_key.json")
     res = cli.invoke(app, ["verify", "--batch", str(batch), "--json"])
-    assert res.exit_code == Exit.INVALID, res.output
+    assert res.exit_code == Exit.CHECK_FAILED, res.output
     out = json.loads(res.stdout)
     assert out["count"] == 3 and [b["name"] for b in out["bad"]] == ["b"]
     (batch / "public_b.json").write_text((build.public_json).read_text())

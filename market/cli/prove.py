@@ -1,21 +1,22 @@
-"""Command line for the proving library, as snarkjs users expect it (mounted at the top level
+"""Command line of the proving library, as snarkjs users expect it (mounted at the top level
 of ``raymarket``): ``prove``, ``verify`` (one proof or ``--batch DIR``), ``export-verifier``.
 
-Results go to stdout (``--json`` for machine-readable output); the exit code says what
-happened (:class:`Exit`). These commands need no market: a provider uses them to check its
-prover against snarkjs files.
+Results go to stdout (``--json`` for machine-readable output); the exit code says what happened
+(:class:`~market.cli.exit_codes.ExitCode`: 0 valid, 1 invalid proof, 3 unreadable or malformed
+input, 8 prover backend not installed). These commands need no market: a provider uses them to
+check its prover against snarkjs files. (It lives in the CLI layer: ``proving`` imports no typer.)
 """
 
 from __future__ import annotations
 
 import json
 import time
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
 
+from market.cli.exit_codes import ExitCode
 from proving.backends import Groth16pyProver, get_backend
 from proving.errors import BackendUnavailable, FormatError, ProvingError
 from proving.formats.snarkjs_json import read_proof, read_public, read_verification_key, write_proof, write_public
@@ -29,23 +30,11 @@ from proving.groth16.verifier import verify as verify_proof
 app = typer.Typer(help="Groth16 (BN254) proving and verification, snarkjs-compatible.", no_args_is_help=True)
 
 
-class Exit(IntEnum):
-    """Exit codes of the proving commands."""
-
-    OK = 0
-    #: the proof (or a proof of the batch) is invalid
-    INVALID = 1
-    #: unreadable or malformed input files, bad arguments
-    BAD_INPUT = 2
-    #: the requested prover backend is not installed
-    UNAVAILABLE = 3
-
-
-def _fail(err: Exception, code: Exit, as_json: bool) -> NoReturn:
+def _fail(err: Exception, code: ExitCode, as_json: bool) -> NoReturn:
     """Report ``err`` (stdout for an invalid proof or with ``--json``, else stderr) and exit with ``code``."""
     if as_json:
         typer.echo(json.dumps({"valid": False, "error": type(err).__name__, "reason": str(err)}))
-    elif code == Exit.INVALID:
+    elif code == ExitCode.CHECK_FAILED:
         typer.echo(f"INVALID: {type(err).__name__}: {err}")
     else:
         typer.echo(f"error: {type(err).__name__}: {err}", err=True)
@@ -74,9 +63,9 @@ def prove(
             result = prover.prove(pk, w)
         elapsed_s = time.perf_counter() - start
     except (BackendUnavailable, ValueError) as e:
-        _fail(e, Exit.UNAVAILABLE if isinstance(e, BackendUnavailable) else Exit.BAD_INPUT, False)
+        _fail(e, ExitCode.UNAVAILABLE if isinstance(e, BackendUnavailable) else ExitCode.BAD_INPUT, False)
     except (ProvingError, OSError) as e:
-        _fail(e, Exit.BAD_INPUT, False)
+        _fail(e, ExitCode.BAD_INPUT, False)
     write_proof(proof, result)
     write_public(public, w[1 : 1 + n_public])
     typer.echo(f"proof written to {proof}, public signals to {public} ({backend}, {elapsed_s:.3f} s)", err=True)
@@ -112,7 +101,7 @@ def _verify_batch(vk_path: Optional[Path], directory: Path, as_json: bool) -> No
             publics.append(read_public(public))
             proofs.append(read_proof(proof))
     except (ProvingError, OSError) as e:
-        _fail(e, Exit.BAD_INPUT, as_json)
+        _fail(e, ExitCode.BAD_INPUT, as_json)
     start = time.perf_counter()
     reasons = find_invalid(vk, publics, proofs)
     elapsed_s = time.perf_counter() - start
@@ -124,7 +113,7 @@ def _verify_batch(vk_path: Optional[Path], directory: Path, as_json: bool) -> No
     else:
         for b in bad:
             typer.echo(f"INVALID {b['name']}: {b['error']}: {b['reason']}")
-    raise typer.Exit(int(Exit.OK if not bad else Exit.INVALID))
+    raise typer.Exit(int(ExitCode.OK if not bad else ExitCode.CHECK_FAILED))
 
 
 @app.command()
@@ -141,16 +130,16 @@ def verify(
     if batch is not None:
         _verify_batch(verification_key, batch, as_json)
     if verification_key is None or public is None or proof is None:
-        _fail(ValueError("give VERIFICATION_KEY PUBLIC PROOF, or --batch DIR"), Exit.BAD_INPUT, as_json)
+        _fail(ValueError("give VERIFICATION_KEY PUBLIC PROOF, or --batch DIR"), ExitCode.BAD_INPUT, as_json)
     try:
         vk, x, p = read_verification_key(verification_key), read_public(public), read_proof(proof)
         check_verifying_key(vk)
     except (ProvingError, OSError) as e:
-        _fail(e, Exit.BAD_INPUT, as_json)
+        _fail(e, ExitCode.BAD_INPUT, as_json)
     try:
         verify_proof(vk, x, p)
     except ProvingError as e:
-        _fail(e, Exit.INVALID, as_json)
+        _fail(e, ExitCode.CHECK_FAILED, as_json)
     typer.echo(json.dumps({"valid": True}) if as_json else "OK")
 
 
@@ -164,15 +153,6 @@ def export_verifier_cmd(
     try:
         source = export_verifier(read_verification_key(verification_key), contract_name=contract_name)
     except (ProvingError, ValueError, OSError) as e:
-        _fail(e, Exit.BAD_INPUT, False)
+        _fail(e, ExitCode.BAD_INPUT, False)
     output.write_text(source)
     typer.echo(f"verifier contract {contract_name} written to {output}", err=True)
-
-
-def main() -> None:  # pragma: no cover - console entry for `python -m proving.cli`
-    """Run the proving CLI on its own."""
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
