@@ -15,7 +15,8 @@ reach them), each logging to ``<data_dir>/dev/*.log``:
 
 It records every process it started (PID and start time) in ``<data_dir>/dev/state.json`` and writes
 ``exchange_url``, ``contract``, ``chain_id``, ``rpc_url``, ``keystore`` and ``password_file`` into
-config.toml, so that later commands find the market without flags. ``dev down`` stops exactly those
+config.toml, so that later commands find the market without flags (``dev down`` removes the URLs of
+what it stopped again). ``dev down`` stops exactly those
 processes by PID (agents first: each stops its own Ray cluster; then any recorded Ray process still
 alive; then the exchange, then anvil), never ``ray stop``.
 """
@@ -46,7 +47,7 @@ from market.cli.accounts import write_keystore
 from market.cli.common import DatabaseUrl, DataDir, JsonOut, RpcUrl, emit, out, progress, settings
 from market.cli.exit_codes import ExitCode
 from market.client import Client
-from market.settings import Settings, update_config
+from market.settings import Settings, read_config, update_config
 from proving.errors import RaymarketError
 
 dev_app = typer.Typer(help="A development market on this machine (exchange, chain, providers), in the background.",
@@ -398,7 +399,9 @@ def dev_down(s: Settings) -> dict[str, Any]:
     left = [p.pid for p in procs if _process(p) is not None]
     if not left:
         (dev_dir(s) / STATE_FILE).unlink(missing_ok=True)
-        update_config({"dev_up": None}, s.data_dir)
+        config = read_config(s.data_dir)
+        gone = {k: None for k in ("exchange_url", "rpc_url") if state.get(k) and config.get(k) == state[k]}
+        update_config({"dev_up": None, **gone}, s.data_dir)  # the key, contract and chain id stay valid
     return {"stopped": stopped, "ray_processes_stopped": ray_n, "left": left}
 
 

@@ -14,6 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from market import ledger
+from market.db.base import make_engine
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,11 +29,16 @@ def run(*args: str, home: Path, xdg: Path) -> subprocess.CompletedProcess:
                           env=env, cwd=REPO, timeout=300)
 
 
-def test_status_ledger_settlement_watch_and_pipeline_use_raymarket_home(tmp_path):
+def test_db_ledger_settlement_watch_and_pipeline_use_raymarket_home(tmp_path):
     home, xdg = tmp_path / "home", tmp_path / "xdg"
-    dep = run("deposit", "carol", "5000", "--json", home=home, xdg=xdg)  # migrates and writes <home>/ledger.db
-    assert dep.returncode == 0, dep.stderr
-    assert (home / "ledger.db").is_file()
+    up = run("db", "upgrade", home=home, xdg=xdg)
+    assert up.returncode == 0, up.stderr
+    assert (home / "ledger.db").is_file()  # the default SQLite file is under $RAYMARKET_HOME
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    with Session(engine) as s, s.begin():
+        ledger.open_client(s, "carol")
+        ledger.deposit(s, "dep:carol", ledger.client_account("carol"), 5000)
+    engine.dispose()
     bal = run("ledger", "balance", "client:carol", "--json", home=home, xdg=xdg)
     assert bal.returncode == 0, bal.stderr
     assert json.loads(bal.stdout)["balance_wei"] == "5000"  # the ledger CLI reads the same file
@@ -41,5 +51,5 @@ def test_status_ledger_settlement_watch_and_pipeline_use_raymarket_home(tmp_path
     stats = run("pipeline", "stats", home=home, xdg=xdg)
     assert stats.returncode == 4 and str(home / "pipeline") in stats.stderr.replace("\n", ""), stats.stderr
     assert not (xdg / "raymarket").exists()
-    for res in (dep, bal, ver, watch, stats):
+    for res in (up, bal, ver, watch, stats):
         assert "Traceback" not in res.stderr

@@ -1,7 +1,8 @@
 """The new user's flow, as a user types it (subprocesses of the real CLI, real components):
 
 ``raymarket dev up --json`` -> ``submit proof --wait --json`` -> ``result --out`` -> ``submit inference
---wait --json`` -> ``result --out`` (a float32 .npy of shape (lines, 384)) -> ``status`` -> ``dev down``,
+--wait --json`` -> ``result --out`` (a float32 .npy of shape (lines, 384)) -> ``status``, ``logs``, an
+unmatchable job's explanation and ``cancel`` -> ``dev down``,
 which leaves no process of ours behind (checked by PID: the exchange, anvil, the agent and every
 process of the agent's own Ray cluster).
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_PRICE = str(10**15)
@@ -82,9 +84,36 @@ def test_dev_up_submit_wait_result_dev_down(tmp_path):
         status = ok(run(home, "status", emb["job_id"], "--json"))
         assert status["provider"] and [e["event"] for e in status["history"]][0] == "submitted"
         assert ok(run(home, "provider", "list", "--json"))[0]["name"] == "dev-p1"
+        assert isinstance(ok(run(home, "logs", emb["job_id"], "--json"))["lines"], list)
+
+        low = ok(run(home, "submit", "proof", "--rounds", "8", "--max-price", "1", "--json"))  # below every ask
+        assert low["status"] == "open"
+        why = ok(run(home, "status", low["job_id"], "--json"))
+        assert why["status"] == "open" and why["explanation"]  # why it is not matched
+        assert ok(run(home, "cancel", low["job_id"], "--json"))["status"] == "cancelled"
     finally:
         down = run(home, "dev", "down", "--json")
     res = ok(down)
     assert res["left"] == [] and {p["role"] for p in res["stopped"]} >= {"exchange", "provider"}
     assert not [p for p in pids if alive(*p)]  # nothing of ours is left, checked by PID
     assert not (home / "dev" / "state.json").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.anvil
+def test_dev_up_on_postgres_and_an_existing_node(tmp_path, pg_url, anvil):
+    """The real parts by flag: the exchange's database on Postgres, the chain an existing node (not stopped)."""
+    home = tmp_path / "home"
+    market = ok(run(home, "dev", "up", "--providers", "1", "--database-url", pg_url, "--rpc-url", anvil.rpc_url,
+                    "--json"))
+    try:
+        assert market["rpc_url"] == anvil.rpc_url and market["chain_id"] == anvil.chain_id
+        assert {p["role"] for p in json.loads((home / "dev" / "state.json").read_text())["processes"]} == {
+            "exchange", "provider"}  # no anvil of ours
+        pids = recorded_pids(home)
+        proof = ok(run(home, "submit", "proof", "--rounds", "8", "--max-price", MAX_PRICE, "--wait", "--json"))
+        assert proof["status"] in ("paid", "settled")
+    finally:
+        down = run(home, "dev", "down", "--json")
+    assert ok(down)["left"] == [] and not [p for p in pids if alive(*p)]
+    assert anvil.w3.eth.block_number >= 0  # the session's node is still up
