@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,39 @@ TOKEN_FILE = "auth_token"
 PIDFILE = "cluster.json"
 #: Default object store of a provider head, bytes (small: 2-core test boxes; production passes more).
 DEFAULT_OBJECT_STORE_BYTES = 200 * 1024 * 1024
+
+
+def _minimal_dashboard() -> bool:
+    """Whether Ray is the minimal install (no dashboard dependencies): its dashboard agent then serves no port."""
+    try:
+        from ray._private.utils import get_dashboard_dependency_error  # noqa: PLC0415 -- private, version-bound
+    except ImportError:
+        return False
+    return get_dashboard_dependency_error() is not None
+
+
+def _prewrite_minimal_agent_ports(temp_dir: str, done: threading.Event) -> None:
+    """Write, as soon as the head's session dir names its node, the port files a MINIMAL dashboard agent
+    writes (``-1``: no metrics agent, no metrics export, no HTTP listener), unless already there.
+
+    Why: the raylet waits a hard-coded 15 s for those files and then aborts (ray-project/ray#65983); on a
+    loaded box the minimal agent's interpreter alone takes longer to start. The values are exactly what
+    that agent writes (``ray/dashboard/agent.py``, minimal mode), so nothing changes but the wait.
+    """
+    try:
+        from ray._raylet import (  # noqa: PLC0415 -- private, version-bound
+            DASHBOARD_AGENT_LISTEN_PORT_NAME, GCS_SERVER_PORT_NAME, METRICS_AGENT_PORT_NAME, METRICS_EXPORT_PORT_NAME,
+            get_port_filename, persist_port)
+    except ImportError:
+        return
+    prefix = get_port_filename("f" * 56, GCS_SERVER_PORT_NAME)[:-56]
+    while not done.wait(0.05):
+        for port_file in Path(temp_dir).glob(f"session_*/{prefix}*"):
+            node_id, session_dir = port_file.name[len(prefix):], str(port_file.parent)
+            for name in (METRICS_AGENT_PORT_NAME, METRICS_EXPORT_PORT_NAME, DASHBOARD_AGENT_LISTEN_PORT_NAME):
+                if not (port_file.parent / get_port_filename(node_id, name)).exists():
+                    persist_port(session_dir, node_id, name, -1)
+            return
 
 
 def _reload_ray_auth() -> None:
@@ -313,6 +347,9 @@ class ProviderCluster:
         # A new session: the head's daemons are not in the agent's process group (a Ctrl-C in the agent's
         # terminal does not reach them) and get their own scheduler autogroup.
         for attempt in range(1, attempts + 1):
+            done = threading.Event()
+            if _minimal_dashboard():
+                threading.Thread(target=_prewrite_minimal_agent_ports, args=(temp_dir, done), daemon=True).start()
             try:
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -320,6 +357,8 @@ class ProviderCluster:
                     f"ray start --head failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()[-1500:]}")
             except subprocess.TimeoutExpired:
                 failure = f"ray start --head did not finish within {timeout_s} s"
+            finally:
+                done.set()
             if failure is None:
                 break
             _kill(_processes_of(temp_dir), 5.0)
