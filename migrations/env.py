@@ -13,6 +13,7 @@ from alembic import context
 import market.db.models  # noqa: F401 (registers the tables on Base.metadata)
 import market.ledger.models  # noqa: F401
 import market.settlement.models  # noqa: F401
+import market.settlement.vault_models  # noqa: F401
 from market.db.base import Base, make_engine, resolve_database_url
 
 config = context.config
