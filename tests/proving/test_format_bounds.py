@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from market.cli.exit_codes import ExitCode
 from proving.errors import FormatError, MalformedProof
 from proving.field import FQ_MODULUS as Q, FR_MODULUS as R
 from proving.formats import binfile
@@ -110,7 +111,7 @@ def test_raymarket_prove_exits_cleanly_on_the_single_u32_zkey(tmp_path):
         [sys.executable, "-c", "from cli import main; main()", "prove", str(tmp_path / "bad.zkey"),
          str(tmp_path / "w.wtns"), "--proof", str(tmp_path / "p.json"), "--public", str(tmp_path / "pub.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # Exit.BAD_INPUT, not -11 (SIGSEGV)
+    assert done.returncode == ExitCode.BAD_INPUT, (done.returncode, done.stderr[-2000:])  # not -11 (SIGSEGV)
     assert "FormatError" in done.stderr and "section 4 coef[0].constraint" in done.stderr
     assert "Traceback" not in done.stderr
 
