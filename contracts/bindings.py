@@ -18,7 +18,9 @@ from typing import Any, Sequence
 from eth_abi import decode as abi_decode
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
+from web3.logs import DISCARD
 
+from contracts.attestation import Eip712Domain
 from contracts.chain import Chain
 from contracts.errors import ArtifactMissing, ContractReverted, ContractsError
 
@@ -171,8 +173,6 @@ class ContractHandle:
 
     def events(self, receipt: Any, event: str) -> list[Any]:
         """Decoded logs of ``event`` in ``receipt`` (web3 ``process_receipt``)."""
-        from web3.logs import DISCARD
-
         return list(getattr(self.contract.events, event)().process_receipt(receipt, errors=DISCARD))
 
 
@@ -291,8 +291,6 @@ class SettlementContract(ContractHandle):
     @property
     def domain(self) -> Any:
         """The :class:`contracts.attestation.Eip712Domain` providers sign under for this deployment."""
-        from contracts.attestation import Eip712Domain
-
         return Eip712Domain(self.chain.chain_id, self.address)
 
     # admin

@@ -19,7 +19,7 @@ def submit(d: Deployment, leaves: list[AttestationLeaf]) -> tuple[bytes, object]
     tree = build_tree([leaf.hash for leaf in leaves])
     batch_id = os.urandom(32)
     total = sum(leaf.signed.attestation.price_wei for leaf in leaves)
-    receipt = d.settlement.submit_batch(d.operator_key, batch_id, tree.root, len(leaves), total)
+    d.settlement.submit_batch(d.operator_key, batch_id, tree.root, len(leaves), total)
     return batch_id, tree
 
 
