@@ -35,7 +35,9 @@ class Transport:
 
     @property
     def address(self) -> str:
-        """The signer's checksummed address."""
+        """The signer's checksummed address (raises ApiError ``no_account`` without one)."""
+        if self.account is None:
+            raise ApiError("no_account", "this client has no signing account", "pass account= to the client")
         return self.account.address
 
     def info(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from market.client._http import Transport
@@ -42,7 +43,7 @@ class ProviderClient:
         return self.t.signed("/v1/providers/register", Action.PROVIDER_REGISTER,
                              {"name": name, "offer": offer, "hardware": hardware or {}, "ray_address": ray_address})
 
-    def heartbeat(self, name: str, *, running: list[str] = (), draining: bool = False) -> dict[str, Any]:
+    def heartbeat(self, name: str, *, running: Sequence[str] = (), draining: bool = False) -> dict[str, Any]:
         """Extend the leases of the jobs in ``running``; ``{"leases_extended", "lease_expires_at"}``."""
         return self.t.signed("/v1/providers/heartbeat", Action.PROVIDER_HEARTBEAT,
                              {"name": name, "draining": bool(draining), "running": list(running)})
@@ -55,7 +56,7 @@ class ProviderClient:
                              {"name": name, "max_leases": int(max_leases), "wait_s": float(wait_s)})["leases"]
 
     def complete(self, lease: dict[str, Any] | str, job_id: str | None = None, *, result: bytes, result_hash: str,
-                 signature: str, logs: list[str] = ()) -> dict[str, Any]:
+                 signature: str, logs: Sequence[str] = ()) -> dict[str, Any]:
         """Upload a result: the bytes, their ``0x`` keccak-256 and the ``0x`` EIP-712 attestation signature.
         Idempotent (a retry returns the same answer). Returns ``{"job_id", "status": "paid"|"rejected", "reason"}``."""
         lease_id, job_id = _ids(lease, job_id)
@@ -64,7 +65,7 @@ class ProviderClient:
                               "result_hash": result_hash, "signature": signature, "logs": list(logs)})
 
     def fail(self, lease: dict[str, Any] | str, job_id: str | None = None, *, reason: str,
-             logs: list[str] = ()) -> dict[str, Any]:
+             logs: Sequence[str] = ()) -> dict[str, Any]:
         """Give the lease back (the job is re-auctioned without this provider). Returns the job's new state."""
         lease_id, job_id = _ids(lease, job_id)
         return self.t.signed(f"/v1/leases/{lease_id}/fail", Action.LEASE_FAIL,

@@ -19,6 +19,8 @@ from market.exchange.steps import (  # noqa: F401 (the package's public surface)
     fund_client,
     submit_job,
     expire_jobs,
+    round_inputs,
+    apply_round,
     run_round,
     mark_started,
     complete_job,

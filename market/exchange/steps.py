@@ -280,13 +280,11 @@ def expire_jobs(s: Session, now_s: float) -> list[str]:
     return expired
 
 
-def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: float | None = None,
-              seed: int = 0) -> tuple[list[Assignment], dict[str, str]]:
-    """Clear the open jobs against the active providers' offers; lock collateral for each match.
+def round_inputs(s: Session, *, rule: str = "pay-as-bid", now_s: float | None = None, seed: int = 0) -> Any:
+    """The canonical inputs of a round now: the open jobs (by id) and the active providers' offers (by name).
 
     Returns:
-        (assignments, explanations): the matches, and for each unmatched job the reasons counted
-        over the offers (``market.core.explain``), e.g. ``"2 offers too expensive ..."``.
+        a :class:`market.core.matching.RoundInputs` (plain data: clear it outside any transaction).
     """
     from market.core.matching import RoundInputs
 
@@ -297,19 +295,30 @@ def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: flo
                           .order_by(JobRecord.job_id)))
     providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))
                                .order_by(ProviderRecord.name)))
-    orders = [_job_order(j) for j in jobs]
-    offers = [_offer(s, p) for p in providers]
-    inputs = RoundInputs(jobs=tuple(orders), offers=tuple(offers), rule=rule, now_s=now_s,
-                         running=_running_usage(s), seed=seed)
-    result = inputs.clear()
+    return RoundInputs(jobs=tuple(_job_order(j) for j in jobs), offers=tuple(_offer(s, p) for p in providers),
+                       rule=rule, now_s=now_s, running=_running_usage(s), seed=seed)
+
+
+def apply_round(s: Session, round_id: str, inputs: Any, result: Any) -> tuple[list[Assignment], dict[str, str]]:
+    """Record a cleared round and apply its matches: lock collateral, ``open -> assigned``.
+
+    A job that is no longer open at its recorded attempt (cancelled or expired while the round was being
+    cleared) is skipped; it is not matched in this round.
+
+    Returns:
+        (assignments, explanations): see :func:`run_round`.
+    """
+    now_s = inputs.now_s
     inputs_json = inputs.to_json(input_hash=result.input_hash, output_hash=result.output_hash)
-    s.add(RoundRecord(round_id=round_id, at_s=now_s, rule=rule, inputs=inputs_json,
-                      input_hash=result.input_hash, output_hash=result.output_hash, n_jobs=len(orders),
-                      n_offers=len(offers), n_matched=len(result.assignments)))
-    by_id = {j.job_id: j for j in jobs}
+    s.add(RoundRecord(round_id=round_id, at_s=now_s, rule=inputs.rule, inputs=inputs_json,
+                      input_hash=result.input_hash, output_hash=result.output_hash, n_jobs=len(inputs.jobs),
+                      n_offers=len(inputs.offers), n_matched=len(result.assignments)))
+    attempts = {o.job_id: o.attempt + 1 for o in inputs.jobs}
     assignments = []
     for a in result.assignments:
-        job = by_id[a.job_id]
+        job = s.get(JobRecord, a.job_id)
+        if job is None or job.status != JobStatus.OPEN.value or job.attempt != attempts.get(a.job_id):
+            continue
         if job.collateral_wei > 0:
             ledger.lock_collateral(s, ids.collateral_lock_id(job.job_id, job.attempt), a.provider, job.job_id,
                                    int(job.collateral_wei))
@@ -317,6 +326,19 @@ def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: flo
         _record(s, job, JobEvent.MATCHED, now_s, provider=a.provider, price_wei=str(a.price_wei), round=round_id)
         assignments.append(Assignment(a.job_id, a.provider, int(a.price_wei), round_id))
     return assignments, {k: e.text for k, e in result.explanations.items()}
+
+
+def run_round(s: Session, round_id: str, *, rule: str = "pay-as-bid", now_s: float | None = None,
+              seed: int = 0) -> tuple[list[Assignment], dict[str, str]]:
+    """Clear the open jobs against the active providers' offers; lock collateral for each match
+    (:func:`round_inputs`, clear, :func:`apply_round` in one transaction).
+
+    Returns:
+        (assignments, explanations): the matches, and for each unmatched job the reasons counted
+        over the offers (``market.core.explain``), e.g. ``"2 offers too expensive ..."``.
+    """
+    inputs = round_inputs(s, rule=rule, now_s=now_s, seed=seed)
+    return apply_round(s, round_id, inputs, inputs.clear())
 
 
 def mark_started(s: Session, job_id: str, now_s: float | None = None) -> None:

@@ -20,6 +20,10 @@ import numpy as np
 from eth_utils import keccak
 
 from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, recover_signer
+from proving.errors import ProvingError
+from proving.formats.snarkjs_json import proof_from_json, public_from_json
+from proving.groth16.keys import VerifyingKey
+from proving.groth16.verifier import verify
 
 
 class ResultRejected(Exception):
@@ -57,7 +61,7 @@ class Expected:
     domain: Eip712Domain
     n_sentences: int = 0
     public_inputs: tuple[int, ...] = ()
-    vk: object = None
+    vk: VerifyingKey | None = None
 
 
 def verify_attestation(exp: Expected, result_hash: bytes, signature: bytes) -> Attestation:
@@ -134,10 +138,6 @@ def verify_proof_result(exp: Expected, result: dict) -> None:
     Raises:
         ResultRejected: wrong public signals, malformed proof, or a failed pairing check (with the reason).
     """
-    from proving.errors import ProvingError
-    from proving.formats.snarkjs_json import proof_from_json, public_from_json
-    from proving.groth16.verifier import verify
-
     try:
         public = public_from_json(result["public"])
         proof = proof_from_json(result["proof"])
@@ -145,6 +145,8 @@ def verify_proof_result(exp: Expected, result: dict) -> None:
         raise ResultRejected(exp.job_id, f"malformed proof result: {exc}") from None
     if tuple(public) != tuple(exp.public_inputs):
         raise ResultRejected(exp.job_id, f"proof is for public inputs {public}, not {list(exp.public_inputs)}")
+    if exp.vk is None:
+        raise ResultRejected(exp.job_id, "no verifying key for this circuit", wrong_result=False)
     try:
         verify(exp.vk, public, proof)
     except ProvingError as exc:

@@ -14,7 +14,7 @@ from eth_account import Account
 from market.client import ApiError, Client
 from market.protocol import sign_request
 from tests.service.conftest import ROUNDS, new_key
-from tests.service.harness import snapshot
+from tests.service.harness import Heartbeats, snapshot
 
 
 @pytest.fixture
@@ -97,6 +97,23 @@ def test_parties_cannot_touch_what_is_not_theirs(service, parties, keys_dir):
     assert leases and leases[0]["job_id"] == job["job_id"]
     lease = leases[0]
     codes = {}
+    with Heartbeats(p1, "p1", [job["job_id"]]):
+        codes = _cross_party_codes(service, client, job, lease, p2)
+        assert client.status(job["job_id"])["status"] == "running"
+    assert codes == {
+        "p2 completes p1's lease": "not_owner", "p2 gives back p1's lease": "not_owner",
+        "p2 heartbeats as p1": "not_owner", "p2 polls as p1": "not_owner", "p2 re-registers p1's name": "name_taken",
+        "stranger reads the result": "not_owner", "stranger reads the logs": "not_owner",
+        "stranger cancels": "not_owner", "stranger bonds p1": "not_owner",
+    }
+    # the balance read is the signer's own: a stranger sees an empty account, not the client's
+    assert Client(service.url, new_key()).balance()["balance_wei"] == "0"
+    providers = {p["name"]: p for p in client.providers()}
+    assert providers["p1"]["address"] == Account.from_key(k1).address
+
+
+def _cross_party_codes(service, client, job, lease, p2):
+    codes = {}
     for label, call in {
         "p2 completes p1's lease": lambda: p2.complete(lease, result=b"x", result_hash="0x" + "00" * 32,
                                                       signature="0x" + "00" * 65),
@@ -113,17 +130,7 @@ def test_parties_cannot_touch_what_is_not_theirs(service, parties, keys_dir):
         with pytest.raises(ApiError) as info:
             call()
         codes[label] = info.value.code
-    assert codes == {
-        "p2 completes p1's lease": "not_owner", "p2 gives back p1's lease": "not_owner",
-        "p2 heartbeats as p1": "not_owner", "p2 polls as p1": "not_owner", "p2 re-registers p1's name": "name_taken",
-        "stranger reads the result": "not_owner", "stranger reads the logs": "not_owner",
-        "stranger cancels": "not_owner", "stranger bonds p1": "not_owner",
-    }
-    # the balance read is the signer's own: a stranger sees an empty account, not the client's
-    assert Client(service.url, new_key()).balance()["balance_wei"] == "0"
-    assert client.status(job["job_id"])["status"] == "running"
-    providers = {p["name"]: p for p in client.providers()}
-    assert providers["p1"]["address"] == Account.from_key(k1).address
+    return codes
 
 
 def test_faucet_only_on_a_dev_exchange(tmp_path, keys_dir):

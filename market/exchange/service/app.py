@@ -67,18 +67,19 @@ def _too_large(max_bytes: int) -> JSONResponse:
                                      "send less (split the job)").body(), status_code=413)
 
 
-def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation_error(_request: Request, exc: Any) -> JSONResponse:
+    """FastAPI's request validation (body shape, path ids): 422 ``invalid`` naming the field."""
     err = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
     field = ".".join(str(p) for p in err["loc"])
     body = {"error": ErrorCode.INVALID, "message": f"{field}: {err['msg']}", "hint": f"fix the field {field!r}"}
     return JSONResponse(body, status_code=422)
 
 
-def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+def _service_error(_request: Request, exc: Any) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-def _statement_error(_request: Request, exc: StatementError) -> JSONResponse:
+def _statement_error(_request: Request, exc: Any) -> JSONResponse:
     """A value the database cannot hold (e.g. a wei amount over SQLite's 64-bit range): 422, nothing stored."""
     if isinstance(exc.orig, (ValueError, TypeError)):
         return JSONResponse({"error": ErrorCode.INVALID, "message": str(exc.orig), "hint": "use smaller values"},
@@ -87,7 +88,7 @@ def _statement_error(_request: Request, exc: StatementError) -> JSONResponse:
     return JSONResponse({"error": "internal", "message": "database error", "hint": "retry later"}, status_code=500)
 
 
-def _ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
+def _ledger_error(_request: Request, exc: Any) -> JSONResponse:
     """A ledger refusal the routes did not map themselves (the transaction rolled back)."""
     code = ErrorCode.INSUFFICIENT_FUNDS if isinstance(exc, InsufficientFunds) else ErrorCode.CONFLICT
     return JSONResponse({"error": code, "message": str(exc), "hint": ""}, status_code=402 if code != "conflict" else 409)

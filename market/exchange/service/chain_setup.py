@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from eth_account import Account
+from eth_utils import to_checksum_address
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -47,7 +48,7 @@ def _remember(s: Session, values: dict[str, str]) -> None:
 
 
 def _has_code(chain: Chain, address: str) -> bool:
-    return len(chain.w3.eth.get_code(address)) > 0
+    return len(chain.w3.eth.get_code(to_checksum_address(address))) > 0
 
 
 def setup_chain(engine: Engine, rpc_url: str | None, contract: str | None, operator_key: str | None) -> ChainSetup:

@@ -80,9 +80,11 @@ def expected(s: Session, lease: LeaseRecord, domain: Any, vk_for: Any) -> Expect
     else:
         kw["public_inputs"] = tuple(int(x) for x in params["public"])
         kw["vk"] = vk_for(int(params["rounds"]))
+    prov = s.get(ProviderRecord, lease.provider)
+    if prov is None:
+        raise not_found("provider", lease.provider)
     return Expected(job_id=job.job_id, kind=job.kind, input_hash=bytes.fromhex(job.input_hash[2:]),
-                    price_wei=int(lease.price_wei), provider_address=s.get(ProviderRecord, lease.provider).address,
-                    domain=domain, **kw)
+                    price_wei=int(lease.price_wei), provider_address=prov.address, domain=domain, **kw)
 
 
 def verify(exp: Expected, result: bytes, p: CompletePayload) -> Verdict:
@@ -120,13 +122,12 @@ def store_logs(s: Session, lease: LeaseRecord, lines: list[str], now_s: float) -
 
 def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: CompletePayload, *, fee_bps: int,
           max_attempts: int, now_s: float) -> dict[str, Any]:
-    """Pay (accepted) or re-auction (rejected) in the caller's transaction; returns the lease's outcome.
+    """Pay (accepted) or re-auction (rejected) in the caller's transaction; returns the lease's outcome
+    (the caller returns the stored outcome of a lease already ``completed`` / ``rejected``).
 
     Raises:
         ServiceError: ``conflict`` when the lease is no longer running (expired, revoked, given back).
     """
-    if lease.status in DONE:
-        return dict(lease.outcome)
     job = ex.get_job(s, lease.job_id)
     if lease.status != "running" or job.status != "running" or job.provider != lease.provider:
         raise conflict(f"lease {lease.lease_id} is {lease.status} (job {job.status}); the upload is not taken",
@@ -136,7 +137,7 @@ def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: Co
         rej = verdict.rejection
         ex.fail_job(s, job.job_id, reason=rej.reason, wrong_result=rej.wrong_result, max_attempts=max_attempts,
                     now_s=now_s)
-        outcome = {"job_id": job.job_id, "status": "rejected", "reason": rej.reason}
+        outcome: dict[str, Any] = {"job_id": job.job_id, "status": "rejected", "reason": rej.reason}
         leases.close(s, lease, "rejected", now_s, outcome)
         return outcome
     s.add(JobBlob(job_id=job.job_id, name="result", size_bytes=len(verdict.result), data=verdict.result))

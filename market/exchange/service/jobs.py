@@ -12,6 +12,7 @@ import base64
 import binascii
 import time
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,7 +57,7 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig) -> tuple[ex.Jo
         ServiceError: ``invalid`` / ``too_large`` (see :func:`decode_input`); too many proof rounds.
     """
     job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
-    common = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
+    common: dict[str, Any] = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
                   deadline_s=spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
                   memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei)
     if spec.kind == "inference":
@@ -68,9 +69,10 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig) -> tuple[ex.Jo
         params = {"n_sentences": n, "input_bytes": len(data)}
         return ex.JobSpec(input_hash=hex32(inference_input_hash(data)), params=params,
                           duration_estimate_s=max(1, n // SENTENCES_PER_S), **common), data
-    if spec.rounds > config.max_proof_rounds:
+    rounds = int(spec.rounds or 0)  # the model guarantees circuit, rounds and preimage for proof jobs
+    if rounds > config.max_proof_rounds:
         raise invalid("spec.rounds", f"at most {config.max_proof_rounds} rounds")
-    ticket = proof_ticket(int(spec.preimage), spec.rounds, spec.circuit)
+    ticket = proof_ticket(int(spec.preimage or 0), rounds, str(spec.circuit))
     params = {k: ticket[k] for k in ("circuit", "rounds", "preimage", "public")}
     input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))
     return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
@@ -137,7 +139,7 @@ def cancel(s: Session, signer: str, job_id: str, now_s: float | None = None) -> 
         for lease in s.scalars(select(LeaseRecord).where(LeaseRecord.job_id == job_id,
                                                          LeaseRecord.status.in_(("assigned", "running")))):
             lease.status, lease.closed_at, revoked = "revoked", now_s, lease.lease_id
-        if job.collateral_wei > 0:
+        if job.collateral_wei > 0 and job.provider is not None:
             ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, job.attempt), job.provider, job_id)
     ledger.void_escrow(s, ids.cancel_id(job_id), job_id)
     record(s, job, JobEvent.CANCEL, now_s, refund_wei=str(job.max_price_wei), revoked_lease=revoked)

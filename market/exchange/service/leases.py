@@ -88,6 +88,8 @@ def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
     params = job.spec["params"]
     if job.kind == "inference":
         blob = s.get(JobBlob, (job.job_id, "input"))
+        if blob is None:
+            raise LookupError(f"job {job.job_id} has no stored input")
         return {"input_b64": base64.b64encode(blob.data).decode()}
     return {"circuit": params["circuit"], "rounds": int(params["rounds"]), "preimage": params["preimage"],
             "public": list(params["public"]), "setup_seed": DEV_SETUP_SEED}

@@ -54,9 +54,11 @@ def auction(rt: Runtime, now_s: float) -> int:
         return 0
     rt.last_round = (fp, now_s)
     t0 = time.perf_counter()
+    with rt.read() as s:
+        inputs = ex.round_inputs(s, rule=rt.settings.matching_rule, now_s=now_s)
+    result = inputs.clear()  # the slow part runs outside the write lock: requests are not held up by it
     with rt.tx() as s:
-        assignments, unmatched = ex.run_round(s, f"r-{uuid.uuid4().hex[:12]}", rule=rt.settings.matching_rule,
-                                              now_s=now_s)
+        assignments, unmatched = ex.apply_round(s, f"r-{uuid.uuid4().hex[:12]}", inputs, result)
         leases.create_leases(s, assignments, now_s, rt.config.lease_s)
     rt.metrics.round_seconds.observe(time.perf_counter() - t0)
     rt.explanations = unmatched

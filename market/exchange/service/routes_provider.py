@@ -56,7 +56,10 @@ def router(rt: Runtime) -> APIRouter:
     def claim(name: str, max_leases: int) -> list[dict[str, Any]]:
         now = time.time()
         with rt.tx() as s:
-            providers.seen(s.get(ProviderRecord, name), now)
+            rec = s.get(ProviderRecord, name)
+            if rec is None:  # only after the poll's own ownership check, so never in practice
+                return []
+            providers.seen(rec, now)
             got = leases.claim(s, name, max_leases, now, rt.config.lease_s)
             return [leases.lease_view(s, lease, rt.attestation_domain) for lease in got]
 
@@ -94,7 +97,9 @@ def router(rt: Runtime) -> APIRouter:
         with rt.tx() as s:
             consume_nonce(s, req, time.time())
             lease = completion.owned_lease(s, signer, lease_id, p.job_id)
-            if verdict is None and lease.status not in completion.DONE:
+            if lease.status in completion.DONE:
+                return dict(lease.outcome or {})  # a retried upload: the same answer
+            if exp is None or verdict is None:
                 raise conflict(f"lease {lease_id} is {lease.status}; the upload is not taken", "drop the job")
             return completion.apply(s, lease, exp, verdict, p, fee_bps=rt.settings.fee_bps,
                                     max_attempts=rt.settings.max_attempts, now_s=time.time())

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from market import exchange as ex
 from market.db.base import make_engine
 from market.db.migrate import upgrade
+from market.core.matching import RoundInputs
+from market.core.orders import JobOrder, Offer
 from market.db.models import LeaseRecord
 from market.exchange.service.chain_setup import ChainSetup, setup_chain
 from market.exchange.service.config import ServiceConfig
@@ -94,7 +96,21 @@ def open_runtime(settings: Any, config: ServiceConfig) -> Runtime:
     domain = ExchangeDomain(chainId=chain.chain.chain_id, verifyingContract=chain.contract.address)
     rt = Runtime(settings, config, engine, chain, settler, watcher, domain, Metrics())
     _grace_open_leases(rt, time.time())
+    warm_matching(settings.matching_rule)
     return rt
+
+
+def warm_matching(rule: str) -> float:
+    """Clear a small round so the matching kernels compile (numba, cached on disk) before the service takes
+    jobs, rather than in its first round. Returns the seconds it took."""
+    t0 = time.perf_counter()
+    jobs = tuple(JobOrder(job_id=f"warm-up-{i}", client="warm-up", kind="proof", duration_estimate_s=1 + i,
+                          max_price_wei=10**12, deadline_s=time.time() + 3600, cpus=1, memory_bytes=0)
+                 for i in range(3))
+    offers = tuple(Offer(provider=f"warm-up-{i}", cpus=2, memory_bytes=2**30, price_per_cpu_s_wei=1 + i,
+                         free_bond_wei=0) for i in range(2))
+    RoundInputs(jobs=jobs, offers=offers, rule=rule, now_s=time.time()).clear()
+    return time.perf_counter() - t0
 
 
 def _grace_open_leases(rt: Runtime, now_s: float) -> None:
