@@ -170,7 +170,7 @@ class VaultWatcher:
         return out
 
     def _tx(self):
-        return _Tx(self.engine, self._lock)
+        return WriteTx(self.engine, self._lock)
 
     # ------------------------------------------------------------------ apply
     def _apply_range(self, start: int, end: int) -> list[VaultWatchedEvent] | None:
@@ -310,8 +310,9 @@ class VaultWatcher:
                                           SeenBlock.block_number.not_in(event_blocks)))
 
 
-class _Tx:
-    """``with _Tx(engine, lock) as s``: one committed transaction, under ``lock`` when given."""
+class WriteTx:
+    """``with WriteTx(engine, lock) as s``: one committed write transaction (rolled back on error), under ``lock``
+    (a threading lock, or None) when given."""
 
     def __init__(self, engine: Engine, lock: Any) -> None:
         self.engine, self.lock = engine, lock

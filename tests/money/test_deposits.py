@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from market import ledger
 from market.db.models import ProviderRecord
-from market.ledger import chain as money
+from market.ledger import chain as chain_ledger
 from market.settlement.audit import audit
 from market.settlement.vault_models import VaultEvent, VaultReorg
 from tests.money.conftest import ETH, Money, address
@@ -108,18 +108,18 @@ def test_reorg_after_crediting_debits_back_and_flags_the_spender(anvil_money: Mo
     events = w.poll_once()
     assert [(e.action, e.event, e.amount_wei, e.shortfall_wei) for e in events] == \
         [("reverted", "Deposited", 5 * ETH, 2 * ETH)]
-    assert m.balance(client) == 0 and m.balance(money.debt_account(who)) == -2 * ETH
+    assert m.balance(client) == 0 and m.balance(chain_ledger.debt_account(who)) == -2 * ETH
     with Session(m.engine) as s:
         (row,) = s.scalars(select(VaultReorg)).all()
         assert (row.account, row.reverted_wei, row.shortfall_wei) == (who, 5 * ETH, 2 * ETH)
-        assert money.flagged_accounts(s) == {who: 2 * ETH}
-        with pytest.raises(money.AccountInDebt):
-            money.require_no_debt(s, who)
+        assert chain_ledger.flagged_accounts(s) == {who: 2 * ETH}
+        with pytest.raises(chain_ledger.AccountInDebt):
+            chain_ledger.require_no_debt(s, who)
     m.assert_sound()  # nothing spendable is unbacked: escrow 2 ETH + debt -2 ETH == 0 in the Vault
     # the next deposit covers the debt first
     m.vault.deposit(key, 3 * ETH)
     w.poll_once()
-    assert m.balance(money.debt_account(who)) == 0 and m.balance(client) == ETH
+    assert m.balance(chain_ledger.debt_account(who)) == 0 and m.balance(client) == ETH
     with Session(m.engine) as s:
-        money.require_no_debt(s, who)
+        chain_ledger.require_no_debt(s, who)
     m.assert_sound()
