@@ -21,6 +21,7 @@ from sqlalchemy.exc import StatementError
 
 from market.ledger import InsufficientFunds, LedgerError
 from market.exchange.service import routes_client, routes_provider, routes_public
+from market.exchange import web
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError
 from market.exchange.service.loop import Loop
@@ -114,6 +115,7 @@ def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     app.add_exception_handler(LedgerError, _ledger_error)
     for module in (routes_public, routes_client, routes_provider):
         app.include_router(module.router(rt))
+    app.include_router(web.router(rt))  # the web console (HTML pages), market.exchange.web
     app.add_middleware(BodyLimit, max_bytes=rt.config.max_body_bytes)
     return app
 

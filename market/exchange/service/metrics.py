@@ -7,6 +7,9 @@ observed by the background loop); ``raymarket_settlement_batches_total`` (counte
 
 from __future__ import annotations
 
+import time
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,6 +19,19 @@ from market.db.models import JobRecord, LeaseRecord, ProviderRecord
 from market.ledger.models import Account
 
 ROUND_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RecentHistogram(Histogram):
+    """A Histogram (no labels) that also keeps its last ``keep`` observations as ``recent``:
+    ``(unix time observed s, value)``, oldest first (the web console's per-round seconds)."""
+
+    def __init__(self, *args, keep: int = 200, **kwargs) -> None:
+        self.recent: deque[tuple[float, float]] = deque(maxlen=keep)
+        super().__init__(*args, **kwargs)
+
+    def observe(self, amount: float, exemplar=None) -> None:
+        super().observe(amount, exemplar)
+        self.recent.append((time.time(), float(amount)))
 
 
 class Metrics:
@@ -30,7 +46,7 @@ class Metrics:
         self.leases_open = Gauge("raymarket_leases_open", "Leases assigned or running", registry=r)
         self.balance = Gauge("raymarket_ledger_balance_wei", "Sum of ledger balances by account kind (wei)",
                              ["kind"], registry=r)
-        self.round_seconds = Histogram("raymarket_round_seconds", "Wall time of one auction round (s)",
+        self.round_seconds = RecentHistogram("raymarket_round_seconds", "Wall time of one auction round (s)",
                                        buckets=ROUND_BUCKETS_S, registry=r)
         self.batches = Counter("raymarket_settlement_batches_total", "Settlement batches submitted", registry=r)
 
