@@ -52,6 +52,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -257,7 +258,24 @@ def replay(round_inputs_json: str) -> RoundResult:
 
 
 def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, axis=0, return_inverse=True)`` via lexsort (much faster on int64 columns)."""
+    """``np.unique(keys, axis=0, return_inverse=True)`` for int64 rows (lexicographic order, column 0 first):
+    each column is ranked on its own, the ranks are combined in mixed radix (column 0 most significant, so
+    the order is kept) and that one int64 code is uniqued; a lexsort when the radix product passes 2**62."""
+    n, n_cols = keys.shape
+    code = np.zeros(n, dtype=np.int64)
+    radix = 1
+    for c in range(n_cols):
+        vals, rank = np.unique(keys[:, c], return_inverse=True)
+        radix *= len(vals)
+        if radix >= 1 << 62:
+            return _unique_rows_lexsort(keys)
+        code = code * len(vals) + rank.reshape(-1)
+    ucode, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    return keys[first], inv.reshape(-1).astype(np.int64)
+
+
+def _unique_rows_lexsort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_unique_rows` by one lexsort of the rows (any number of distinct values)."""
     order = np.lexsort(keys.T[::-1])
     sk = keys[order]
     new = np.ones(len(sk), dtype=bool)
@@ -295,33 +313,11 @@ def build_shapes(jb: JobBook, ob: OfferBook) -> tuple[np.ndarray, tuple, np.ndar
         is the cheapest cost per reference-second of each shape (inf: no offer).
     """
     uniq, inv = _unique_rows(_shape_keys(jb))
-    n_shapes = len(uniq)
-    s_bond = np.full(n_shapes, np.iinfo(np.int64).max, dtype=np.int64)
+    s_bond = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(s_bond, inv, jb.collateral)
-    ptr, offs, costs, first = [0], [], [], np.full(n_shapes, np.inf)
-    pc, pg, pm = ob.price_cpu.astype(np.float64), ob.price_gpu.astype(np.float64), ob.price_gib.astype(np.float64)
-    speed = ob.speed_milli.astype(np.float64) / 1000.0
-    omask = ob.mask
-    for s in range(n_shapes):
-        c, g, m, mem, rep_bits = (int(x) for x in uniq[s, :5])
-        rep = float(np.int64(rep_bits).view(np.float64))
-        smask = uniq[s, 5:].view(np.uint64)
-        ok = (ob.cpus_free >= c) & (ob.gpus_free >= g) & (ob.mem_free >= mem) & (ob.bond_free >= s_bond[s])
-        ok &= (ob.reputation >= rep) & np.all((omask & smask) == smask, axis=1)
-        if g > 0:
-            ok &= (ob.model >= 0) & ((ob.model == m) if m >= 0 else True) & (m != -2)
-        idx = np.nonzero(ok)[0]
-        cost = (c * pc[idx] + g * pg[idx] + mem * (pm[idx] / K.GIB_FLOAT)) / speed[idx]
-        order = np.argsort(cost, kind="stable")
-        offs.append(idx[order])
-        costs.append(cost[order])
-        if len(idx):
-            first[s] = costs[-1][0]
-        offs.append(np.array([-1]))
-        costs.append(np.array([np.inf]))
-        ptr.append(ptr[-1] + len(idx) + 1)
-    lists = (np.asarray(ptr, np.int64), np.concatenate(offs).astype(np.int32), np.concatenate(costs),
-             uniq[:, 0].copy(), uniq[:, 1].copy(), uniq[:, 3].copy(), s_bond)
+    ptr, offs, costs, first = K.shape_lists(uniq[:, :4].copy(), uniq[:, 4].copy().view(np.float64),
+                                            uniq[:, 5:].copy().view(np.uint64), s_bond, offer_columns(ob))
+    lists = (ptr, offs, costs, uniq[:, 0].copy(), uniq[:, 1].copy(), uniq[:, 3].copy(), s_bond)
     return inv.astype(np.int32), lists, first
 
 
@@ -501,7 +497,7 @@ def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str 
     """
     check_rule(rule)
     t0 = time.perf_counter()
-    jobs = list(jobs)
+    jobs = sorted(jobs, key=attrgetter("job_id"))  # the canonical order (the book's sort then finds it sorted)
     ob, models, labels = build_offer_book(offers, running)
     jb = build_job_book(jobs, ob, models, labels)
     caps = price_caps(rule, jb.max_price, jb.min_price, jb.bidding_start_s, jb.ramp_period_s, now_s)
@@ -552,8 +548,8 @@ def _input_hash(jobs: list[JobOrder], jb: JobBook, ob: OfferBook, models: list[s
                 now_s: float, seed: int, ov: tuple) -> str:
     """sha256 over the canonical columnar encoding: domain tag; rule, now_s (repr), seed; every column of
     the job and offer books in field order (little-endian, dtype and shape prefixed); the id, model and
-    label tables (unit-separator joined); the jobs' client, kind, attempt, lock_timeout_s (job-id order);
-    the hook-ask CSR."""
+    label tables (unit-separator joined); the jobs' client, kind, attempt, lock_timeout_s (``jobs`` comes
+    sorted by job id); the hook-ask CSR."""
     h = hashlib.sha256(HASH_DOMAIN)
     for name, v in (("rule", rule), ("now_s", now_s), ("seed", seed), ("models", models), ("labels", labels.names)):
         _feed(h, name, v)
@@ -561,11 +557,11 @@ def _input_hash(jobs: list[JobOrder], jb: JobBook, ob: OfferBook, models: list[s
         for name in book.__slots__:
             value = getattr(book, name)
             _feed(h, name, sorted(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
-    recs = sorted(jobs, key=lambda j: j.job_id)
-    _feed(h, "client", [j.client for j in recs])
-    _feed(h, "kind", [j.kind for j in recs])
-    _feed(h, "attempt", np.fromiter((j.attempt for j in recs), np.int64, len(recs)))
-    _feed(h, "lock_timeout_s", np.fromiter((j.lock_timeout_s for j in recs), np.float64, len(recs)))
+    cols = list(zip(*map(attrgetter("client", "kind", "attempt", "lock_timeout_s"), jobs))) or [(), (), (), ()]
+    _feed(h, "client", list(cols[0]))
+    _feed(h, "kind", list(cols[1]))
+    _feed(h, "attempt", np.array(cols[2], dtype=np.int64))
+    _feed(h, "lock_timeout_s", np.array(cols[3], dtype=np.float64))
     for i, arr in enumerate(ov):
         _feed(h, f"overrides{i}", arr)
     return h.hexdigest()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,3 +94,83 @@ def test_lagrangian_heuristic_is_feasible_and_brackets_the_exact_optimum() -> No
     assert exact.optimal
     assert welfare <= exact.welfare * (1 + 1e-9) <= dual * (1 + 1e-6)
     assert welfare >= 0.98 * exact.welfare
+
+
+# ---------------------------------------------------------------------------------------------
+# The written-out walks against the general scan (best_offer / scan_offers), job by job
+# ---------------------------------------------------------------------------------------------
+
+
+def _greedy_reference(order, job_shape, jc, oc, rem, lists, nxt, caps, now_s, ov, assign, ask) -> None:
+    """greedy_pass as it reads in its docstring: each unassigned job takes K.best_offer (use_rem, no skip)."""
+    for j in order.tolist():
+        if assign[j] >= 0:
+            continue
+        o, a = K.best_offer(j, job_shape[j], jc, oc, rem, lists, nxt, caps[j], now_s, ov, -1, True)
+        if o >= 0:
+            assign[j], ask[j] = o, a
+            K._take(j, o, jc, rem, 1)
+
+
+def _tangled_round(n_jobs: int, n_offers: int, seed: int):
+    """A realistic round plus every rare path: allow lists, deny/exclude lists, labels no offer has, an
+    unknown GPU model, hook asks (some below, some above the static ask)."""
+    jobs, offers, running = make_instance(n_jobs, n_offers, seed=seed)
+    rng = np.random.default_rng(seed)
+    provs = [o.provider for o in offers]
+    out = []
+    for i, j in enumerate(jobs):
+        r = rng.random()
+        if r < 0.03:
+            j = replace(j, allow_providers=frozenset(rng.choice(provs, 3).tolist()))
+        elif r < 0.08:
+            j = replace(j, deny_providers=frozenset(rng.choice(provs, 2).tolist()),
+                        exclude_providers=frozenset(rng.choice(provs, 1).tolist()))
+        elif r < 0.09:
+            j = replace(j, labels_required=frozenset({"nowhere"}))
+        elif r < 0.095 and j.gpus:
+            j = replace(j, gpu_model="B200")
+        out.append(j)
+    overrides = {}
+    for j in rng.choice(len(out), n_jobs // 20, replace=False).tolist():
+        for o in rng.choice(len(offers), 3, replace=False).tolist():
+            overrides[(out[j].job_id, offers[o].provider)] = int(ask_wei(out[j], offers[o]) * rng.uniform(0.5, 1.3))
+    return out, offers, running, overrides
+
+
+@pytest.mark.parametrize("exact_shapes", [M.MAX_EXACT_SHAPES, 4])
+def test_greedy_pass_equals_best_offer_job_by_job(monkeypatch, exact_shapes) -> None:
+    """The written-out greedy walk gives the assignment, asks, remaining capacity and skip list of the
+    general scan, from fresh capacity and again as a refill after jobs were taken off (exact and bucketed
+    shapes)."""
+    monkeypatch.setattr(M, "MAX_EXACT_SHAPES", exact_shapes)
+    jobs, offers, running, overrides = _tangled_round(1500, 60, seed=21)
+    ob, models, labels = build_offer_book(offers, running)
+    jb = build_job_book(jobs, ob, models, labels)
+    jc, oc = job_columns(jb), offer_columns(ob)
+    ov = M.override_columns(overrides, jb, ob)
+    job_shape, lists, first_cost = M.build_shapes(jb, ob)
+    order = M.priority_order(jb, job_shape, first_cost, jb.max_price, ob, 0)
+    fresh = lambda: (tuple(c.copy() for c in (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free)),  # noqa: E731
+                     np.arange(len(lists[1]), dtype=np.int64), np.full(jb.n, -1, np.int64), np.zeros(jb.n, np.int64))
+    states = [fresh(), fresh()]
+    for run, (rem, nxt, assign, ask) in zip((K.greedy_pass, _greedy_reference), states):
+        run(order, job_shape, jc, oc, rem, lists, nxt, jb.max_price, NOW_S, ov, assign, ask)
+    _assert_same_state(states)
+    assert (states[0][2] >= 0).sum() > 0.6 * jb.n
+    drop = np.random.default_rng(4).choice(np.nonzero(states[0][2] >= 0)[0], jb.n // 5, replace=False)
+    for rem, nxt, assign, ask in states:
+        for j in drop.tolist():
+            K._take(j, int(assign[j]), jc, rem, -1)
+            assign[j] = -1
+        K.reset_skips(nxt, lists, rem)
+    for run, (rem, nxt, assign, ask) in zip((K.greedy_pass, _greedy_reference), states):
+        run(order[::-1].copy(), job_shape, jc, oc, rem, lists, nxt, jb.max_price, NOW_S, ov, assign, ask)
+    _assert_same_state(states)
+
+
+def _assert_same_state(states) -> None:
+    (rem_a, nxt_a, assign_a, ask_a), (rem_b, nxt_b, assign_b, ask_b) = states
+    assert (assign_a == assign_b).all() and (ask_a == ask_b).all()
+    assert all((x == y).all() for x, y in zip(rem_a, rem_b))
+    assert (nxt_a == nxt_b).all()
