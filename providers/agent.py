@@ -22,7 +22,8 @@ Control (files under the data dir, so that ``provider drain`` / ``provider stop`
   "ray_address"}``, written at start, removed at a clean exit.
 * **drain**: ``SIGUSR1``, or the control file ``<data_dir>/drain`` (``provider drain`` writes the file and
   sends the signal). The agent finishes its current leases, takes no new ones, and heartbeats
-  ``draining: true``; it keeps running (the market lists it as draining). Deleting the file resumes.
+  ``draining: true``; it keeps running (the market lists it as draining). Deleting the file
+  (``undrain_agent``) resumes taking leases.
 * **stop**: ``SIGTERM`` (or ``SIGINT``): stop polling; wait up to ``stop_grace_s`` for running leases to
   finish and upload; give back (``lease.fail``) those still running; stop the agent's own Ray cluster by
   PID (an attached cluster is left running); exit 0.
@@ -166,7 +167,7 @@ class Agent:
     # ---------------------------------------------------------------- state
     @property
     def draining(self) -> bool:
-        """True after SIGUSR1 / :meth:`drain`, or while ``<data_dir>/drain`` exists."""
+        """True while ``<data_dir>/drain`` exists (SIGUSR1 / :meth:`drain` create it; deleting it resumes)."""
         return self._drain_signal.is_set() or (self.data_dir / DRAIN_FILE).exists()
 
     def running_jobs(self) -> list[str]:
@@ -175,12 +176,11 @@ class Agent:
             return [r.job_id for r in self._running.values() if not r.abandoned]
 
     def drain(self) -> None:
-        """Finish current leases, take no new ones (also writes the drain control file)."""
-        self._drain_signal.set()
+        """Finish current leases, take no new ones: writes the drain control file (a flag if it cannot)."""
         try:
             (self.data_dir / DRAIN_FILE).touch()
         except OSError:
-            pass
+            self._drain_signal.set()
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to return (what SIGTERM does)."""
@@ -538,7 +538,7 @@ def drain_agent(data_dir: Path | str) -> dict[str, Any]:
 
 
 def undrain_agent(data_dir: Path | str) -> dict[str, Any]:
-    """Remove ``<data_dir>/drain``: the agent takes leases again (unless SIGUSR1 drained it: restart it)."""
+    """Remove ``<data_dir>/drain``: the agent takes leases again."""
     (Path(data_dir) / DRAIN_FILE).unlink(missing_ok=True)
     return {"draining": False}
 
