@@ -37,6 +37,7 @@ def _visit(driver, url: str, name: str, artifacts, times: dict, *, expect_404: b
     """Load, screenshot and time a page; fail on any console error (besides the page's own expected 404)."""
     times[name] = _load(driver, url)
     shot = artifacts / f"{name}.png"
+    driver.set_window_size(1280, 900)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(max(900, int(height) + 40), 6000))  # the whole page in the screenshot
     driver.save_screenshot(str(shot))
@@ -54,6 +55,10 @@ def test_every_page_in_a_real_browser(service, keys_dir, browser, artifacts_dir)
     prf = client.submit_proof(12345, rounds=ROUNDS, max_price_wei=10**15)
     pc, key = provs["p1"]
     done = _serve(pc, key, "p1", keys_dir, 2)
+    for n in (2, 3):  # more embedding jobs, in later rounds: points over time on the price chart
+        client.submit_inference(TEXT * n, max_price_wei=10**15)
+        done.update(_serve(pc, key, "p1", keys_dir, 1))
+    assert len(done) == 4
     assert {a["status"] for a, _ in done.values()} == {"paid"}
     settled = _wait_settled(client, list(done))
     # no provider offers 8 GPUs: this one stays open and the page says why
@@ -68,7 +73,7 @@ def test_every_page_in_a_real_browser(service, keys_dir, browser, artifacts_dir)
     assert {"p1", "p2"} <= providers
     job_links = {e.text for e in d.find_elements(By.CSS_SELECTOR, "#jobs a.job")}
     assert {inf["job_id"], prf["job_id"], stuck["job_id"]} <= job_links
-    assert d.find_element(By.CSS_SELECTOR, '#job-counts [data-status="settled"] b').text == "2"
+    assert d.find_element(By.CSS_SELECTOR, '#job-counts [data-status="settled"] b').text == "4"
     assert d.find_element(By.CSS_SELECTOR, '#job-counts [data-status="open"] b').text == "1"
     svg = d.find_element(By.CSS_SELECTOR, "#price-chart svg")
     lines = svg.find_elements(By.CSS_SELECTOR, "polyline.series")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path as FsPath
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -98,14 +98,13 @@ def router(rt: Any) -> APIRouter:
     def index() -> HTMLResponse:
         now = time.time()
         with rt.read() as s:
-            provs = q.providers(s)
+            listed = [(p, q.online(p, now, rt.config.lease_s)) for p in q.providers(s)]
             rounds = q.recent_rounds(s)
-            ctx = dict(
-                providers=[(p, q.online(p, now, rt.config.lease_s)) for p in provs],
+            ctx: dict[str, Any] = dict(
+                providers=listed, n_online=sum(1 for _, on in listed if on),
                 counts=q.job_counts(s), rounds=rounds, round_seconds=_round_seconds(rt, rounds),
                 chart=line_chart(q.clearing_prices(s), title="clearing price per job over time"),
                 batches=q.recent_batches(s), jobs=q.recent_jobs(s))
-        ctx["n_online"] = sum(1 for _, on in ctx["providers"] if on)
         return page("index.html", title="market", **ctx)
 
     @r.get("/jobs/{job_id}", response_class=HTMLResponse)
