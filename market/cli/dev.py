@@ -285,8 +285,8 @@ def _password_file(d: Path) -> tuple[Path, str]:
 def _ray_token(pdir: Path) -> str:
     """The auth token of the provider's own Ray cluster (``<pdir>/ray/auth_token``, 0600; created when absent).
 
-    The agent's cluster uses this file; ``dev up`` also puts the token in the agent's environment, because Ray
-    reads its auth settings when it is imported, before the agent could set them.
+    The agent's cluster uses this file; ``dev up`` also puts the token in the agent's environment, so that
+    every Ray process of that agent (driver, workers) has it from its first import of Ray on.
     """
     path = pdir / "ray" / "auth_token"
     if not path.exists() or not path.read_text(encoding="utf-8").strip():
@@ -312,7 +312,7 @@ def _start_providers(n: int, exchange_url: str, d: Path, pw_file: Path, password
                    "--name", name, "--provider-dir", str(pdir), "--price", str(price), "--cpus", "1",
                    "--dev-bond", str(PROVIDER_BOND_WEI), "--benchmark-runs", "1", "--poll-wait-s", "2", "--json")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=_ray_token(pdir))  # read by Ray at import, in the agent
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=_ray_token(pdir))  # this agent's own cluster only
         p = _spawn("provider", name, cmd, d / f"{name}.log", env=env, stdout=pdir / "agent.out", data_dir=pdir)
         started.append(p)
         procs.append((p, pdir))
