@@ -20,10 +20,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import StatementError
 
 from market.ledger import InsufficientFunds, LedgerError
-from market.exchange.service import routes_client, routes_provider, routes_public
+from market.exchange.service import money, routes_client, routes_provider, routes_public
 from market.exchange import web
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError
+from market.exchange.service.limits import DepthLimit
 from market.exchange.service.loop import Loop
 from market.exchange.service.runtime import Runtime, open_runtime
 from market.protocol import ErrorCode
@@ -113,9 +114,11 @@ def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StatementError, _statement_error)
     app.add_exception_handler(LedgerError, _ledger_error)
-    for module in (routes_public, routes_client, routes_provider):
+    money.attach(rt)  # the Vault: deposit watcher, epochs, audit (issue 12)
+    for module in (routes_public, routes_client, routes_provider, money):
         app.include_router(module.router(rt))
     app.include_router(web.router(rt))  # the web console (HTML pages), market.exchange.web
+    app.add_middleware(DepthLimit)  # inner: sees a size-bounded body; nesting bounded before any parse
     app.add_middleware(BodyLimit, max_bytes=rt.config.max_body_bytes)
     return app
 
