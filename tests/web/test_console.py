@@ -39,7 +39,7 @@ def _visit(driver, url: str, name: str, artifacts, times: dict, *, expect_404: b
     shot = artifacts / f"{name}.png"
     driver.set_window_size(1280, 900)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(max(900, int(height) + 40), 6000))  # the whole page in the screenshot
+    driver.set_window_size(1280, min(max(900, int(height) + 200), 6000))  # the whole page in the screenshot
     driver.save_screenshot(str(shot))
     times[name]["screenshot"] = str(shot)
     print(f"web console: {name}: {url} loaded in {times[name]['wall_s']:.3f} s, screenshot {shot}")

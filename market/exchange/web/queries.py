@@ -69,15 +69,23 @@ def resource_kind(spec: dict[str, Any]) -> str:
 
 
 def clearing_prices(s: Session, limit: int = 500) -> dict[str, list[tuple[float, int]]]:
-    """Cleared prices over time per series ``"<resource kind> · <job kind>"``: ``[(round time s, price wei)]``,
-    oldest first, from the last ``limit`` matched jobs."""
-    rows = s.execute(select(RoundRecord.at_s, JobRecord.cleared_price_wei, JobRecord.kind, JobRecord.spec)
+    """Cleared prices over time per resource kind (``cpu`` / ``gpu``), as wei per resource-second so that jobs
+    of different sizes compare: ``cleared price / (duration estimate s x CPUs, or GPUs for a GPU job)``.
+
+    Returns:
+        ``{"cpu": [(round time s, wei per CPU-second)], "gpu": [...]}``, oldest first, from the last ``limit``
+        matched jobs (kinds without a matched job are absent).
+    """
+    rows = s.execute(select(RoundRecord.at_s, JobRecord.cleared_price_wei, JobRecord.spec)
                      .join(RoundRecord, RoundRecord.round_id == JobRecord.round_id)
                      .where(JobRecord.cleared_price_wei.is_not(None))
                      .order_by(RoundRecord.at_s.desc()).limit(limit)).all()
     series: dict[str, list[tuple[float, int]]] = {}
-    for at_s, price, kind, spec in reversed(rows):
-        series.setdefault(f"{resource_kind(spec)} · {kind}", []).append((float(at_s), int(price)))
+    for at_s, price, spec in reversed(rows):
+        kind = resource_kind(spec)
+        units = int((spec or {}).get("gpus" if kind == "gpu" else "cpus") or 1)
+        seconds = float((spec or {}).get("duration_estimate_s") or 1)
+        series.setdefault(kind, []).append((float(at_s), int(int(price) / (seconds * max(units, 1)))))
     return series
 
 

@@ -103,7 +103,7 @@ def router(rt: Any) -> APIRouter:
             ctx: dict[str, Any] = dict(
                 providers=listed, n_online=sum(1 for _, on in listed if on),
                 counts=q.job_counts(s), rounds=rounds, round_seconds=_round_seconds(rt, rounds),
-                chart=line_chart(q.clearing_prices(s), title="clearing price per job over time"),
+                chart=line_chart(q.clearing_prices(s), title="clearing price per resource-second over time"),
                 batches=q.recent_batches(s), jobs=q.recent_jobs(s))
         return page("index.html", title="market", **ctx)
 
