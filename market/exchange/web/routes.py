@@ -154,7 +154,8 @@ def router(rt: Any) -> APIRouter:
 
     @r.get("/audit", response_class=HTMLResponse)
     def audit_page() -> HTMLResponse:
-        vault = getattr(rt, "vault", None) or getattr(rt.chain, "vault", None)
+        # the service's money side (market.exchange.service.money) sets rt.money.vault when it runs a Vault
+        vault = getattr(getattr(rt, "money", None), "vault", None)
         with rt.read() as s:
             liabilities = money.liabilities_wei(s)
             pending = money.pending_claims_wei(s)
