@@ -67,8 +67,9 @@ class Action:
     JOB_LOGS = "job.logs"
     ACCOUNT_BALANCE = "account.balance"
     DEV_FAUCET = "dev.faucet"
+    ACCOUNT_WITHDRAW = "account.withdraw"
     ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_FAIL, JOB_SUBMIT,
-                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET})
+                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW})
 
 
 class ErrorCode:
@@ -377,10 +378,18 @@ class FaucetPayload(_Payload):
     provider_name: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
+class WithdrawPayload(_Payload):
+    """``account.withdraw``: make ``amount_wei`` of the signer's free balance claimable from the Vault (from the
+    next epoch root on; then ``Vault.claim`` with the proof of ``GET /v1/claims/{address}``)."""
+
+    amount_wei: WeiIn = Field(gt=0)
+
+
 #: The payload model of each action.
 PAYLOADS: dict[str, type[BaseModel]] = {
     Action.PROVIDER_REGISTER: RegisterPayload, Action.PROVIDER_HEARTBEAT: HeartbeatPayload,
     Action.LEASE_POLL: PollPayload, Action.LEASE_COMPLETE: CompletePayload, Action.LEASE_FAIL: FailPayload,
     Action.JOB_SUBMIT: SubmitPayload, Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
+    Action.ACCOUNT_WITHDRAW: WithdrawPayload,
 }

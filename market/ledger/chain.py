@@ -515,6 +515,13 @@ def pending_claims_wei(s: Session) -> int:
     return sum(int(r[0]) for r in rows)
 
 
+def claimable_wei(s: Session, address: str) -> int:
+    """Wei ``address`` may still claim once the next root includes it (``claimable:<address>``)."""
+    row = s.execute(text("SELECT balance_wei FROM ledger_accounts WHERE id = :id"),
+                    {"id": claimable_account(address)}).first()
+    return int(row[0]) if row else 0
+
+
 def debt_wei(s: Session, address: str) -> int:
     """What ``address`` owes after reorgs (>= 0)."""
     row = s.execute(text("SELECT balance_wei FROM ledger_accounts WHERE id = :id"),

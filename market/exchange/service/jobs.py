@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market import ledger
+from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
 from market.core.tickets import (TicketInputError, hex32, inference_input_hash, proof_input_hash, proof_ticket,
@@ -90,6 +91,9 @@ def submit(s: Session, signer: str, spec_in: JobSpecIn, config: ServiceConfig, n
         raise conflict(f"job id {spec.job_id!r} is taken", "pick another job_id (or omit it)")
     ledger.open_system_accounts(s)
     ledger.open_client(s, signer)
+    if (owed := chain_ledger.debt_wei(s, signer)) > 0:  # the debt rule of market.ledger.chain
+        raise ServiceError(ErrorCode.INSUFFICIENT_FUNDS, f"{signer} owes {owed} wei after a chain reorg removed a "
+                           "deposit it had spent", "deposit at least that much (it covers the debt first)")
     try:
         job = ex.submit_job(s, spec, now_s=now_s)
     except ex.InvalidJob as exc:

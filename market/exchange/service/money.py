@@ -1,0 +1,230 @@
+"""The service's money on chain: the Vault (found or deployed beside the Settlement), the deposit watcher, the
+epoch poster and the continuous audit, with their routes and metrics.
+
+Each background tick (:func:`step`): the deposit watcher applies confirmed Vault events to the ledger; every
+``epoch_interval_s`` seconds an epoch runs (earnings swept to claimable, final slashes carried out on chain, the
+cumulative claimable root posted); then the audit compares the Vault's balance with the ledger's liabilities at
+the watcher's checkpoint and sets the gauges ``raymarket_audit_balanced`` (1/0), ``raymarket_vault_balance_wei``,
+``raymarket_ledger_liabilities_wei``, ``raymarket_pending_claims_wei``, ``raymarket_audit_block`` and
+``raymarket_flagged_accounts``.
+
+Routes: ``GET /v1/vault`` (address, epoch, root, unbonding period), ``GET /v1/claims/{address}`` (the claim of an
+address against the current root: cumulative wei, proof, what it claimed, what is still claimable in the ledger,
+its debt), ``GET /v1/audit`` (the last audit), ``POST /v1/withdraw`` (signed ``account.withdraw``: free balance to
+claimable). Deposits, stake, unstake and claims are the party's own Vault transactions; the exchange only observes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_utils import is_address, to_checksum_address
+from fastapi import APIRouter, Path
+from prometheus_client import Gauge
+from sqlalchemy.orm import Session
+
+from contracts.vault import VaultContract
+from market.core.slashing import UNBONDING_PERIOD_S
+from market.db.models import ServiceMeta
+from market.exchange.service.auth import check_envelope, consume_nonce
+from market.exchange.service.errors import ServiceError, invalid
+from market.ledger import InsufficientFunds
+from market.ledger import chain as chain_ledger
+from market.protocol import Action, ErrorCode, SignedRequest
+from market.settlement.audit import AuditReport, audit
+from market.settlement.deposits import VaultWatcher, VaultWatcherConfig
+from market.settlement.epochs import EpochPoster
+
+log = logging.getLogger("raymarket.exchange")
+
+VAULT_KEY = "vault_contract"
+VAULT_BLOCK_KEY = "vault_deploy_block"
+#: Seconds between epochs when the settings do not say (``epoch_interval_s``).
+DEFAULT_EPOCH_INTERVAL_S = 10.0
+
+
+@dataclass
+class MoneyService:
+    """The Vault side of one running service (attached to the runtime as ``rt.money``)."""
+
+    vault: VaultContract
+    watcher: VaultWatcher
+    poster: EpochPoster
+    epoch_interval_s: float
+    gauges: dict[str, Gauge]
+    last_epoch_s: float = 0.0
+    last_audit: AuditReport | None = None
+
+
+def _meta(s: Session, key: str) -> str | None:
+    row = s.get(ServiceMeta, key)
+    return None if row is None else row.value
+
+
+def _set_meta(s: Session, key: str, value: str) -> None:
+    row = s.get(ServiceMeta, key)
+    if row is None:
+        s.add(ServiceMeta(key=key, value=value))
+    else:
+        row.value = value
+
+
+def setup_vault(rt: Any) -> tuple[VaultContract, int]:
+    """The Vault remembered in ``service_meta`` when it has code on this chain, else a new one (owned by the
+    operator, which is also its epoch/slash operator, knowing the Settlement). Returns (vault, first block)."""
+    chain, key = rt.chain.chain, rt.chain.operator_key
+    with rt.tx() as s:
+        remembered, block = _meta(s, VAULT_KEY), int(_meta(s, VAULT_BLOCK_KEY) or 0)
+        if remembered and len(chain.w3.eth.get_code(to_checksum_address(remembered))) > 0:
+            return VaultContract(chain, remembered), block
+        if remembered:
+            log.warning("remembered Vault %s has no code on this chain; deploying a new one", remembered)
+        block = chain.block_number()
+        vault = VaultContract.deploy(chain, key, settlement=rt.chain.contract.address,
+                                     unbonding_period_s=int(getattr(rt.settings, "unbonding_period_s", 0)
+                                                            or UNBONDING_PERIOD_S))
+        vault.set_operator(key, Account.from_key(key).address, True)
+        _set_meta(s, VAULT_KEY, vault.address)
+        _set_meta(s, VAULT_BLOCK_KEY, str(block))
+        log.info("deployed Vault at %s on chain %s", vault.address, chain.chain_id)
+        return vault, block
+
+
+def attach(rt: Any) -> MoneyService:
+    """Set up the Vault, its watcher and epoch poster and the audit gauges on ``rt``; sets ``rt.money``."""
+    vault, block = setup_vault(rt)
+    confirmations = int(getattr(rt.settings, "confirmations", 0) or 0)
+    watcher = VaultWatcher(vault, rt.engine, VaultWatcherConfig(from_block=block, confirmations=confirmations),
+                           lock=rt.write_lock)
+    poster = EpochPoster(rt.engine, vault, rt.chain.operator_key, lock=rt.write_lock)
+    r = rt.metrics.registry
+    gauges = {
+        "balanced": Gauge("raymarket_audit_balanced", "1 when the Vault holds exactly what the ledger owes", registry=r),
+        "vault": Gauge("raymarket_vault_balance_wei", "The Vault's ETH balance at the audited block (wei)", registry=r),
+        "liabilities": Gauge("raymarket_ledger_liabilities_wei", "What the ledger owes (wei)", registry=r),
+        "pending": Gauge("raymarket_pending_claims_wei", "Claimable and not yet claimed (wei)", registry=r),
+        "block": Gauge("raymarket_audit_block", "The block the last audit was taken at", registry=r),
+        "flagged": Gauge("raymarket_flagged_accounts", "Addresses in debt after a reorg", registry=r),
+    }
+    interval = float(getattr(rt.settings, "epoch_interval_s", 0) or DEFAULT_EPOCH_INTERVAL_S)
+    rt.money = MoneyService(vault, watcher, poster, interval, gauges)
+    return rt.money
+
+
+def run_audit(rt: Any) -> AuditReport:
+    """Audit now and set the gauges."""
+    m: MoneyService = rt.money
+    report = audit(rt.engine, m.vault)
+    m.last_audit = report
+    g = m.gauges
+    g["balanced"].set(1 if report.balanced else 0)
+    g["vault"].set(float(report.contract_balance_wei))
+    g["liabilities"].set(float(report.ledger_liabilities_wei))
+    g["pending"].set(float(report.pending_claims_wei))
+    g["block"].set(report.checked_at_block)
+    g["flagged"].set(len(report.flagged))
+    if not report.balanced:
+        log.warning("audit unbalanced at block %s: Vault %s wei, ledger owes %s wei", report.checked_at_block,
+                    report.contract_balance_wei, report.ledger_liabilities_wei)
+    return report
+
+
+def step(rt: Any, now_s: float) -> None:
+    """One background pass: apply confirmed Vault events, run a due epoch, audit."""
+    m: MoneyService | None = getattr(rt, "money", None)
+    if m is None:
+        return
+    m.watcher.poll_once()
+    if now_s - m.last_epoch_s >= m.epoch_interval_s:
+        m.last_epoch_s = now_s
+        result = m.poster.run_epoch(now_s)
+        if result.epoch is not None:
+            log.info("epoch %s posted: root %s, total %s wei", result.epoch, result.root, result.total_wei)
+        m.watcher.poll_once()
+    run_audit(rt)
+
+
+def router(rt: Any) -> APIRouter:
+    """The Vault routes over ``rt`` (see the module docstring)."""
+    r = APIRouter()
+
+    @r.get("/v1/vault")
+    def vault_info() -> dict[str, Any]:
+        v = rt.money.vault
+        chain = rt.chain.chain
+        return {"address": v.address, "epoch": v.current_epoch(), "root": "0x" + v.current_root().hex(),
+                "unbonding_period_s": v.call("unbondingPeriod"), "chain_id": chain.chain_id, "chain": chain.kind,
+                "rpc_url": chain.rpc_url, "relay": chain.kind == "in-process" and bool(rt.config.dev)}
+
+    def _relay_only() -> Any:
+        chain = rt.chain.chain
+        if chain.kind != "in-process" or not rt.config.dev:
+            raise ServiceError(ErrorCode.NOT_DEV, "the transaction relay exists only on a development exchange with "
+                               "its in-process EVM", "send Vault transactions to the chain's RPC node yourself")
+        return chain
+
+    @r.get("/v1/dev/chain/{address}")
+    def relay_account(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$")) -> dict[str, Any]:
+        """Development only (in-process EVM): what a wallet needs to sign a transaction itself."""
+        chain = _relay_only()
+        address = to_checksum_address(address)
+        fees = chain.fees(refresh=True)
+        return {"address": address, "chain_id": chain.chain_id,
+                "nonce": chain.w3.eth.get_transaction_count(address, "pending"),
+                "balance_wei": str(chain.w3.eth.get_balance(address)),
+                "max_fee_per_gas": str(fees["maxFeePerGas"]), "max_priority_fee_per_gas": str(fees["maxPriorityFeePerGas"])}
+
+    @r.post("/v1/dev/chain/send")
+    def relay_send(body: dict[str, str]) -> dict[str, Any]:
+        """Development only (in-process EVM): relay a transaction the sender signed with its own key."""
+        chain = _relay_only()
+        raw = body.get("raw", "")
+        try:
+            tx_hash = chain.send_raw(bytes.fromhex(raw.removeprefix("0x")))
+            receipt = chain.wait(tx_hash)
+        except ValueError as exc:
+            raise invalid("raw", str(exc)) from None
+        return {"tx_hash": tx_hash, "status": int(receipt["status"]), "block_number": int(receipt["blockNumber"]),
+                "gas_used": int(receipt["gasUsed"])}
+
+    @r.get("/v1/claims/{address}")
+    def claim(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$")) -> dict[str, Any]:
+        if not is_address(address):
+            raise invalid("address", f"{address!r} is not an address")
+        address = to_checksum_address(address)
+        m: MoneyService = rt.money
+        proof = m.poster.proof(address)
+        with rt.read() as s:
+            claimable = chain_ledger.claimable_wei(s, address)
+            debt = chain_ledger.debt_wei(s, address)
+        return {"address": address, "epoch": proof.epoch if proof else None,
+                "cumulative_wei": str(proof.cumulative_wei) if proof else "0",
+                "proof": proof.proof if proof else [], "root": proof.root if proof else None,
+                "claimed_wei": str(m.vault.claimed(address)),
+                "claimable_wei": str(claimable), "debt_wei": str(debt)}
+
+    @r.get("/v1/audit")
+    def last_audit() -> dict[str, Any]:
+        report = rt.money.last_audit or run_audit(rt)
+        return report.to_json()
+
+    @r.post("/v1/withdraw")
+    def withdraw(req: SignedRequest) -> dict[str, Any]:
+        now = time.time()
+        signer, p = check_envelope(req, Action.ACCOUNT_WITHDRAW, rt.domain, now)
+        with rt.tx() as s:
+            consume_nonce(s, req, now)
+            try:
+                chain_ledger.mark_withdrawable(s, f"withdraw:{signer}:{req.nonce}", signer, p.amount_wei)
+            except InsufficientFunds as exc:
+                raise ServiceError(ErrorCode.INSUFFICIENT_FUNDS, str(exc), "withdraw at most your free balance") \
+                    from None
+            claimable = chain_ledger.claimable_wei(s, signer)
+        return {"address": signer, "withdrawable_wei": str(p.amount_wei), "claimable_wei": str(claimable),
+                "hint": "claim on chain after the next epoch root (GET /v1/claims/{address})"}
+
+    return r
