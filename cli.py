@@ -21,6 +21,7 @@ from typing import Annotated, Optional
 import typer
 
 from market.cli import db, dev, exchange, jobs, ledger, pipeline, prove, replay, settlement
+from market.cli import money as money_cli
 from market.cli.accounts import PasswordFile, account_app
 from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, progress, settings, wei
 from market.cli.errors import HandledGroup
@@ -138,6 +139,7 @@ app.command("demo")(dev.demo_cmd)
 app.command("replay")(replay.replay)
 app.add_typer(db.db_app, name="db")
 ledger.register(app, provider_app)
+money_cli.register(app)  # deposit, stake, unstake, withdraw-stake, withdraw, claim, wallet, audit (issue 12)
 app.add_typer(settlement.settlement_app, name="settlement")
 app.command("watch")(settlement.watch)
 app.add_typer(pipeline.pipeline_app, name="pipeline")
