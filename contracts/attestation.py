@@ -17,8 +17,6 @@ signature and, for proof jobs, the Groth16 proof and public signals (``proof_com
 from __future__ import annotations
 
 import enum
-import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -63,28 +61,26 @@ def _bytes32(value: bytes, name: str) -> bytes:
     return bytes(value)
 
 
-def job_id_bytes32(job_id: bytes | str | int | uuid.UUID) -> bytes:
-    """Map an exchange job id to the 32-byte ``jobId`` of an attestation.
+#: Domain separator of on-chain job ids: ``jobId = keccak256(JOB_ID_DOMAIN || utf-8(job id))``.
+JOB_ID_DOMAIN = b"raymarket.attestation.jobId.v1\x00"
 
-    32 raw bytes pass through; a ``0x`` + 64-hex string is decoded; an int (< 2**256) is big-endian;
-    a UUID (or UUID string) is its 16 bytes left-padded with zeros; any other string is ``keccak256(utf-8)``.
+
+def job_id_bytes32(job_id: bytes | str) -> bytes:
+    """Map an exchange job id (a string) to the 32-byte ``jobId`` of an attestation.
+
+    ``keccak256(JOB_ID_DOMAIN || utf-8(job_id))`` for every string: no string is ever taken as the bytes32
+    itself (issue 14 finding 4: a client-chosen ``"0x" + keccak(victim)`` or another spelling of a victim's
+    UUID mapped to the victim's jobId), so distinct ids never share a jobId. 32 raw bytes are taken as an
+    already-derived jobId and pass through.
+
+    Raises:
+        AttestationError: not a str or 32 bytes.
     """
     if isinstance(job_id, (bytes, bytearray)):
         return _bytes32(job_id, "job_id")
-    if isinstance(job_id, bool):
-        raise AttestationError("job_id", "must not be a bool")
-    if isinstance(job_id, int):
-        if not 0 <= job_id <= UINT256_MAX:
-            raise AttestationError("job_id", "int must be in [0, 2**256)")
-        return job_id.to_bytes(32, "big")
-    if isinstance(job_id, uuid.UUID):
-        return bytes(16) + job_id.bytes
-    if re.fullmatch(r"0x[0-9a-fA-F]{64}", job_id):
-        return bytes.fromhex(job_id[2:])
-    try:
-        return bytes(16) + uuid.UUID(job_id).bytes
-    except ValueError:
-        return keccak(job_id.encode())
+    if not isinstance(job_id, str):
+        raise AttestationError("job_id", f"must be a str, got {type(job_id).__name__}")
+    return keccak(JOB_ID_DOMAIN + job_id.encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ class BadRequestSignature(ProtocolError):
 
 def valid_id(value: str) -> bool:
     """True when ``value`` matches :data:`ID_PATTERN` (1-64 of ``A-Za-z0-9_-``)."""
-    return isinstance(value, str) and _ID_RE.match(value) is not None
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None  # fullmatch: "$" passes a trailing "\n"
 
 
 def canonical_json(payload: Any) -> bytes:

@@ -46,6 +46,7 @@ from contracts.tools import ToolNotFound, npm_bin
 from market.cli.accounts import write_keystore
 from market.cli.common import DatabaseUrl, DataDir, JsonOut, RpcUrl, emit, out, progress, settings
 from market.cli.exit_codes import ExitCode
+from market.cli.jobs import result_file_name
 from market.client import Client
 from market.settings import Settings, read_config, update_config
 from proving.errors import RaymarketError
@@ -482,8 +483,7 @@ def run_demo(s: Settings, *, providers: int, text: Path, proof_jobs: int, proof_
             for job in done:
                 if job["status"] in ("paid", "settled"):
                     data = c.result(job["job_id"])
-                    path = s.results_dir / (f"{job['job_id']}.npy" if job["kind"] == "inference"
-                                            else f"{job['job_id']}.proof.json")
+                    path = s.results_dir / result_file_name(job["kind"], data)  # by content hash, not job id
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
                     results[job["job_id"]] = str(path)

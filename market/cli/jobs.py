@@ -19,12 +19,14 @@ from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
+from eth_hash.auto import keccak
 from rich.table import Table
 
 from market.cli.accounts import KeyOpt, PasswordFile, load_account
 from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, err, fail, out, settings, wei
 from market.cli.exit_codes import ExitCode
 from market.client import Client
+from market.protocol import valid_id
 
 submit_app = typer.Typer(help="Submit a job to the exchange (its max price is escrowed from your balance).",
                          no_args_is_help=True)
@@ -42,10 +44,22 @@ Cpus = Annotated[int, typer.Option("--cpus", min=0, help="CPUs the job needs.")]
 Gpus = Annotated[int, typer.Option("--gpus", min=0, help="GPUs the job needs.")]
 GpuModel = Annotated[Optional[str], typer.Option("--gpu-model", help="Required GPU model, e.g. A100 (default: any).")]
 Memory = Annotated[str, typer.Option("--memory", help="Memory the job needs: bytes, or with a unit (512MiB, 2GiB).")]
-JobIdOpt = Annotated[Optional[str], typer.Option("--job-id", help="Your id for the job (a retry with it is "
-                                                                  "idempotent; default: the exchange picks one).")]
+def _job_id(value: Optional[str]) -> Optional[str]:
+    """A job id as the exchange accepts it (``market.protocol.ID_PATTERN``), checked before any request."""
+    if value is not None and not valid_id(value):
+        raise typer.BadParameter("a job id is 1-64 of A-Z a-z 0-9 _ - (e.g. j-0123abcd)")
+    return value
+
+
+def result_file_name(kind: str, data: bytes) -> str:
+    """The default file name of a result: its keccak256 (never a path from a job id), ``.npy`` or ``.proof.json``."""
+    return keccak(data).hex() + (".npy" if kind == "inference" else ".proof.json")
+
+
+JobIdOpt = Annotated[Optional[str], typer.Option("--job-id", callback=_job_id, help="Your id for the job (a retry "
+                                                 "with it is idempotent; default: the exchange picks one).")]
 Collateral = Annotated[str, typer.Option("--collateral", help="Provider stake locked for this job, wei.")]
-JobArg = Annotated[str, typer.Argument(help="The job id.")]
+JobArg = Annotated[str, typer.Argument(callback=_job_id, help="The job id.")]
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30,
           "tib": 2**40}
@@ -178,7 +192,7 @@ def result_summary(kind: str, data: bytes) -> dict[str, Any]:
 def result(
     job_id: JobArg,
     out_path: Annotated[Optional[Path], typer.Option(
-        "--out", help="Where to write the result (default: <data-dir>/results/JOB.npy or JOB.proof.json).")] = None,
+        "--out", help="Where to write the result (default: <data-dir>/results/<keccak of the bytes>.npy or .proof.json).")] = None,
     exchange: ExchangeUrl = None, key: KeyOpt = None, password_file: PasswordFile = None,
     data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
@@ -192,7 +206,7 @@ def result(
         summary = result_summary(job["kind"], data)
     except ValueError as exc:
         fail(f"job {job_id}: {exc}", ExitCode.CHECK_FAILED)
-    path = out_path or s.results_dir / (f"{job_id}.npy" if job["kind"] == "inference" else f"{job_id}.proof.json")
+    path = out_path or s.results_dir / result_file_name(job["kind"], data)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     info = {"job_id": job_id, "kind": job["kind"], "status": job["status"], "out": str(path), "bytes": len(data),

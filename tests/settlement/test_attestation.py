@@ -76,10 +76,9 @@ def test_fields_are_validated_by_name() -> None:
 
 
 def test_job_id_mapping_and_leaf_hash_commits_to_everything() -> None:
-    assert job_id_bytes32(5) == (5).to_bytes(32, "big")
-    assert job_id_bytes32("0x" + "ab" * 32) == bytes.fromhex("ab" * 32)
-    assert job_id_bytes32("job-7") == keccak(b"job-7")
-    assert job_id_bytes32("123e4567-e89b-12d3-a456-426614174000")[:16] == bytes(16)
+    assert job_id_bytes32(b"\x05" * 32) == b"\x05" * 32  # an already-derived jobId passes through
+    assert job_id_bytes32("job-7") == keccak(b"raymarket.attestation.jobId.v1\x00job-7")  # issue 14 finding 4
+    assert job_id_bytes32("0x" + keccak(b"job-7").hex()) != keccak(b"job-7")
     key = "0x" + bytes(Account.create().key).hex()
     signed = sign_attestation(make(Account.from_key(key).address), key, DOMAIN)
     leaf = AttestationLeaf(signed, proof_commitment(b"\x01" * 32, list(range(8)), [3]))
