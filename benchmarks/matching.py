@@ -1,7 +1,8 @@
 """Benchmark: one matching round on realistic random instances, against the exact MIP optimum.
 
 For each size (jobs x offers): seconds for the whole round (books built from the JobOrder / Offer
-records, matching, pricing, hashing; median of ``--repeats`` runs, wall clock and process CPU), welfare,
+records, matching, pricing, hashing; median of ``--repeats`` runs, wall clock and process CPU, with the
+1-minute load average before and after them: the machine is shared, so read wall seconds beside it), welfare,
 the exact solver's welfare and time (HiGHS MIP through ``scipy.optimize.milp``, capped at
 ``--exact-cap-s``; time includes building the feasible pairs), and the ratio. When HiGHS stops at the
 cap without proving optimality, ``optimal_welfare`` is its best solution, ``upper_bound`` its proven
@@ -42,6 +43,7 @@ def run_size(n_jobs: int, n_offers: int, *, repeats: int, exact_cap_s: float, se
     jobs, offers, running = make_instance(n_jobs, n_offers, seed=seed)
     clear_round(jobs[:50], offers[:10], now_s=NOW_S)  # numba kernels loaded from cache / compiled
     walls, cpus, result = [], [], None
+    load_before = os.getloadavg()[0]
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
         result = clear_round(jobs, offers, now_s=NOW_S, running=running)
@@ -49,6 +51,7 @@ def run_size(n_jobs: int, n_offers: int, *, repeats: int, exact_cap_s: float, se
         cpus.append(time.process_time() - c)
     assert result is not None
     row = {"jobs": n_jobs, "offers": n_offers, "seconds": statistics.median(walls), "cpu_seconds": statistics.median(cpus),
+           "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
            "phases": {k: round(v, 4) for k, v in result.timings_s.items()}, "assigned": len(result.job_index),
            "welfare": result.welfare_wei, "optimal_welfare": None, "upper_bound": None, "optimal": False,
            "welfare_ratio": None, "reference_seconds": None, "reference_status": ""}
@@ -81,12 +84,13 @@ def _fmt(v, spec: str) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'jobs':>7} {'offers':>6} {'round s':>8} {'cpu s':>7} {'welfare':>11} {'exact':>11} {'ratio':>7} "
+    print(f"{'jobs':>7} {'offers':>6} {'round s':>8} {'cpu s':>7} {'load':>9} {'welfare':>11} {'exact':>11} {'ratio':>7} "
           f"{'exact s':>8}  note")
     for r in rows:
         note = "vs optimum" if r["optimal"] else (
             "vs upper bound (MIP capped)" if r["welfare_ratio"] else r["reference_status"][:50])
-        print(f"{r['jobs']:>7} {r['offers']:>6} {r['seconds']:>8.3f} {r['cpu_seconds']:>7.3f} {r['welfare']:>11.4e} "
+        load = "{:.1f}-{:.1f}".format(*r["load_avg"])
+        print(f"{r['jobs']:>7} {r['offers']:>6} {r['seconds']:>8.3f} {r['cpu_seconds']:>7.3f} {load:>9} {r['welfare']:>11.4e} "
               f"{_fmt(r['optimal_welfare'], '11.4e'):>11} {_fmt(r['welfare_ratio'], '7.4f'):>7} "
               f"{_fmt(r['reference_seconds'], '8.1f'):>8}  {note}")
 

@@ -557,11 +557,10 @@ def _input_hash(jobs: list[JobOrder], jb: JobBook, ob: OfferBook, models: list[s
         for name in book.__slots__:
             value = getattr(book, name)
             _feed(h, name, sorted(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
-    cols = list(zip(*map(attrgetter("client", "kind", "attempt", "lock_timeout_s"), jobs))) or [(), (), (), ()]
-    _feed(h, "client", list(cols[0]))
-    _feed(h, "kind", list(cols[1]))
-    _feed(h, "attempt", np.array(cols[2], dtype=np.int64))
-    _feed(h, "lock_timeout_s", np.array(cols[3], dtype=np.float64))
+    _feed(h, "client", list(map(attrgetter("client"), jobs)))
+    _feed(h, "kind", list(map(attrgetter("kind"), jobs)))
+    _feed(h, "attempt", np.fromiter(map(attrgetter("attempt"), jobs), np.int64, len(jobs)))
+    _feed(h, "lock_timeout_s", np.fromiter(map(attrgetter("lock_timeout_s"), jobs), np.float64, len(jobs)))
     for i, arr in enumerate(ov):
         _feed(h, f"overrides{i}", arr)
     return h.hexdigest()
