@@ -79,15 +79,20 @@ def make_money(chain: Chain, url: str, confirmations: int = 0) -> Money:
     return Money(chain, vault, owner, operator, engine, watcher)
 
 
-@pytest.fixture(params=["in-process", pytest.param("anvil", marks=pytest.mark.anvil)])
+@pytest.fixture(params=["in-process", pytest.param("anvil", marks=pytest.mark.anvil),
+                        pytest.param("postgres+anvil", marks=[pytest.mark.anvil, pytest.mark.postgres])])
 def money(request: pytest.FixtureRequest, tmp_path) -> Money:
-    """A fresh Vault + SQLite ledger on the in-process EVM and on anvil; audited after the test."""
-    if request.param == "anvil":
+    """A fresh Vault + ledger: SQLite on the in-process EVM and on anvil, Postgres (NUMERIC wei) on anvil;
+    audited after the test."""
+    url = f"sqlite:///{tmp_path / 'money.db'}"
+    if request.param == "in-process":
+        chain = connect(None)
+    else:
         node = request.getfixturevalue("anvil")
         chain = connect(node.rpc_url, dev_keys=tuple(node.dev_keys))
-    else:
-        chain = connect(None)
-    m = make_money(chain, f"sqlite:///{tmp_path / 'money.db'}")
+        if request.param.startswith("postgres"):
+            url = request.getfixturevalue("pg_url")
+    m = make_money(chain, url)
     yield m
     m.watcher.poll_once()
     m.assert_sound()
