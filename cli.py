@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from market.cli import db, dev, exchange, jobs, ledger, pipeline, prove, replay, settlement
+from market.cli import circuit, db, dev, exchange, jobs, ledger, pipeline, prove, replay, settlement
 from market.cli import money as money_cli
 from market.cli.accounts import PasswordFile, account_app
 from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, progress, settings, wei
@@ -135,6 +135,7 @@ jobs.register(app, provider_app)
 app.add_typer(provider_app, name="provider")
 app.add_typer(exchange.exchange_app, name="exchange")
 app.add_typer(dev.dev_app, name="dev")
+app.add_typer(circuit.circuit_app, name="circuit")
 app.command("demo")(dev.demo_cmd)
 app.command("replay")(replay.replay)
 app.add_typer(db.db_app, name="db")

@@ -67,9 +67,11 @@ class Action:
     JOB_LOGS = "job.logs"
     ACCOUNT_BALANCE = "account.balance"
     DEV_FAUCET = "dev.faucet"
+    CIRCUIT_ADD = "circuit.add"
     ACCOUNT_WITHDRAW = "account.withdraw"
     ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_FAIL, JOB_SUBMIT,
-                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW})
+                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW,
+                     CIRCUIT_ADD})
 
 
 class ErrorCode:
@@ -326,12 +328,17 @@ class JobSpecIn(_Payload):
     """A job as a client submits it (``job.submit``'s ``spec``; ``POST /v1/quote``'s ``spec``).
 
     ``inference``: ``input_b64`` (UTF-8 text, one sentence per line). ``proof``: ``circuit`` (``mimc7``),
-    ``rounds``, ``preimage`` (decimal string; the witness, given to the provider that proves it).
+    ``rounds``, ``preimage`` (decimal string; the witness, given to the provider that proves it); or
+    ``circuit`` = a registered circuit id (sha256 hex of its zkey, ``raymarket circuit add``) with
+    ``witness_b64`` (a snarkjs ``.wtns``; the client's secret, given only to the provider that proves it) and
+    optionally ``public`` (the public signals the client expects; refused at intake when the witness's differ).
     """
 
     kind: Literal["inference", "proof"]
     input_b64: str | None = None
-    circuit: Literal["mimc7"] | None = None
+    circuit: str | None = Field(default=None, pattern=r"^(mimc7|[0-9a-f]{64})$")
+    witness_b64: str | None = None
+    public: list[str] | None = Field(default=None, max_length=10_000)
     rounds: int | None = Field(default=None, ge=1, le=10_000)
     preimage: str | None = Field(default=None, pattern=r"^[0-9]{1,78}$")
     max_price_wei: WeiIn = Field(gt=0)
@@ -347,7 +354,10 @@ class JobSpecIn(_Payload):
     def _kind_fields(self) -> "JobSpecIn":
         if self.kind == "inference" and not self.input_b64:
             raise ValueError("an inference job needs input_b64")
-        if self.kind == "proof" and (self.circuit is None or self.rounds is None or self.preimage is None):
+        if self.kind == "proof" and self.circuit not in (None, "mimc7"):
+            if not self.witness_b64:
+                raise ValueError("a proof job on a registered circuit needs witness_b64 (a .wtns)")
+        elif self.kind == "proof" and (self.circuit is None or self.rounds is None or self.preimage is None):
             raise ValueError("a proof job needs circuit, rounds and preimage")
         if self.cpus == 0 and self.gpus == 0:
             raise ValueError("a job needs at least one CPU or one GPU")
@@ -385,11 +395,18 @@ class WithdrawPayload(_Payload):
     amount_wei: WeiIn = Field(gt=0)
 
 
+class CircuitAddPayload(_Payload):
+    """``circuit.add``: a snarkjs Groth16 ``.zkey`` (base64) and an optional display name."""
+
+    zkey_b64: str
+    name: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
 #: The payload model of each action.
 PAYLOADS: dict[str, type[BaseModel]] = {
     Action.PROVIDER_REGISTER: RegisterPayload, Action.PROVIDER_HEARTBEAT: HeartbeatPayload,
     Action.LEASE_POLL: PollPayload, Action.LEASE_COMPLETE: CompletePayload, Action.LEASE_FAIL: FailPayload,
     Action.JOB_SUBMIT: SubmitPayload, Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
-    Action.ACCOUNT_WITHDRAW: WithdrawPayload,
+    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
 }

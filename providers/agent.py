@@ -57,7 +57,7 @@ from market.protocol import valid_id
 from providers.cluster import ProviderCluster
 from providers.errors import ClusterError, JobError, ProviderError
 from providers.hardware import benchmark, detect
-from providers.jobs import WorkerPool, check_lease, sign_result
+from providers.jobs import WorkerPool, check_lease, ensure_zkey, sign_result
 from providers.keys import load_keystore, read_password
 
 #: Default ask, wei per CPU-second (the old demo's price: 25 gwei).
@@ -373,6 +373,13 @@ class Agent:
         t0 = time.perf_counter()
         log.append(f"{_now()} provider {self.name}: started {job.kind} job {job.job_id} (lease {job.lease_id})")
         try:
+            if "zkey_sha256" in job.ticket:  # a registered circuit: its zkey by hash, fetched once, cached on disk
+                try:
+                    job.ticket["zkey_path"] = str(ensure_zkey(self.client.circuit_zkey, self.data_dir / "keys",
+                                                              job.ticket["zkey_sha256"]))
+                except (ApiError, OSError) as fetch_exc:
+                    raise JobError(job.job_id, "error", f"zkey fetch: {type(fetch_exc).__name__}: {fetch_exc}") \
+                        from None
             result = self.pool.run(job, timeout_s=self.cfg.job_timeout_s)
         except JobError as exc:
             log.append(f"{_now()} provider {self.name}: failed: {exc.reason}: {exc.message}")

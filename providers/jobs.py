@@ -8,7 +8,12 @@ Split of trust (issue 11): the Ray side computes, the agent process signs.
   and returns only result BYTES. It holds no key and is given none.
 * :func:`check_lease` -- the agent checks a lease before running it: the attestation's job id, kind and
   EIP-712 settlement domain agree with the exchange's ``/v1/info`` and the job, the input hash matches
-  the ticket's input (inference: keccak of the text; proof: the MiMC-7 statement). A lease failing a check is given back (``lease.fail``) unrun.
+  the ticket's input (inference: keccak of the text; proof: the MiMC-7 statement, or a registered circuit's id and
+  the public signals of the client's witness). A lease failing a check is given back (``lease.fail``) unrun.
+* Registered circuits (issue 13): the agent fetches the zkey by its sha256 once (:func:`ensure_zkey`, cached on
+  disk under ``<cache_dir>/circuits/``); each worker keeps it parsed and prepared in a
+  ``providers.prover_worker.PreparedKeyCache`` and proves the client's witness with the project's prover. The
+  witness is never logged or written to disk by the provider; it lives in the job's memory only.
 * :func:`sign_result` -- the agent hashes the output bytes (keccak-256) and signs the EIP-712
   ``Attestation`` (``contracts.attestation``) with the key that lives only in the agent process.
 """
@@ -16,6 +21,7 @@ Split of trust (issue 11): the Ray side computes, the agent process signs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import queue
 import threading
@@ -31,10 +37,14 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from contracts.attestation import (DOMAIN_NAME, DOMAIN_VERSION, Attestation, Eip712Domain, JobKind, job_id_bytes32,
                                    sign_attestation)
 from market.core.tickets import (ATTESTATION_KIND, DEV_SETUP_SEED, MIMC_CIRCUIT, TicketInputError,
-                                 canonical_proof_bytes, dev_proving_key, hex32, inference_input_hash,
-                                 proof_input_hash, proof_public_hash, sentences_from_text)
+                                 canonical_proof_bytes, circuit_input_hash, dev_proving_key, hex32,
+                                 inference_input_hash, is_circuit_id, proof_input_hash, proof_public_hash,
+                                 sentences_from_text)
 from proving.circuits.mimc import preimage_circuit
 from proving.formats.snarkjs_json import proof_to_json, public_to_json
+from proving.formats.wtns_file import parse_wtns
+from proving.formats.zkey import parse_zkey
+from providers.prover_worker import PreparedKeyCache, resolve_prover
 from proving.groth16.prover import prove
 from proving.r1cs import check_witness
 from providers.errors import JobError
@@ -120,6 +130,16 @@ def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str) -> Prepared
             raise TicketInputError("ticket.input_b64: keccak of the text is not attestation.input_hash")
         sentences_from_text(text)
         ticket: dict[str, Any] = {"text": text}
+    elif is_circuit_id(str(t["circuit"])):
+        circuit, public = str(t["circuit"]), [int(x) for x in t["public"]]
+        if str(t["zkey_sha256"]) != circuit:
+            raise TicketInputError("ticket.zkey_sha256: not the circuit id")
+        witness = parse_wtns(base64.b64decode(t["witness_b64"], validate=True), path="<witness>")
+        if witness[1:1 + len(public)] != public:
+            raise TicketInputError("ticket.witness_b64: its public signals are not ticket.public")
+        if circuit_input_hash(circuit, public) != input_hash:
+            raise TicketInputError("ticket: the statement (circuit, public signals) is not attestation.input_hash")
+        ticket = {"circuit": circuit, "zkey_sha256": circuit, "witness": witness, "public": public}
     else:
         circuit, rounds, preimage = t["circuit"], int(t["rounds"]), int(t["preimage"])
         if circuit != MIMC_CIRCUIT:
@@ -133,6 +153,26 @@ def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str) -> Prepared
                   "setup_seed": int(t.get("setup_seed", DEV_SETUP_SEED))}
     return PreparedJob(lease_id=str(lease["lease_id"]), job_id=job_id, kind=kind, ticket=ticket,
                        input_hash=input_hash, price_wei=price_wei, domain=domain, expires_at=expires_at)
+
+
+def ensure_zkey(fetch: Any, cache_dir: str | Path, circuit_id: str) -> Path:
+    """The zkey of ``circuit_id`` on disk (``<cache_dir>/circuits/<id>.zkey``), fetched once with
+    ``fetch(circuit_id) -> bytes`` (``ProviderClient.circuit_zkey``) and kept only if it hashes to the id.
+
+    Raises:
+        JobError: ``bad_input`` when the fetched bytes do not hash to ``circuit_id``; what ``fetch`` raises.
+    """
+    path = Path(cache_dir) / "circuits" / f"{circuit_id}.zkey"
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == circuit_id:
+        return path
+    data = fetch(circuit_id)
+    if hashlib.sha256(data).hexdigest() != circuit_id:
+        raise JobError("?", "bad_input", f"the zkey fetched for {circuit_id[:12]} does not hash to it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
 
 
 def sign_result(account: Any, job: PreparedJob, result: bytes) -> tuple[str, str]:
@@ -162,6 +202,8 @@ class JobWorker:
     def __init__(self, cache_dir: str | None = None) -> None:
         self.cache_dir = cache_dir
         self._pks: dict[tuple[int, int], Any] = {}
+        self._keys = PreparedKeyCache(prover="fast")
+        self._prove_fast = resolve_prover("fast")
 
     def ping(self) -> dict[str, Any]:
         """``{"pid", "node_id"}`` of this worker."""
@@ -195,6 +237,26 @@ class JobWorker:
         check_witness(c.r1cs, c.witness)
         proof = prove(pk, c.witness)
         return canonical_proof_bytes(proof_to_json(proof), public_to_json([c.hash]))
+
+
+    def prove_circuit(self, zkey_path: str, zkey_sha256: str, witness: list[int], public: list[int]) -> bytes:
+        """Canonical proof bytes of ``witness`` under the registered circuit's zkey (parsed and prepared once per
+        worker, by hash, in a ``PreparedKeyCache``); ``public`` = the witness's public signals.
+
+        Raises:
+            TicketInputError: the witness does not fit the key, or the zkey on disk is not ``zkey_sha256``.
+        """
+        def load() -> Any:
+            data = Path(zkey_path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != zkey_sha256:
+                raise TicketInputError(f"{zkey_path} does not hash to {zkey_sha256[:12]}")
+            return parse_zkey(data, path=zkey_path)
+
+        pk = self._keys.get(zkey_sha256, load)
+        if len(witness) != pk.n_vars or witness[1:1 + pk.n_public] != list(public):
+            raise TicketInputError(f"the witness ({len(witness)} values) does not fit the key ({pk.n_vars} signals)")
+        proof = self._prove_fast(pk, witness)
+        return canonical_proof_bytes(proof_to_json(proof), public_to_json(list(public)))
 
 
 class WorkerPool:
@@ -272,7 +334,10 @@ class WorkerPool:
                 ref = actor.embed.remote(job.ticket["text"])
             else:
                 t = job.ticket
-                ref = actor.prove.remote(t["circuit"], t["rounds"], t["preimage"], t["setup_seed"])
+                if "zkey_path" in t:
+                    ref = actor.prove_circuit.remote(t["zkey_path"], t["zkey_sha256"], t["witness"], t["public"])
+                else:
+                    ref = actor.prove.remote(t["circuit"], t["rounds"], t["preimage"], t["setup_seed"])
             out = ray.get(ref, timeout=timeout_s)
         except GetTimeoutError:
             self._discard(actor)

@@ -130,13 +130,33 @@ def submit_proof(
     preimage: Annotated[Optional[int], typer.Option(
         "--preimage", min=0, help="The secret MiMC-7 preimage to prove knowledge of (default: a random one).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="MiMC-7 rounds of the circuit (91 = circomlib's).")] = 91,
+    circuit: Annotated[Optional[str], typer.Option(
+        "--circuit", help="A registered circuit's id (`raymarket circuit add`); needs --witness.")] = None,
+    witness: Annotated[Optional[Path], typer.Option(
+        "--witness", exists=True, dir_okay=False, readable=True,
+        help="The snarkjs .wtns for --circuit (your secret: sent only to the provider that proves it).")] = None,
+    public: Annotated[Optional[Path], typer.Option(
+        "--public", exists=True, dir_okay=False, readable=True,
+        help="public.json you expect (with --circuit): refused at intake when the witness's signals differ.")] = None,
     wait: Wait = False, timeout_s: WaitTimeout = 600.0, deadline_s: Deadline = 3600.0,
     cpus: Cpus = 1, gpus: Gpus = 0, gpu_model: GpuModel = None, memory: Memory = "0", job_id: JobIdOpt = None,
     collateral: Collateral = "0", exchange: ExchangeUrl = None, key: KeyOpt = None,
     password_file: PasswordFile = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
-    """Submit a Groth16 proof job: knowledge of a MiMC-7 preimage of a public hash (verified by the exchange)."""
+    """Submit a Groth16 proof job: on a registered circuit (--circuit ID --witness W.wtns), or knowledge of a
+    MiMC-7 preimage of a public hash (verified by the exchange against the circuit's verification key)."""
     price, memory_bytes = wei(max_price, "--max-price"), parse_bytes(memory)
+    if (circuit is None) != (witness is None):
+        raise typer.BadParameter("--circuit and --witness go together", param_hint="--circuit")
+    if circuit is not None and witness is not None:
+        expected = json.loads(public.read_text()) if public is not None else None
+        with client(exchange, key, password_file, data_dir) as c:
+            job = c.submit_proof(circuit_id=circuit, witness=witness, public=expected, max_price_wei=price,
+                                 deadline_s=deadline_s, cpus=cpus, gpus=gpus, gpu_model=gpu_model,
+                                 memory_bytes=memory_bytes, job_id=job_id,
+                                 collateral_wei=wei(collateral, "--collateral", allow_zero=True))
+            _finish(c, job, wait, timeout_s, as_json)
+        return
     secret = preimage if preimage is not None else secrets.randbits(128)
     with client(exchange, key, password_file, data_dir) as c:
         job = c.submit_proof(secret, rounds=rounds, max_price_wei=price, deadline_s=deadline_s, cpus=cpus,
@@ -197,7 +217,8 @@ def result(
     data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
     """Download your job's result, check its bytes against the attested result hash, and write it
-    (embeddings: a float32 .npy of shape (lines, 384); proofs: the proof JSON)."""
+    (embeddings: a float32 .npy of shape (lines, 384); proofs: the proof JSON, or with --out DIR (a directory
+    or a path without suffix) snarkjs DIR/proof.json and DIR/public.json)."""
     s = settings(exchange_url=exchange, data_dir=data_dir)
     with Client(s.exchange_url, load_account(key, password_file, s)) as c:
         job = c.status(job_id)
@@ -206,6 +227,16 @@ def result(
         summary = result_summary(job["kind"], data)
     except ValueError as exc:
         fail(f"job {job_id}: {exc}", ExitCode.CHECK_FAILED)
+    if job["kind"] == "proof" and out_path is not None and (out_path.is_dir() or not out_path.suffix):
+        proof, public = json.loads(data)["proof"], json.loads(data)["public"]  # snarkjs proof.json + public.json
+        out_path.mkdir(parents=True, exist_ok=True)
+        (out_path / "proof.json").write_text(json.dumps(proof, indent=1) + "\n")
+        (out_path / "public.json").write_text(json.dumps(public, indent=1) + "\n")
+        info = {"job_id": job_id, "kind": "proof", "status": job["status"], "out": str(out_path),
+                "files": ["proof.json", "public.json"], "bytes": len(data), "result_hash": job.get("result_hash"),
+                "hash_checked": True}
+        emit(info, as_json, f"{out_path}/proof.json, {out_path}/public.json  (hash checked)")
+        return
     path = out_path or s.results_dir / result_file_name(job["kind"], data)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

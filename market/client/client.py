@@ -57,13 +57,53 @@ class Client:
             max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)}
         return self.submit(spec)
 
-    def submit_proof(self, preimage: int, *, rounds: int, max_price_wei: int, circuit: str = "mimc7",
+    def submit_proof(self, preimage: int | None = None, *, rounds: int | None = None, max_price_wei: int,
+                     circuit: str = "mimc7", circuit_id: str | None = None,
+                     witness: str | Path | bytes | None = None, public: list[str] | None = None,
                      deadline_s: float = 3600.0, cpus: int = 1, gpus: int = 0, gpu_model: str | None = None,
                      memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0) -> dict[str, Any]:
-        """Submit a Groth16 proof job: prove knowledge of ``preimage`` of the public MiMC-7 hash. Returns the job."""
-        spec = {"kind": "proof", "circuit": circuit, "rounds": int(rounds), "preimage": str(int(preimage)), **_common(
-            max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)}
+        """Submit a Groth16 proof job. Returns the job.
+
+        Either the MiMC-7 example (``preimage``, ``rounds``: knowledge of a preimage of the public hash), or a
+        registered circuit (``circuit_id`` from :meth:`add_circuit`, ``witness``: a snarkjs ``.wtns`` path or
+        bytes; ``public``: the public signals expected, refused at intake when the witness's differ). The
+        witness goes only to the provider that proves it; the exchange deletes it once the job is paid.
+        """
+        common = _common(max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)
+        if circuit_id is not None:
+            if witness is None:
+                raise ApiError("invalid", "a proof on a registered circuit needs witness=", "pass the .wtns")
+            data = witness if isinstance(witness, bytes) else Path(witness).read_bytes()
+            spec: dict[str, Any] = {"kind": "proof", "circuit": circuit_id,
+                                    "witness_b64": base64.b64encode(data).decode(), **common}
+            if public is not None:
+                spec["public"] = [str(int(x)) for x in public]
+            return self.submit(spec)
+        if preimage is None or rounds is None:
+            raise ApiError("invalid", "a MiMC-7 proof needs preimage and rounds", "or pass circuit_id= and witness=")
+        spec = {"kind": "proof", "circuit": circuit, "rounds": int(rounds), "preimage": str(int(preimage)), **common}
         return self.submit(spec)
+
+    def add_circuit(self, zkey: str | Path | bytes, *, name: str | None = None) -> dict[str, Any]:
+        """Register a snarkjs Groth16 ``.zkey`` (path or bytes); returns the circuit ``{"circuit_id" (sha256 hex
+        of the zkey), "n_constraints", "n_public", "vk_sha256", ...}``. Idempotent (stored once by hash).
+
+        Raises:
+            ApiError: ``invalid`` (not a Groth16 zkey), ``too_large``.
+        """
+        data = zkey if isinstance(zkey, bytes) else Path(zkey).read_bytes()
+        payload: dict[str, Any] = {"zkey_b64": base64.b64encode(data).decode()}
+        if name is not None:
+            payload["name"] = name
+        return self.t.signed("/v1/circuits", Action.CIRCUIT_ADD, payload)
+
+    def circuits(self) -> list[dict[str, Any]]:
+        """Every registered circuit (public)."""
+        return self.t.get("/v1/circuits")
+
+    def circuit(self, circuit_id: str) -> dict[str, Any]:
+        """One circuit with ``"vk"`` (snarkjs ``verification_key.json``). Raises ApiError ``not_found``."""
+        return self.t.get(f"/v1/circuits/{circuit_id}")
 
     def status(self, job_id: str) -> dict[str, Any]:
         """The job (public): status, history, explanation while unmatched, price, provider, batch, tx."""

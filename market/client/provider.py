@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from market.client._http import Transport
+from market.client.errors import ApiError
 from market.protocol import MAX_POLL_WAIT_S, Action
 
 
@@ -30,6 +32,17 @@ class ProviderClient:
     def info(self) -> dict[str, Any]:
         """``/v1/info`` (domain, chain id, contract, lease_s)."""
         return self.t.info()
+
+    def circuit_zkey(self, circuit_id: str) -> bytes:
+        """The zkey of a registered circuit, checked against its id (sha256 hex).
+
+        Raises:
+            ApiError: ``not_found``; ``bad_result`` when the bytes do not hash to ``circuit_id``.
+        """
+        data = base64.b64decode(self.t.get(f"/v1/circuits/{circuit_id}/zkey")["zkey_b64"])
+        if hashlib.sha256(data).hexdigest() != circuit_id:
+            raise ApiError("bad_result", f"zkey of {circuit_id[:12]} does not hash to its id", "retry")
+        return data
 
     def register(self, name: str, *, offer: dict[str, Any], hardware: dict[str, Any] | None = None,
                  ray_address: str | None = None) -> dict[str, Any]:

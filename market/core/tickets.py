@@ -14,6 +14,11 @@ Ticket shapes (``lease["ticket"]``):
   of the snarkjs ``proof.json`` and ``public.json`` objects; the proving key is
   :func:`dev_proving_key` (``rounds``, ``setup_seed``).
 
+* ``proof`` on a registered circuit (``circuit`` = sha256 hex of its zkey): ``{"circuit", "zkey_sha256",
+  "witness_b64", "public": [str]}`` — the provider fetches the zkey by hash (``GET /v1/circuits/{id}/zkey``),
+  proves the snarkjs witness; ``input_hash = circuit_input_hash(circuit, public)``; the witness stays out of
+  every hash and log (it is the client's secret; the exchange deletes it once the job is paid or cancelled).
+
 In every case ``result_hash = keccak256(result bytes)``, and the provider signs the EIP-712
 ``Attestation`` (``contracts.attestation``) over (job id, input hash, result hash, provider, price, kind).
 """
@@ -77,6 +82,16 @@ def proof_public_hash(preimage: int, rounds: int) -> int:
 def proof_input_hash(circuit: str, rounds: int, public_hash: int) -> bytes:
     """keccak-256 of a proof job's public statement (circuit, rounds, public hash); the preimage stays out."""
     return keccak(f"{circuit}:{rounds}:{public_hash}".encode())
+
+
+def is_circuit_id(circuit: str) -> bool:
+    """``circuit`` names a registered circuit (64 lowercase hex digits: the sha256 of its zkey)."""
+    return len(circuit) == 64 and all(c in "0123456789abcdef" for c in circuit)
+
+
+def circuit_input_hash(circuit_id: str, public: list[int] | list[str]) -> bytes:
+    """keccak-256 of a registered circuit's proof statement (circuit id, public signals); no witness."""
+    return keccak(f"circuit:{circuit_id}:{','.join(str(int(x)) for x in public)}".encode())
 
 
 def canonical_proof_bytes(proof_json: dict, public_json: list) -> bytes:

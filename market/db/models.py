@@ -222,3 +222,30 @@ class ServiceMeta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class CircuitRecord(Base):
+    """A registered Groth16 circuit (``raymarket circuit add``): its snarkjs zkey, stored once by sha256, and the
+    verification key derived from it (``market.exchange.circuits``).
+
+    Attributes:
+        circuit_id: sha256 hex of the zkey bytes (content address). owner: the address that added it first.
+        n_vars, n_public, domain_size: from the zkey header; n_constraints: rows of its A/B matrices.
+        vk_json: snarkjs ``verification_key.json`` object; vk_sha256: sha256 hex of its canonical JSON.
+        zkey: the zkey bytes; size_bytes: their length.
+    """
+
+    __tablename__ = "circuits"
+
+    circuit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    owner: Mapped[str] = mapped_column(String(42))
+    n_vars: Mapped[int] = mapped_column(BigInteger)
+    n_public: Mapped[int] = mapped_column(BigInteger)
+    n_constraints: Mapped[int] = mapped_column(BigInteger)
+    domain_size: Mapped[int] = mapped_column(BigInteger)
+    vk_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    vk_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    zkey: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float]

@@ -23,7 +23,8 @@ from contracts.attestation import AttestationLeaf, SignedAttestation, proof_comm
 from contracts.bindings import g1_words, g2_words
 from market import exchange as ex
 from market.core.tickets import TicketInputError, dev_proving_key, parse_proof_bytes
-from market.db.models import JobBlob, JobLogLine, LeaseRecord, ProviderRecord
+from market.db.models import CircuitRecord, JobBlob, JobLogLine, LeaseRecord, ProviderRecord
+from market.exchange import circuits
 from market.exchange.service import leases
 from market.exchange.service.errors import ServiceError, conflict, not_found, not_owner
 from market.exchange.verification import Expected, ResultRejected, verify_output
@@ -79,7 +80,13 @@ def expected(s: Session, lease: LeaseRecord, domain: Any, vk_for: Any) -> Expect
         kw["n_sentences"] = int(params["n_sentences"])
     else:
         kw["public_inputs"] = tuple(int(x) for x in params["public"])
-        kw["vk"] = vk_for(int(params["rounds"]))
+        if "rounds" in params:
+            kw["vk"] = vk_for(int(params["rounds"]))
+        else:  # a registered circuit: its stored verification key (market.exchange.circuits)
+            rec = s.get(CircuitRecord, params["circuit"])
+            if rec is None:
+                raise not_found("circuit", params["circuit"])
+            kw["vk"] = circuits.verifying_key(rec)
     prov = s.get(ProviderRecord, lease.provider)
     if prov is None:
         raise not_found("provider", lease.provider)
@@ -102,14 +109,16 @@ def verify(exp: Expected, result: bytes, p: CompletePayload) -> Verdict:
         return Verdict(result, rejection=rej)
 
 
-def _leaf(exp: Expected, verdict: Verdict, signature: bytes, rounds: int | None) -> AttestationLeaf:
+def _leaf(exp: Expected, verdict: Verdict, signature: bytes, rounds: int | None,
+          circuit: str | None = None) -> AttestationLeaf:
     signed = SignedAttestation(verdict.attestation, signature, exp.domain)
     if exp.kind != "proof":
         return AttestationLeaf(signed)
     proof, _ = parse_proof_bytes(verdict.result)
     pr = proof_from_json(proof)
     words = [*g1_words(pr.a), *g2_words(pr.b), *g1_words(pr.c)]
-    return AttestationLeaf(signed, proof_commitment(keccak(f"mimc7-{rounds}".encode()), words,
+    circuit_key = keccak(f"mimc7-{rounds}".encode()) if rounds is not None else bytes.fromhex(str(circuit))
+    return AttestationLeaf(signed, proof_commitment(circuit_key, words,
                                                     list(exp.public_inputs)))
 
 
@@ -148,7 +157,9 @@ def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: Co
     ex.complete_job(s, job.job_id, result_path=f"db:job_blobs/{job.job_id}/result",
                     result_hash=p.result_hash.lower(), attestation=attestation, fee_bps=fee_bps, now_s=now_s)
     rounds = job.spec["params"].get("rounds")
-    add_attestation(s, _leaf(exp, verdict, sig, rounds), added_at_s=now_s, job_ref=job.job_id)
+    add_attestation(s, _leaf(exp, verdict, sig, rounds, job.spec["params"].get("circuit")), added_at_s=now_s,
+                    job_ref=job.job_id)
+    circuits.drop_witness(s, job.job_id)  # the client's secret is not kept once the job is paid
     outcome = {"job_id": job.job_id, "status": "paid", "reason": None}
     leases.close(s, lease, "completed", now_s, outcome)
     return outcome

@@ -22,9 +22,10 @@ from market import ledger
 from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
-from market.core.tickets import (TicketInputError, hex32, inference_input_hash, proof_input_hash, proof_ticket,
-                                 sentences_from_text)
-from market.db.models import JobBlob, JobEventRecord, JobRecord, LeaseRecord
+from market.core.tickets import (TicketInputError, circuit_input_hash, hex32, inference_input_hash, is_circuit_id,
+                                 proof_input_hash, proof_ticket, sentences_from_text)
+from market.db.models import CircuitRecord, JobBlob, JobEventRecord, JobRecord, LeaseRecord
+from market.exchange import circuits
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError, conflict, invalid, not_found, not_owner
 from market.protocol import ErrorCode, JobSpecIn
@@ -51,11 +52,14 @@ def decode_input(spec: JobSpecIn, config: ServiceConfig) -> bytes:
         raise invalid("spec.input_b64", "not base64") from None
 
 
-def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig) -> tuple[ex.JobSpec, bytes | None]:
-    """The exchange's :class:`JobSpec` for a client's spec, and the input bytes to keep (inference).
+def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
+             s: Session | None = None) -> tuple[ex.JobSpec, bytes | None]:
+    """The exchange's :class:`JobSpec` for a client's spec, and the input bytes to keep (inference text, or the
+    witness of a proof on a registered circuit: ``s`` is needed to look the circuit up).
 
     Raises:
-        ServiceError: ``invalid`` / ``too_large`` (see :func:`decode_input`); too many proof rounds.
+        ServiceError: ``invalid`` / ``too_large`` (see :func:`decode_input`); too many proof rounds; an unknown
+        circuit (``not_found``); a witness that does not fit the circuit or its claimed public signals.
     """
     job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
     common: dict[str, Any] = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
@@ -70,6 +74,8 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig) -> tuple[ex.Jo
         params = {"n_sentences": n, "input_bytes": len(data)}
         return ex.JobSpec(input_hash=hex32(inference_input_hash(data)), params=params,
                           duration_estimate_s=max(1, n // SENTENCES_PER_S), **common), data
+    if spec.kind == "proof" and is_circuit_id(str(spec.circuit)):
+        return _circuit_spec(s, spec, config, common)
     rounds = int(spec.rounds or 0)  # the model guarantees circuit, rounds and preimage for proof jobs
     if rounds > config.max_proof_rounds:
         raise invalid("spec.rounds", f"at most {config.max_proof_rounds} rounds")
@@ -79,13 +85,36 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig) -> tuple[ex.Jo
     return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
 
 
+def _circuit_spec(s: Session | None, spec: JobSpecIn, config: ServiceConfig,
+                  common: dict[str, Any]) -> tuple[ex.JobSpec, bytes]:
+    """A proof job on a registered circuit: the witness checked against the circuit (the witness is kept only
+    as the job's blob, never in params or logs)."""
+    rec = s.get(CircuitRecord, str(spec.circuit)) if s is not None else None
+    if rec is None:
+        raise not_found("circuit", str(spec.circuit))
+    b64 = spec.witness_b64 or ""
+    if len(b64) > config.max_input_bytes * 4 // 3 + 4:
+        raise ServiceError(ErrorCode.TOO_LARGE, f"witness over {config.max_input_bytes} bytes", "")
+    try:
+        wtns = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("spec.witness_b64", "not base64") from None
+    try:
+        public = circuits.witness_public(rec, wtns, spec.public)
+    except circuits.CircuitError as exc:
+        raise invalid("spec.witness_b64", str(exc)) from None
+    params = {"circuit": rec.circuit_id, "public": [str(x) for x in public], "n_constraints": rec.n_constraints}
+    input_hash = hex32(circuit_input_hash(rec.circuit_id, public))
+    return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), wtns
+
+
 def submit(s: Session, signer: str, spec_in: JobSpecIn, config: ServiceConfig, now_s: float) -> JobRecord:
     """Record the job and escrow its max price from the signer's balance (idempotent on the job id).
 
     Raises:
         ServiceError: ``conflict`` (id taken by another job or client), ``insufficient_funds``, ``invalid``.
     """
-    spec, data = job_spec(signer, spec_in, config)
+    spec, data = job_spec(signer, spec_in, config, s)
     existing = s.get(JobRecord, spec.job_id)
     if existing is not None and existing.client != signer:
         raise conflict(f"job id {spec.job_id!r} is taken", "pick another job_id (or omit it)")
@@ -102,8 +131,9 @@ def submit(s: Session, signer: str, spec_in: JobSpecIn, config: ServiceConfig, n
         have = ledger.balance(s, ledger.client_account(signer))
         raise ServiceError(ErrorCode.INSUFFICIENT_FUNDS, f"balance {have} wei < max price {spec.max_price_wei} wei",
                            "deposit first (development: `raymarket dev` faucet)") from None
-    if data is not None and s.get(JobBlob, (job.job_id, "input")) is None:
-        s.add(JobBlob(job_id=job.job_id, name="input", size_bytes=len(data), data=data))
+    blob_name = "input" if spec.kind == "inference" else "witness"
+    if data is not None and s.get(JobBlob, (job.job_id, blob_name)) is None:
+        s.add(JobBlob(job_id=job.job_id, name=blob_name, size_bytes=len(data), data=data))
     return job
 
 
@@ -146,6 +176,7 @@ def cancel(s: Session, signer: str, job_id: str, now_s: float | None = None) -> 
         if job.collateral_wei > 0 and job.provider is not None:
             ledger.unlock_collateral(s, ids.collateral_unlock_id(job_id, job.attempt), job.provider, job_id)
     ledger.void_escrow(s, ids.cancel_id(job_id), job_id)
+    circuits.drop_witness(s, job_id)
     record(s, job, JobEvent.CANCEL, now_s, refund_wei=str(job.max_price_wei), revoked_lease=revoked)
     return job
 

@@ -91,6 +91,12 @@ def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
         if blob is None:
             raise LookupError(f"job {job.job_id} has no stored input")
         return {"input_b64": base64.b64encode(blob.data).decode()}
+    if "rounds" not in params:  # a registered circuit: the zkey by hash, the client's witness
+        blob = s.get(JobBlob, (job.job_id, "witness"))
+        if blob is None:
+            raise LookupError(f"job {job.job_id} has no stored witness")
+        return {"circuit": params["circuit"], "zkey_sha256": params["circuit"], "public": list(params["public"]),
+                "witness_b64": base64.b64encode(blob.data).decode()}
     return {"circuit": params["circuit"], "rounds": int(params["rounds"]), "preimage": params["preimage"],
             "public": list(params["public"]), "setup_seed": DEV_SETUP_SEED}
 
