@@ -5,8 +5,9 @@ Per epoch (:meth:`EpochPoster.run_epoch`), in this order:
 1. **Earnings.** Each registered provider's free balance ``provider:<name>`` (earnings, rescuer shares) moves to
    ``claimable:<its address>`` (:func:`market.ledger.chain.sweep_earnings`). Clients' unused balances become
    claimable only when they ask (:func:`market.ledger.chain.mark_withdrawable`, the ``withdraw`` request).
-2. **Slashes.** Every ledger slash made final (burned / rescuer / client shares already moved in the ledger) is
-   carried out on chain once: ``Vault.slash(provider address, amount, burned, ref = keccak(slash id))`` takes the
+2. **Slashes.** Queued ledger slashes whose cancel window has closed are made final (the burned / rescuer /
+   client shares move in the ledger: :func:`market.ledger.finalize_slash`), and every final slash is carried out
+   on chain once: ``Vault.slash(provider address, amount, burned, ref = keccak(slash id))`` takes the
    stake (active first, then unbonding that has not matured), sends the burned part to the burn sink and the rest
    to the claim pool that backs the rescuer's and the client's claimable shares. The deposit watcher then moves
    the burned wei out of the ledger's ``burn`` account when it sees the confirmed ``Slashed`` event.
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from contracts.errors import ContractReverted
 from contracts.vault import ClaimTree
 from market.db.models import ProviderRecord
+from market import ledger
 from market.ledger import chain as money
 from market.settlement.deposits import WriteTx, slash_ref
 from market.settlement.vault_models import VaultEpoch, VaultSlash
@@ -62,6 +64,7 @@ class EpochResult:
     status), and the epoch posted (None when the root was unchanged or the post failed; ``error`` says why)."""
 
     swept: dict[str, int] = field(default_factory=dict)
+    finalized: list[str] = field(default_factory=list)
     slashes: dict[str, str] = field(default_factory=dict)
     epoch: int | None = None
     root: str | None = None
@@ -88,6 +91,7 @@ class EpochPoster:
         now = time.time() if now_s is None else now_s
         out = EpochResult()
         out.swept = self.sweep_earnings()
+        out.finalized = self.finalize_due_slashes(now)
         out.slashes = self.send_slashes()
         self.post_root(now, out)
         return out
@@ -108,6 +112,16 @@ class EpochPoster:
                 if moved is not None:
                     swept[name] = moved.amount_wei
         return swept
+
+    def finalize_due_slashes(self, now_s: float) -> list[str]:
+        """Make final every queued ledger slash whose cancel window closed by ``now_s``; returns their ids."""
+        with Session(self.engine) as s:
+            due = list(s.scalars(text("SELECT id FROM ledger_slashes WHERE status = 'pending' AND final_after_s <= :now "
+                                      "ORDER BY id"), {"now": now_s}))
+        for slash_id in due:
+            with WriteTx(self.engine, self._lock) as s:
+                ledger.finalize_slash(s, f"final:{slash_id}", slash_id, now_s)
+        return due
 
     def send_slashes(self) -> dict[str, str]:
         """``Vault.slash`` for every final ledger slash not yet sent; returns slash id -> ``sent`` | ``failed``."""

@@ -99,12 +99,11 @@ def test_slash_during_unbonding_reaches_the_stake_and_unstake_waits_for_maturity
         assert chain_ledger.reach_unbonding(s, "reach:s1", "p1", ETH) == ETH
         sl = ledger.slash(s, "s1", "p1", "j1", "wrong_result", 0.0, client=address(client), amount_wei=ETH,
                           window_s=0.0)
-        ledger.finalize_slash(s, "final:s1", "s1", 1.0)
     assert sl.burn_wei + sl.client_wei == ETH and sl.client_wei > 0
-    m.assert_sound()  # nothing left the Vault yet: the ledger's burn account still holds the burned part
+    m.assert_sound()  # nothing left the Vault yet: the slash is queued in the ledger
     poster = EpochPoster(m.engine, m.vault, m.operator_key)
-    result = poster.run_epoch()
-    assert result.slashes == {"s1": "sent"}
+    result = poster.run_epoch()  # the window closed: final in the ledger, then carried out on chain
+    assert result.finalized == ["s1"] and result.slashes == {"s1": "sent"}
     info = m.vault.stake_of(address(provider))
     assert (info.active, info.unbonding) == (0, ETH)  # the slash reached the unbonding stake
     m.watcher.poll_once()

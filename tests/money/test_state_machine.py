@@ -20,7 +20,7 @@ from market.db.models import ProviderRecord
 from market.ledger import chain as chain_ledger
 from market.settlement.audit import audit
 from market.settlement.epochs import EpochPoster
-from tests.money.conftest import ETH, UNBONDING_S, make_money
+from tests.money.conftest import UNBONDING_S, make_money
 
 GWEI = 10**9
 CHAIN = None
