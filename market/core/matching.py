@@ -287,21 +287,23 @@ def _unique_rows_lexsort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sk[new], inv
 
 
-def _shape_keys(jb: JobBook) -> np.ndarray:
-    """Shape key columns: cpus, gpus, model (GPU jobs), memory, reputation floor (float bits), mask words.
-    Memory (1/8 octave, rounded down) and the reputation floor (0.05 steps, down) are bucketed when there
-    are more than MAX_EXACT_SHAPES exact keys; buckets only loosen a shape's offer list, every pair is
-    still checked exactly."""
+def _shape_keys(jb: JobBook) -> tuple[np.ndarray, np.ndarray]:
+    """The shapes: unique key rows (cpus, gpus, model (GPU jobs), memory, reputation floor (float bits), mask
+    words; lexicographic order) and each job's row. Memory (1/8 octave, rounded down) and the reputation
+    floor (0.05 steps, down) are bucketed when there are more than MAX_EXACT_SHAPES exact keys; buckets
+    only loosen a shape's offer list, every pair is still checked exactly."""
     model_key = np.where(jb.gpus > 0, jb.model, -1).astype(np.int64)
     rep = jb.min_reputation.copy()
     cols = [jb.cpus, jb.gpus, model_key, jb.mem, rep.view(np.int64), *(jb.mask.view(np.int64).T)]
     keys = np.stack(cols, axis=1)
-    if len(_unique_rows(keys)[0]) > MAX_EXACT_SHAPES:
+    uniq, inv = _unique_rows(keys)
+    if len(uniq) > MAX_EXACT_SHAPES:
         mem = keys[:, 3].astype(np.float64)
         bucket = np.where(mem > 0, np.exp2(np.floor(np.log2(np.maximum(mem, 1.0)) * 8) / 8), 0.0)
         keys[:, 3] = np.minimum(np.floor(bucket).astype(np.int64), jb.mem)
         keys[:, 4] = np.minimum(np.floor(rep * 20) / 20, rep).view(np.int64)
-    return keys
+        uniq, inv = _unique_rows(keys)
+    return uniq, inv
 
 
 def build_shapes(jb: JobBook, ob: OfferBook) -> tuple[np.ndarray, tuple, np.ndarray]:
@@ -312,7 +314,7 @@ def build_shapes(jb: JobBook, ob: OfferBook) -> tuple[np.ndarray, tuple, np.ndar
         s_gpus, s_mem, s_bond); ``s_bond`` is the smallest collateral of the shape's jobs; ``first_cost``
         is the cheapest cost per reference-second of each shape (inf: no offer).
     """
-    uniq, inv = _unique_rows(_shape_keys(jb))
+    uniq, inv = _shape_keys(jb)
     s_bond = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(s_bond, inv, jb.collateral)
     ptr, offs, costs, first = K.shape_lists(uniq[:, :4].copy(), uniq[:, 4].copy().view(np.float64),
