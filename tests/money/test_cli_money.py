@@ -37,7 +37,7 @@ def test_deposit_withdraw_claim_audit_on_the_cli(tmp_path) -> None:
     svc = ThreadService(Settings(data_dir=tmp_path / "data", settlement_window_s=1.0),
                         ServiceConfig(lease_s=6.0, round_interval_s=0.1, dev=True)).start()
     try:
-        svc.runtime.money.epoch_interval_s = 0.5
+        svc.runtime.money.epoch_interval_s = svc.runtime.money.poll_interval_s = 0.5
         chain = svc.runtime.chain.chain
         key = Account.create().key.hex()  # generated test key
         send_transaction(chain, chain.account(chain.dev_keys[1]),

@@ -33,7 +33,7 @@ def test_deposit_withdraw_claim_through_the_service(tmp_path) -> None:
     svc = ThreadService(settings, ServiceConfig(lease_s=6.0, round_interval_s=0.1, dev=True)).start()
     try:
         rt = svc.runtime
-        rt.money.epoch_interval_s = 0.5
+        rt.money.epoch_interval_s = rt.money.poll_interval_s = 0.5
         chain = rt.chain.chain
         client_key, provider_key = (Account.create().key.hex() for _ in range(2))  # generated test keys
         for key in (client_key, provider_key):

@@ -58,6 +58,9 @@ class MoneyService:
     gauges: dict[str, Gauge]
     last_epoch_s: float = 0.0
     last_audit: AuditReport | None = None
+    #: Seconds between deposit-watcher polls and audits (the loop ticks faster).
+    poll_interval_s: float = 1.0
+    last_poll_s: float = 0.0
 
 
 def _meta(s: Session, key: str) -> str | None:
@@ -136,8 +139,9 @@ def run_audit(rt: Any) -> AuditReport:
 def step(rt: Any, now_s: float) -> None:
     """One background pass: apply confirmed Vault events, run a due epoch, audit."""
     m: MoneyService | None = getattr(rt, "money", None)
-    if m is None:
+    if m is None or now_s - m.last_poll_s < m.poll_interval_s:
         return
+    m.last_poll_s = now_s
     m.watcher.poll_once()
     if now_s - m.last_epoch_s >= m.epoch_interval_s:
         m.last_epoch_s = now_s
