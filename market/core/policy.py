@@ -67,3 +67,29 @@ def default_gpu_price_wei(price_per_cpu_s_wei: int, gpus: int) -> int:
 #: How many recent clearing prices of the same job kind a quote's p50 / p90 come from. Project choice:
 #: enough for a stable p90, recent enough to follow the market.
 QUOTE_RECENT_PRICES = 200
+
+
+# ----------------------------------------------------------------------------- collateral
+
+#: Default collateral of a job, in basis points of its max price, by how its result is verified (issue 14
+#: finding 5: a job with 0 collateral made a provable wrong result slash nothing). Project choice:
+#: ``exact`` (proof jobs: the exchange checks the Groth16 pairing before paying, and a bad settled leaf can
+#: be challenged on chain) 10%: a wrong proof is never paid, the stake only answers for the client's lost
+#: time; ``spot`` (inference: only sampled rows are re-executed, so a wrong result can be paid) 100%: a
+#: caught cheat loses at least what the job could have paid it.
+DEFAULT_COLLATERAL_BPS = {"exact": 1_000, "spot": 10_000}
+
+#: How each job kind's result is verified (the key of :data:`DEFAULT_COLLATERAL_BPS`).
+VERIFICATION_POLICY = {"proof": "exact", "inference": "spot"}
+
+
+def default_collateral_wei(max_price_wei: int, kind: str) -> int:
+    """Collateral (wei of the provider's free bond locked while it holds the job) for a job the client gave no
+    collateral for: ``max_price_wei * DEFAULT_COLLATERAL_BPS[VERIFICATION_POLICY[kind]] // 10_000``, at least
+    1 wei for a priced job (so a provider with no bond is never matched).
+
+    Raises:
+        KeyError: an unknown job kind.
+    """
+    bps = DEFAULT_COLLATERAL_BPS[VERIFICATION_POLICY[kind]]
+    return max(max_price_wei * bps // 10_000, 1 if max_price_wei > 0 else 0)

@@ -95,7 +95,8 @@ from market.ledger.reservations import (
     void_escrow,
 )
 from market.ledger.slashes import Slash, cancel_slash, finalize_slash, get_slash, slash
-from market.ledger.stake import Unbond, UnbondCompletion, bond, complete_unbond, request_unbond, unbonds
+from market.ledger.stake import (Unbond, UnbondCompletion, bond, complete_unbond, request_unbond,
+                                  slashable_unbonding_wei, unbonds)
 from market.ledger.transfers import BatchResult, Receipt, TransferSpec, deposit, post_batch, transfer, withdraw
 
 __all__ = [
@@ -111,7 +112,7 @@ __all__ = [
     "Pending", "Settlement", "Resolution", "escrow_job", "lock_collateral", "release_payment", "void_escrow",
     "refund_job", "unlock_collateral", "expire_pending", "pending_for_job",
     # stake
-    "Unbond", "UnbondCompletion", "bond", "request_unbond", "complete_unbond", "unbonds",
+    "Unbond", "UnbondCompletion", "bond", "request_unbond", "complete_unbond", "unbonds", "slashable_unbonding_wei",
     # slashes
     "Slash", "slash", "cancel_slash", "finalize_slash", "get_slash",
     # invariants

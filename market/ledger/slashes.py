@@ -18,10 +18,11 @@ from market.core.slashing import SLASH_CANCEL_WINDOW_S, SlashReason, rule_for, s
 from market.ledger._checks import check_id, check_time, op_digest
 from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require
 from market.ledger.accounts import (BURN_ACCOUNT, bond_account, client_account, collateral_account,
-                                    provider_account, slashing_account)
+                                    provider_account, slashing_account, unbonding_account)
 from market.ledger.errors import (InvalidAmount, InvalidArgument, PendingNotFound, SlashAlreadyResolved,
                                   SlashExceedsBond, SlashNotFound, SlashWindowClosed, SlashWindowOpen)
 from market.ledger.reservations import PENDING_UPDATE, lock_open_pending
+from market.ledger.stake import slashable_unbonds, take_unbonding
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,14 @@ def slash(s: Session, transfer_id: str, provider: str, job_id: str, reason: Slas
 
     The amount is the rule's fraction (:data:`market.core.slashing.SLASH_RULES`) of the provider's open
     collateral lock for the job, or ``amount_wei`` when an arbiter gives it. It is taken from that
-    lock first, then from the free bond, into ``slashing:<provider>``; :func:`finalize_slash` pays
+    lock first, then from the free bond, then from unbonding stake that has not matured yet (newest
+    request first: stake stays slashable until it matures, issue 14 finding 5), into ``slashing:<provider>``; :func:`finalize_slash` pays
     it out (burn / rescuer's ``provider:`` account / ``client:`` account) and :func:`cancel_slash`
     returns it to the free bond. The id of the slash is ``transfer_id``.
 
     Raises:
         InvalidArgument (unknown reason), InvalidAmount, PendingNotFound (no lock and no amount),
-        SlashExceedsBond (amount > lock + free bond), UnknownAccount (rescuer / client accounts
+        SlashExceedsBond (amount > lock + free bond + unmatured unbonding), UnknownAccount (rescuer / client accounts
         must exist), IdempotencyConflict.
     """
     c = ctx(s)
@@ -91,8 +93,10 @@ def slash(s: Session, transfer_id: str, provider: str, job_id: str, reason: Slas
         return Slash(**done)
     lock = lock_open_pending(c, job_id, "collateral", provider)
     coll, free, hold = collateral_account(provider), bond_account(provider), slashing_account(provider)
+    unbonding = slashable_unbonds(c, provider, now)
+    unb = unbonding_account(provider) if unbonding else None
     payees = [None if rescuer is None else provider_account(rescuer), None if client is None else client_account(client)]
-    accts = lock_accounts(c, (coll, free, hold, *payees))
+    accts = lock_accounts(c, (coll, free, hold, unb, *payees))
     if (done := replay(c, transfer_id, "slash", digest)) is not None:
         return Slash(**done)
     require(accts, coll, free, hold, *payees)
@@ -102,15 +106,18 @@ def slash(s: Session, transfer_id: str, provider: str, job_id: str, reason: Slas
     amount = amount_wei if amount_wei is not None else slash_amount_wei(rule, locked)
     if amount <= 0:
         raise InvalidAmount("amount_wei", amount)
-    if amount > locked + accts[free].balance:
-        raise SlashExceedsBond(provider, amount, locked + accts[free].balance)
+    free_wei, unb_wei = max(accts[free].balance, 0), sum(a for _, a in unbonding)
+    if amount > locked + free_wei + unb_wei:
+        raise SlashExceedsBond(provider, amount, locked + free_wei + unb_wei)
     from_coll = min(amount, locked)
+    from_free = min(amount - from_coll, free_wei)
     split = split_slash(rule, amount, has_rescuer=rescuer is not None, has_client=client is not None)
     result = Slash(transfer_id, provider, job_id, rule.reason.value, lock.pending_id if lock else None, amount,
                    from_coll, amount - from_coll, rescuer, client, split.burn_wei, split.rescuer_wei,
                    split.client_wei, now, now + window, "pending")
-    legs = legs_of(transfer_id, [(coll, hold, from_coll, "slash"), (free, hold, amount - from_coll, "slash")], job_id)
-    writes = []
+    legs = legs_of(transfer_id, [(coll, hold, from_coll, "slash"), (free, hold, from_free, "slash"),
+                                 (unb or free, hold, amount - from_coll - from_free, "slash")], job_id)
+    writes = take_unbonding(unbonding, amount - from_coll - from_free, transfer_id)
     if lock is not None and from_coll:
         left = lock.remaining_wei - from_coll
         writes.append((PENDING_UPDATE, {"remaining": left, "status": "pending" if left else "posted",

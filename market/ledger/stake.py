@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from market.core.slashing import UNBONDING_PERIOD_S
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay
+from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay
 from market.ledger.accounts import bond_account, provider_account, unbonding_account
 from market.ledger.errors import UnbondingNotMatured
 from market.ledger.transfers import Receipt, transfer
@@ -56,6 +57,7 @@ _UNBOND_INSERT = text("INSERT INTO ledger_unbonds (id, provider, amount_wei, req
                       "VALUES (:id, :provider, :amount, :at, :matures, 'pending')")
 _UNBOND_COLS = "id, provider, amount_wei, requested_at_s, matures_at_s, status"
 _UNBOND_COMPLETE = text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id")
+_UNBOND_SHRINK = text("UPDATE ledger_unbonds SET amount_wei = :a WHERE id = :id")
 
 
 def request_unbond(s: Session, transfer_id: str, provider: str, amount_wei: int, now_s: float, *,
@@ -114,6 +116,37 @@ def complete_unbond(s: Session, transfer_id: str, provider: str, now_s: float) -
     commit(c, accts, legs, [op_row(transfer_id, "complete_unbond", digest, result)],
            [(_UNBOND_COMPLETE, [{"by": transfer_id, "id": r[0]} for r in matured])])
     return result
+
+
+def slashable_unbonds(c: Ctx, provider: str, now_s: float) -> list[tuple[str, int]]:
+    """``provider``'s pending unbond requests not matured at ``now_s`` as (id, amount_wei), newest first
+    (locked FOR UPDATE on Postgres): the unbonding stake a slash may still take."""
+    lock = " FOR UPDATE" if c.pg else ""
+    rows = c.s.execute(text(f"SELECT id, amount_wei FROM ledger_unbonds WHERE provider = :p AND status = 'pending' "
+                            f"AND matures_at_s > :now ORDER BY matures_at_s DESC, id DESC{lock}"),
+                       {"p": provider, "now": now_s}).all()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def slashable_unbonding_wei(s: Session, provider: str, now_s: float) -> int:
+    """Wei of ``provider``'s unbonding stake not matured at ``now_s``: still slashable (see ``slash``)."""
+    return sum(a for _, a in slashable_unbonds(ctx(s), provider, now_s))
+
+
+def take_unbonding(unbonding: list[tuple[str, int]], amount_wei: int, by: str) -> list[tuple[Any, Any]]:
+    """Side writes that shrink the unbond requests ``unbonding`` (in order) by ``amount_wei`` in all; a request
+    taken whole is closed (``completed`` by ``by``, nothing left to pay out)."""
+    writes: list[tuple[Any, Any]] = []
+    for unbond_id, amount in unbonding:
+        if amount_wei <= 0:
+            break
+        part = min(amount_wei, amount)
+        if part == amount:
+            writes.append((_UNBOND_COMPLETE, {"by": by, "id": unbond_id}))
+        else:
+            writes.append((_UNBOND_SHRINK, {"a": amount - part, "id": unbond_id}))
+        amount_wei -= part
+    return writes
 
 
 def unbonds(s: Session, provider: str) -> list[Unbond]:

@@ -36,14 +36,15 @@ def provider_by_address(s: Session, address: str) -> str | None:
     return s.scalars(select(ProviderRecord.name).where(func.lower(ProviderRecord.address) == address.lower())).first()
 
 
-def challenge_slash_wei(s: Session, job_id: str, provider: str) -> int:
+def challenge_slash_wei(s: Session, job_id: str, provider: str, now_s: float | None = None) -> int:
     """What a successful challenge of ``job_id``'s leaf costs ``provider``, in wei (0 = nothing to take).
 
     ``max(collateral, price)``: the job's collateral (``jobs.collateral_wei``, 0 for a job the exchange does
     not know) or, when larger, its price (the exchange's cleared price, else the price attested in the
     settled leaf) -- the collateral lock itself was released at payment, so a fault found after
     settlement must cost at least what it was paid. Capped at what the provider still has at stake:
-    its open collateral lock for the job plus its free bond.
+    its open collateral lock for the job plus its free bond plus its unbonding stake not matured at ``now_s``
+    (default: now; issue 14 finding 5).
     """
     job = s.get(JobRecord, job_id)
     collateral = int(job.collateral_wei) if job is not None else 0
@@ -55,7 +56,8 @@ def challenge_slash_wei(s: Session, job_id: str, provider: str) -> int:
             pass
     locked = sum(p.remaining_wei for p in ledger.pending_for_job(s, job_id, "collateral")
                  if p.party == provider and p.status == "pending")
-    return min(max(collateral, price), locked + ledger.balance(s, ledger.bond_account(provider)))
+    unbonding = ledger.slashable_unbonding_wei(s, provider, time.time() if now_s is None else now_s)
+    return min(max(collateral, price), locked + ledger.balance(s, ledger.bond_account(provider)) + unbonding)
 
 
 def slash_provider_on_challenge(s: Session, job_id: str, provider: str, reason: str,
@@ -90,11 +92,11 @@ def slash_provider_on_challenge(s: Session, job_id: str, provider: str, reason: 
         return ledger.get_slash(s, slash_id)
     except ledger.SlashNotFound:
         pass
-    amount = challenge_slash_wei(s, job_id, name)
+    now_s = time.time() if now_s is None else now_s
+    amount = challenge_slash_wei(s, job_id, name, now_s)
     if amount <= 0:
         return None
     job = s.get(JobRecord, job_id)
-    now_s = time.time() if now_s is None else now_s
     return ledger.slash(s, slash_id, name, job_id, SlashReason.WRONG_RESULT, now_s, amount_wei=amount,
                         client=job.client if job is not None else None)
 

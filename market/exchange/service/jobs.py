@@ -22,6 +22,7 @@ from market import ledger
 from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
+from market.core.policy import default_collateral_wei
 from market.core.tickets import (TicketInputError, circuit_input_hash, hex32, inference_input_hash, is_circuit_id,
                                  proof_input_hash, proof_ticket, sentences_from_text)
 from market.db.models import CircuitRecord, JobBlob, JobEventRecord, JobRecord, LeaseRecord
@@ -64,7 +65,8 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
     job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
     common: dict[str, Any] = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
                   deadline_s=spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
-                  memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei)
+                  memory_bytes=spec.memory_bytes,  # no collateral given: the policy's default (issue 14 #5)
+                  collateral_wei=spec.collateral_wei or default_collateral_wei(spec.max_price_wei, spec.kind))
     if spec.kind == "inference":
         data = decode_input(spec, config)
         try:
