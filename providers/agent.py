@@ -500,15 +500,21 @@ def run_agent(config: AgentConfig, *, progress: Callable[[str], None] = print,
     """
     account = load_keystore(config.keystore, read_password(config.password, config.password_file))
     agent = Agent(config, account, progress)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
-        signal.signal(signal.SIGINT, lambda *_: agent.request_stop())
-        signal.signal(signal.SIGUSR1, lambda *_: agent.drain())
+    main_thread = threading.current_thread() is threading.main_thread()
+
+    def install_handlers() -> None:
+        if main_thread:
+            signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
+            signal.signal(signal.SIGINT, lambda *_: agent.request_stop())
+            signal.signal(signal.SIGUSR1, lambda *_: agent.drain())
+
+    install_handlers()
     try:
         summary = agent.start()
     except BaseException:
         agent.shutdown()
         raise
+    install_handlers()  # again: ray.init installs its own SIGTERM handler (which exits at once)
     if on_started is not None:
         on_started(summary)
     agent.run()
