@@ -12,6 +12,8 @@ from market.settings import Settings
 from tests.service.harness import ThreadService
 
 ROUNDS = 4
+#: Lease lifetime of the test services, seconds: short, yet long enough on a loaded 2-core box.
+LEASE_S = 6.0
 #: Small request limits so that the size checks are cheap to exercise.
 SMALL_LIMITS = {"max_body_bytes": 2 * 2**20, "max_result_bytes": 2**20, "max_input_bytes": 256 * 2**10}  # MiMC-7 rounds of the test proof jobs: the flow, not the prover, is under test
 
@@ -32,10 +34,10 @@ def keys_dir(tmp_path_factory):
 
 
 def start_service(data_dir, database_url=None, rpc_url=None) -> ThreadService:
-    """The service in dev mode with short leases (3 s), a fast loop and 1 s settlement windows."""
+    """The service in dev mode with short leases (``LEASE_S``), a fast loop and 1 s settlement windows."""
     settings = Settings(data_dir=data_dir, database_url=database_url, rpc_url=rpc_url, settlement_window_s=1.0,
                         max_attempts=3)
-    return ThreadService(settings, ServiceConfig(lease_s=3.0, round_interval_s=0.1, dev=True, **SMALL_LIMITS)).start()
+    return ThreadService(settings, ServiceConfig(lease_s=LEASE_S, round_interval_s=0.1, dev=True, **SMALL_LIMITS)).start()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import numpy as np
 import uvicorn
 from eth_account import Account
 from eth_hash.auto import keccak
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
 from market.core.tickets import canonical_proof_bytes, dev_proving_key
@@ -80,7 +80,7 @@ class ProcessService:
         cmd = [sys.executable, "-m", "market.exchange.service", "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        wait_healthy(self.url, 120, self.proc)
+        wait_healthy(self.url, 300, self.proc)
         return self
 
     def kill(self) -> None:
@@ -149,6 +149,16 @@ class Heartbeats:
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def payments(s: Any, job_id: str) -> list[tuple[str, int]]:
+    """``(credited account, wei)`` of every ``payment`` leg of ``job_id`` in the ledger journal (one if paid once;
+    later sweeps of the provider's balance, e.g. epochs, do not change this)."""
+    from market.ledger.models import Transfer
+
+    rows = s.execute(select(Transfer.credit_account_id, Transfer.amount_wei)
+                     .where(Transfer.job_id == job_id, Transfer.kind == "payment")).all()
+    return [(r[0], int(r[1])) for r in rows]
 
 
 SNAPSHOT_TABLES = ("ledger_accounts", "ledger_transfers", "jobs", "job_events", "leases", "request_nonces",

@@ -14,7 +14,7 @@ from market import ledger
 from market.client import ApiError
 from market.db.models import LeaseRecord
 from tests.service.conftest import ROUNDS, new_key
-from tests.service.harness import Heartbeats, attest, run_lease
+from tests.service.harness import Heartbeats, attest, payments, run_lease
 
 PRICE = 10**15
 BOND = 10**17
@@ -29,8 +29,8 @@ def _complete(pc, name, key, lease, keys_dir, sign_key=None):
 
 def _paid_once(service, job_id, provider):
     with Session(service.runtime.engine) as s:
-        pays = [t for t in ledger.history(s, ledger.provider_account(provider)) if job_id in str(t)]
-        assert len(pays) == 1, pays
+        (account, _), = payments(s, job_id)
+        assert account == ledger.provider_account(provider)
         assert ledger.check_invariants(s) == []
 
 
@@ -49,7 +49,7 @@ def test_silent_provider_loses_the_lease_and_the_job_goes_to_another(service, pa
     job = client.submit_proof(77, rounds=ROUNDS, max_price_wei=PRICE, collateral_wei=10**16)
     lease1 = _poll_until(p1, "p1")
     assert client.status(job["job_id"])["status"] == "running"
-    # p1 goes silent (no heartbeat); p2 keeps polling and gets the job after p1's lease (3 s) expires
+    # p1 goes silent (no heartbeat); p2 keeps polling and gets the job after p1's lease (LEASE_S) expires
     lease2 = _poll_until(p2, "p2", timeout_s=30)
     assert lease2["job_id"] == job["job_id"] and lease2["lease_id"] != lease1["lease_id"]
     hist = [e["event"] for e in client.status(job["job_id"])["history"]]
@@ -63,7 +63,6 @@ def test_silent_provider_loses_the_lease_and_the_job_goes_to_another(service, pa
     assert done["provider"] == "p2" and done["attempt"] == 2
     _paid_once(service, job["job_id"], "p2")
     with Session(service.runtime.engine) as s:
-        assert ledger.balance(s, ledger.provider_account("p1")) == 0
         assert ledger.balance(s, ledger.bond_account("p1")) == BOND  # collateral back: infrastructure loss
         statuses = sorted(s.scalars(select(LeaseRecord.status).where(LeaseRecord.job_id == job["job_id"])))
         assert statuses == ["completed", "expired"]
@@ -82,7 +81,6 @@ def test_wrong_attestation_is_rejected_slashed_and_reauctioned(service, parties,
     _paid_once(service, job["job_id"], "p2")
     with Session(service.runtime.engine) as s:
         assert ledger.balance(s, ledger.slashing_account("p1")) == 10**16  # queued slash (cancel window)
-        assert ledger.balance(s, ledger.provider_account("p1")) == 0
 
 
 def test_cancel_refunds_exactly_before_and_after_assignment(service, parties, keys_dir):

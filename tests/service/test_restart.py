@@ -4,7 +4,9 @@ same answer, and the Settlement contract is the one remembered in the database."
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session
 from market import ledger
 from market.client import ApiError, Client, ProviderClient
 from tests.service.conftest import ROUNDS, new_key
-from tests.service.harness import Heartbeats, ProcessService, attest, run_lease
+from tests.service.harness import Heartbeats, ProcessService, attest, payments, run_lease
 
 
 def _retry(call, timeout_s=60.0):
@@ -29,8 +31,9 @@ def _retry(call, timeout_s=60.0):
 
 def test_sigkill_mid_job_then_restart_pays_exactly_once(pg_url, anvil, tmp_path, keys_dir):
     args = ["--database-url", pg_url, "--rpc-url", anvil.rpc_url, "--data-dir", str(tmp_path / "data"), "--dev",
-            "--lease-s", "4", "--round-interval-s", "0.2", "--settlement-window-s", "1"]
-    svc = ProcessService(args, tmp_path / "service.log").start()
+            "--lease-s", "6", "--round-interval-s", "0.2", "--settlement-window-s", "1"]
+    log_dir = Path(tempfile.mkdtemp(prefix="rm-svc-log-"))  # outside pytest's rotating basetemp
+    svc = ProcessService(args, log_dir / "service.log").start()
     try:
         contract = Client(svc.url).info()["contract"]
         client = Client(svc.url, new_key())
@@ -44,7 +47,7 @@ def test_sigkill_mid_job_then_restart_pays_exactly_once(pg_url, anvil, tmp_path,
         with Heartbeats(pc, "p1", [job["job_id"]], every_s=0.3):
             svc.kill()  # mid-job: the provider has the lease and keeps computing
             result = run_lease(lease, keys_dir)
-            time.sleep(5)  # down for longer than the lease: the restart must not expire it
+            time.sleep(7)  # down for longer than the lease: the restart must not expire it
             svc.start()
             h, sig = attest(lease, key, result)
             answer = _retry(lambda: pc.complete(lease, result=result, result_hash=h, signature=sig))
@@ -64,7 +67,27 @@ def test_sigkill_mid_job_then_restart_pays_exactly_once(pg_url, anvil, tmp_path,
     engine = create_engine(pg_url)
     with Session(engine) as s:
         price = int(final["price_wei"])
-        assert ledger.balance(s, ledger.provider_account("p1")) == price - price * 100 // 10_000
+        assert payments(s, job["job_id"]) == [(ledger.provider_account("p1"), price - price * 100 // 10_000)]
         assert ledger.balance(s, ledger.client_account(client.address)) == 10**18 - price
         assert ledger.check_invariants(s) == []
     engine.dispose()
+
+
+def test_in_process_chain_is_redeployed_on_restart(tmp_path):
+    """The in-process EVM lives and dies with the service: a restart (even told the old address, as ``dev up``'s
+    config does) deploys the Settlement again on the new chain instead of failing (same deployer and nonce:
+    the same address, so clients' cached domain stays valid)."""
+    from market.exchange.service import ServiceConfig
+    from market.exchange.service.runtime import open_runtime
+    from market.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    first = open_runtime(settings, ServiceConfig())
+    old = first.domain.verifying_contract
+    first.close()
+    second = open_runtime(settings, ServiceConfig(contract=old))
+    try:
+        assert second.domain.verifying_contract == old
+        assert len(second.chain.chain.w3.eth.get_code(old)) > 0
+    finally:
+        second.close()

@@ -9,6 +9,7 @@ loop (rounds, lease expiry, settlement, watcher) runs while the app is served.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +27,7 @@ from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError
 from market.exchange.service.limits import DepthLimit
 from market.exchange.service.loop import Loop
-from market.exchange.service.runtime import Runtime, open_runtime
+from market.exchange.service.runtime import Runtime, grace_open_leases, open_runtime
 from market.protocol import ErrorCode
 
 log = logging.getLogger("raymarket.exchange")
@@ -100,6 +101,7 @@ def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     """The FastAPI app over an opened runtime; the loop starts and stops with the app when ``run_loop``."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        grace_open_leases(rt, time.time())
         loop = Loop(rt).start() if run_loop else None
         try:
             yield

@@ -55,7 +55,8 @@ def setup_chain(engine: Engine, rpc_url: str | None, contract: str | None, opera
     """Connect and find or deploy the Settlement contract (see the module docstring).
 
     A remembered contract that has no code on the chain (the in-process EVM does not outlive its process, or
-    anvil was restarted) is replaced by a fresh deployment, with a warning.
+    anvil was restarted) is replaced by a fresh deployment, with a warning; so is a configured one on a fresh
+    in-process chain (``dev up`` remembers the address in the config file, but that chain is new each start).
 
     Raises:
         contracts.errors.ChainUnreachable: the RPC endpoint does not answer.
@@ -65,6 +66,10 @@ def setup_chain(engine: Engine, rpc_url: str | None, contract: str | None, opera
     key = operator_key or chain.dev_keys[0]
     with Session(engine) as s, s.begin():
         remembered, block = _meta(s, CONTRACT_KEY), int(_meta(s, DEPLOY_BLOCK_KEY) or 0)
+        if contract and chain.kind == "in-process" and not _has_code(chain, contract):
+            log.warning("Settlement %s is not on this new in-process chain (it lives and dies with the service); "
+                        "deploying a new one", contract)
+            contract = None
         if contract:
             if not _has_code(chain, contract):
                 raise ValueError(f"no contract code at {contract} on chain {chain.chain_id}; omit --contract to deploy")

@@ -23,6 +23,7 @@ from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
 from market.core.policy import default_collateral_wei
+from proving.field import FR_MODULUS
 from market.core.tickets import (TicketInputError, circuit_input_hash, hex32, inference_input_hash, is_circuit_id,
                                  proof_input_hash, proof_ticket, sentences_from_text)
 from market.db.models import CircuitRecord, JobBlob, JobEventRecord, JobRecord, LeaseRecord
@@ -81,6 +82,8 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
     rounds = int(spec.rounds or 0)  # the model guarantees circuit, rounds and preimage for proof jobs
     if rounds > config.max_proof_rounds:
         raise invalid("spec.rounds", f"at most {config.max_proof_rounds} rounds")
+    if int(spec.preimage or 0) >= FR_MODULUS:  # never echo the preimage: it is the client's secret
+        raise invalid("spec.preimage", "must be below the BN254 scalar field modulus")
     ticket = proof_ticket(int(spec.preimage or 0), rounds, str(spec.circuit))
     params = {k: ticket[k] for k in ("circuit", "rounds", "preimage", "public")}
     input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))

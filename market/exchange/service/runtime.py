@@ -78,8 +78,8 @@ class Runtime:
 
 
 def open_runtime(settings: Any, config: ServiceConfig) -> Runtime:
-    """Migrate the database, open the engine, set up the chain and contract, settlement and watcher, and give
-    every open lease a fresh ``lease_s`` (the service was down: providers' work is not lost for that).
+    """Migrate the database, open the engine, set up the chain and contract, settlement and watcher; warm the
+    matching kernels.
 
     Raises:
         contracts.errors.ChainUnreachable, ValueError (see :func:`setup_chain`).
@@ -95,7 +95,6 @@ def open_runtime(settings: Any, config: ServiceConfig) -> Runtime:
                                                             confirmations=settings.confirmations), hooks)
     domain = ExchangeDomain(chainId=chain.chain.chain_id, verifyingContract=chain.contract.address)
     rt = Runtime(settings, config, engine, chain, settler, watcher, domain, Metrics())
-    _grace_open_leases(rt, time.time())
     warm_matching(settings.matching_rule)
     return rt
 
@@ -104,16 +103,25 @@ def warm_matching(rule: str) -> float:
     """Clear a small round so the matching kernels compile (numba, cached on disk) before the service takes
     jobs, rather than in its first round. Returns the seconds it took."""
     t0 = time.perf_counter()
-    jobs = tuple(JobOrder(job_id=f"warm-up-{i}", client="warm-up", kind="proof", duration_estimate_s=1 + i,
-                          max_price_wei=10**12, deadline_s=time.time() + 3600, cpus=1, memory_bytes=0)
-                 for i in range(3))
+    now = time.time()
+    jobs = tuple(JobOrder(job_id=f"warm-up-{i}", client="warm-up", kind=("proof", "inference")[i % 2],
+                          duration_estimate_s=1 + i, max_price_wei=10**12, deadline_s=now + 3600, cpus=1,
+                          gpus=i // 3, memory_bytes=0, collateral_wei=(0, 10)[i % 2],
+                          exclude_providers=frozenset({"warm-up-0"} if i == 2 else ()), attempt=int(i == 2))
+                 for i in range(4))
     offers = tuple(Offer(provider=f"warm-up-{i}", cpus=2, memory_bytes=2**30, price_per_cpu_s_wei=1 + i,
-                         free_bond_wei=0) for i in range(2))
-    RoundInputs(jobs=jobs, offers=offers, rule=rule, now_s=time.time()).clear()
+                         free_bond_wei=100, gpus=i, gpu_model="warm-up" if i else None,
+                         price_per_gpu_s_wei=50 * i) for i in range(2))
+    RoundInputs(jobs=jobs, offers=offers, rule=rule, now_s=now).clear()
     return time.perf_counter() - t0
 
 
-def _grace_open_leases(rt: Runtime, now_s: float) -> None:
+def grace_open_leases(rt: Runtime, now_s: float) -> int:
+    """Give every open lease at least ``lease_s`` from ``now_s`` (called as the service starts serving: it was
+    down, and the providers' work must not be lost for that). Returns how many leases are open."""
+    n = 0
     with rt.tx() as s:
         for lease in s.scalars(select(LeaseRecord).where(LeaseRecord.status.in_(OPEN_LEASE))):
             lease.expires_at = max(lease.expires_at, now_s + rt.config.lease_s)
+            n += 1
+    return n
