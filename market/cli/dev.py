@@ -9,9 +9,12 @@ reach them), each logging to ``<data_dir>/dev/*.log``:
 2. the exchange service (``raymarket exchange serve --dev``; SQLite under the data dir unless
    ``--database-url``);
 3. a development client key (``<data_dir>/keys/dev-client.json``, its password in a 0600 file: a
-   development key, never a real one) funded by the DEV faucet;
+   development key, never a real one) funded by a REAL Vault deposit: a well-known dev key of the chain
+   (anvil's, or the in-process EVM's through the exchange's dev relay) sends it chain ETH, and the client
+   deposits it with its own key (:func:`fund_on_chain`);
 4. N provider agents (``raymarket provider start``), each with its own key, its own data dir and its
-   own single-node Ray cluster with token auth, bonded by the DEV faucet.
+   own single-node Ray cluster with token auth, bonded by a REAL Vault stake from its own key (funded the
+   same way). No ledger money comes from the faucet, so ``raymarket audit`` is balanced.
 
 It records every process it started (PID and start time) in ``<data_dir>/dev/state.json`` and writes
 ``exchange_url``, ``contract``, ``chain_id``, ``rpc_url``, ``keystore`` and ``password_file`` into
@@ -48,6 +51,7 @@ from market.cli.common import DatabaseUrl, DataDir, JsonOut, RpcUrl, emit, out, 
 from market.cli.exit_codes import ExitCode
 from market.cli.jobs import result_file_name
 from market.client import Client
+from market.client.wallet import Wallet, dev_fund
 from market.settings import Settings, read_config, update_config
 from proving.errors import RaymarketError
 
@@ -298,6 +302,33 @@ def _ray_token(pdir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+#: Chain ETH a dev account gets beyond what it deposits or stakes, for its transactions' gas (wei).
+GAS_ALLOWANCE_WEI = 10**17
+
+
+def _provider_account(d: Path, name: str, password: str) -> Any:
+    key = d / "providers" / name / "key.json"
+    return Account.from_key(Account.decrypt(json.loads(key.read_text(encoding="utf-8")), password))
+
+
+def fund_on_chain(exchange_url: str, rpc_url: str | None, account: Any, *, deposit_wei: int = 0, stake_wei: int = 0,
+                  timeout_s: float = 120.0) -> None:
+    """Development funding through REAL Vault transactions: a well-known dev key sends ``account`` chain ETH
+    (:func:`market.client.wallet.dev_fund`), then ``account`` deposits / stakes it itself; waits until a deposit
+    is credited at the exchange (the deposit watcher, after its confirmations)."""
+    dev_fund(exchange_url, account.address, deposit_wei + stake_wei + GAS_ALLOWANCE_WEI, rpc_url=rpc_url)
+    w = Wallet(exchange_url, account, rpc_url=rpc_url)
+    if deposit_wei:
+        w.deposit(deposit_wei)
+    if stake_wei:
+        w.stake(stake_wei)
+    deadline = time.time() + timeout_s
+    while deposit_wei and int(w.balance()["balance_wei"]) < deposit_wei:
+        if time.time() > deadline:
+            raise DevError(f"the deposit of {account.address} was not credited within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
 def _start_providers(n: int, exchange_url: str, d: Path, pw_file: Path, password: str,
                      started: list[Started], timeout_s: float) -> list[dict[str, Any]]:
     procs = []
@@ -311,7 +342,7 @@ def _start_providers(n: int, exchange_url: str, d: Path, pw_file: Path, password
         price = PROVIDER_PRICES_WEI[(i - 1) % len(PROVIDER_PRICES_WEI)]
         cmd = _cli("provider", "start", "--exchange", exchange_url, "--key", str(key), "--password-file", str(pw_file),
                    "--name", name, "--provider-dir", str(pdir), "--price", str(price), "--cpus", "1",
-                   "--dev-bond", str(PROVIDER_BOND_WEI), "--benchmark-runs", "1", "--poll-wait-s", "2", "--json")
+                   "--dev-bond", "0", "--benchmark-runs", "1", "--poll-wait-s", "2", "--json")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=_ray_token(pdir))  # this agent's own cluster only
         p = _spawn("provider", name, cmd, d / f"{name}.log", env=env, stdout=pdir / "agent.out", data_dir=pdir)
@@ -353,13 +384,17 @@ def dev_up(s: Settings, *, providers: int, database_url: str | None, rpc_url: st
         pw_file, password = _password_file(d)
         client_key = s.keys_dir / "dev-client.json"
         client_address = _dev_key(client_key, password)
-        with Client(exchange_url, Account.from_key(Account.decrypt(
-                json.loads(client_key.read_text(encoding="utf-8")), password))) as c:
-            c.faucet(CLIENT_FUNDS_WEI)
+        client_account = Account.from_key(Account.decrypt(json.loads(client_key.read_text(encoding="utf-8")), password))
+        progress("funding the development client: a real Vault deposit from a well-known dev key's ETH")
+        fund_on_chain(exchange_url, chain_url, client_account, deposit_wei=CLIENT_FUNDS_WEI, timeout_s=timeout_s)
+        with Client(exchange_url, client_account) as c:
             info = c.info()
         progress(f"exchange at {exchange_url}; starting {providers} provider agent(s), each with its own Ray cluster")
         _write_state(s, {"exchange_url": exchange_url}, started)
         provs = _start_providers(providers, exchange_url, d, pw_file, password, started, timeout_s)
+        for p in provs:  # bond: a real Vault stake by each provider's own key (credited to its registered name)
+            fund_on_chain(exchange_url, chain_url, _provider_account(d, p["name"], password),
+                          stake_wei=PROVIDER_BOND_WEI, timeout_s=timeout_s)
     except BaseException:
         for p in reversed(started):
             _stop(p, 30.0)
@@ -488,6 +523,9 @@ def run_demo(s: Settings, *, providers: int, text: Path, proof_jobs: int, proof_
                     path.write_bytes(data)
                     results[job["job_id"]] = str(path)
             balance = c.balance()
+            t3 = time.perf_counter()
+            withdrawals, audit = _withdraw_and_audit(market, s, account, password, done)
+            timings["withdrawals"] = time.perf_counter() - t3
     finally:
         if not keep:
             t2 = time.perf_counter()
@@ -497,7 +535,41 @@ def run_demo(s: Settings, *, providers: int, text: Path, proof_jobs: int, proof_
     return {"exchange_url": market["exchange_url"], "providers": market["providers"], "contract": market["contract"],
             "chain_id": market["chain_id"], "chain": market["chain"],
             "jobs": [{**j, "result_path": results.get(j["job_id"])} for j in done], "client_balance": balance,
+            "withdrawals": withdrawals, "audit": audit,
             "seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+
+def _withdraw_and_audit(market: dict[str, Any], s: Settings, account: Any, password: str, done: list[dict],
+                       timeout_s: float = 180.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The demo's money out: every paid provider claims its earnings and the client withdraws its unused balance,
+    each by an on-chain ``Vault.claim`` with its own key (after the next epoch root); then the audit, waited for
+    until it is balanced with no claim pending. Returns ``(withdrawals, audit)``."""
+    url, rpc = market["exchange_url"], market.get("rpc_url")
+    d = dev_dir(s)
+    client = Wallet(url, account, rpc_url=rpc)
+    free = int(client.balance()["balance_wei"])
+    if free:
+        client.withdraw(free)
+    paid = sorted({j["provider"] for j in done if j.get("provider") and j["status"] in ("paid", "settled")})
+    pending = {name: Wallet(url, _provider_account(d, name, password), rpc_url=rpc) for name in paid}
+    if free:
+        pending["client"] = client
+    withdrawals: list[dict[str, Any]] = []
+    deadline = time.time() + timeout_s
+    while pending and time.time() < deadline:
+        for name, w in list(pending.items()):
+            got = w.claim()
+            if got is not None:
+                progress(f"{name} claimed {got['amount_wei']} wei from the Vault (tx {got['tx_hash']})")
+                withdrawals.append({"address": got["address"], "amount_wei": got["amount_wei"],
+                                    "tx_hash": got["tx_hash"]})
+                del pending[name]
+        time.sleep(0.5)
+    audit = client.audit()
+    while not (audit["balanced"] and audit["pending_claims_wei"] == "0") and time.time() < deadline:
+        time.sleep(0.5)
+        audit = client.audit()
+    return withdrawals, audit
 
 
 def demo_cmd(
@@ -529,6 +601,6 @@ def demo_cmd(
             out.print(f"provider {p['name']} {p['address']} ray_address {p['ray_address']}", markup=False)
         out.print("seconds: " + ", ".join(f"{k} {v}" for k, v in report["seconds"].items()), markup=False)
         emit(report, True)
-    if any(j["status"] not in ("paid", "settled") for j in report["jobs"]):
+    if any(j["status"] not in ("paid", "settled") for j in report["jobs"]) or not report["audit"]["balanced"]:
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 

@@ -20,7 +20,12 @@ from market.protocol import Action
 
 #: Gas limits of the Vault calls (generous upper bounds; unused gas is not paid).
 GAS = {"deposit": 120_000, "stake": 150_000, "requestUnstake": 120_000, "withdrawStake": 120_000,
-       "claim": 250_000}
+       "claim": 250_000, "transfer": 21_000}
+#: Well-known DEVELOPMENT keys that fund dev accounts (never real money): anvil's second dev account (mnemonic
+#: "test test ... junk", index 1; index 0 is the exchange's default operator) and the in-process EVM's second
+#: funded account (private key 2; key 1 is the operator).
+ANVIL_DEV_FUNDER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+IN_PROCESS_DEV_FUNDER_KEY = "0x" + "00" * 31 + "02"
 
 
 class Wallet:
@@ -48,8 +53,8 @@ class Wallet:
         return self.t.address
 
     # ------------------------------------------------------------------ transactions
-    def _send(self, fn: str, *args: Any, value: int = 0) -> dict[str, Any]:
-        data = self.contract.encode_abi(fn, args=list(args))
+    def _send(self, fn: str, *args: Any, value: int = 0, to: str | None = None) -> dict[str, Any]:
+        data = "0x" if fn == "transfer" else self.contract.encode_abi(fn, args=list(args))
         if self.w3 is not None:
             fees = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
             tx = {"chainId": self.w3.eth.chain_id, "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
@@ -58,7 +63,7 @@ class Wallet:
             acct = self.t.get(f"/v1/dev/chain/{self.address}")
             tx = {"chainId": acct["chain_id"], "nonce": acct["nonce"], "maxFeePerGas": int(acct["max_fee_per_gas"]),
                   "maxPriorityFeePerGas": int(acct["max_priority_fee_per_gas"])}
-        tx |= {"to": self.vault["address"], "data": data, "value": int(value), "gas": GAS[fn]}
+        tx |= {"to": to or self.vault["address"], "data": data, "value": int(value), "gas": GAS[fn]}
         signed = self.t.account.sign_transaction(tx)
         raw = "0x" + bytes(signed.raw_transaction).hex()
         if self.w3 is not None:
@@ -71,6 +76,10 @@ class Wallet:
         if out["status"] != 1:
             raise ClientError(f"Vault.{fn} reverted (tx {out['tx_hash']})")
         return out
+
+    def send_eth(self, to: str, amount_wei: int) -> dict[str, Any]:
+        """A plain ETH transfer of ``amount_wei`` to ``to`` (e.g. a dev key funding a dev account)."""
+        return self._send("transfer", value=int(amount_wei), to=to)
 
     def deposit(self, amount_wei: int) -> dict[str, Any]:
         """``Vault.deposit`` ``amount_wei`` (spendable at the exchange once confirmed). Returns the tx summary."""
@@ -116,3 +125,12 @@ class Wallet:
     def audit(self) -> dict[str, Any]:
         """``GET /v1/audit``: the exchange's last solvency audit."""
         return self.t.get("/v1/audit")
+
+
+def dev_fund(exchange_url: str, to: str, amount_wei: int, *, rpc_url: str | None = None) -> dict[str, Any]:
+    """DEVELOPMENT only: send ``amount_wei`` of chain ETH to ``to`` from a well-known dev key
+    (:data:`ANVIL_DEV_FUNDER_KEY` on an RPC chain, :data:`IN_PROCESS_DEV_FUNDER_KEY` through the relay of a dev
+    exchange's in-process EVM). The recipient then deposits or stakes it itself, on chain."""
+    probe = Transport(exchange_url).get("/v1/vault")
+    key = IN_PROCESS_DEV_FUNDER_KEY if probe.get("chain") == "in-process" else ANVIL_DEV_FUNDER_KEY
+    return Wallet(exchange_url, key, rpc_url=rpc_url).send_eth(to, amount_wei)
