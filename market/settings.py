@@ -187,6 +187,19 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """SQLite or Postgres URLs only (the message never repeats the URL: it may hold a password)."""
+        if value is None:
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme.split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):
+            shown = f"scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"must be sqlite:///PATH or postgresql://USER@HOST/DB (SQLite and Postgres are the "
+                             f"supported databases), got {shown}")
+        return value
+
     @model_validator(mode="after")
     def _heartbeat_below_lease(self) -> "Settings":
         if self.heartbeat_s >= self.lease_s:

@@ -98,6 +98,8 @@ def wei(value: str, name: str, *, allow_zero: bool = False) -> int:
     if amount < 0 or (amount == 0 and not allow_zero):
         raise typer.BadParameter(f"must be a {'non-negative' if allow_zero else 'positive'} integer number "
                                  f"of wei, got {amount}", param_hint=name)
+    if amount >= 2**256:
+        raise typer.BadParameter("must be below 2^256 wei (a uint256)", param_hint=name)
     return amount
 
 

@@ -27,8 +27,13 @@ def db_upgrade(database_url: DatabaseUrl = None, data_dir: DataDir = None,
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str, database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
-    """Migrate the schema down to REVISION (``base`` drops everything)."""
+def db_downgrade(revision: str, database_url: DatabaseUrl = None, data_dir: DataDir = None,
+                 yes: Annotated[bool, typer.Option("--yes", help="Confirm: a downgrade drops tables and their "
+                                                   "rows (``base``: the whole ledger).")] = False) -> None:
+    """Migrate the schema down to REVISION (``base`` drops everything; needs --yes)."""
+    if not yes:
+        raise typer.BadParameter(f"downgrading to {revision!r} deletes data (base: the whole ledger); "
+                                 "back the database up, then rerun with --yes", param_hint="--yes")
     url = settings(database_url=database_url, data_dir=data_dir).resolved_database_url
     migrate.downgrade(url, revision)
     err.print(f"database at {revision}: {_shown(url)}")

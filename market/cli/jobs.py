@@ -27,6 +27,7 @@ from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, err, fail, ou
 from market.cli.exit_codes import ExitCode
 from market.client import Client
 from market.protocol import valid_id
+from proving.field import FR_MODULUS
 
 submit_app = typer.Typer(help="Submit a job to the exchange (its max price is escrowed from your balance).",
                          no_args_is_help=True)
@@ -48,6 +49,14 @@ def _job_id(value: Optional[str]) -> Optional[str]:
     """A job id as the exchange accepts it (``market.protocol.ID_PATTERN``), checked before any request."""
     if value is not None and not valid_id(value):
         raise typer.BadParameter("a job id is 1-64 of A-Z a-z 0-9 _ - (e.g. j-0123abcd)")
+    return value
+
+
+def _preimage(value: Optional[int]) -> Optional[int]:
+    """A MiMC-7 preimage: a BN254 scalar in [0, r). The message never repeats it (it is the job's secret)."""
+    if value is not None and not 0 <= value < FR_MODULUS:
+        raise typer.BadParameter("must be in [0, r) with r the BN254 scalar field modulus (the value is not shown: "
+                                 "it is your secret)")
     return value
 
 
@@ -128,7 +137,8 @@ def submit_inference(
 def submit_proof(
     max_price: MaxPrice,
     preimage: Annotated[Optional[int], typer.Option(
-        "--preimage", min=0, help="The secret MiMC-7 preimage to prove knowledge of (default: a random one).")] = None,
+        "--preimage", callback=_preimage,
+        help="The secret MiMC-7 preimage to prove knowledge of (default: a random one).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="MiMC-7 rounds of the circuit (91 = circomlib's).")] = 91,
     circuit: Annotated[Optional[str], typer.Option(
         "--circuit", help="A registered circuit's id (`raymarket circuit add`); needs --witness.")] = None,
