@@ -13,6 +13,8 @@ result, slashed) from a malformed answer.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 from dataclasses import dataclass
 
@@ -104,10 +106,23 @@ SPOT_SAMPLE_ROWS = 8
 SPOT_MIN_COSINE = 0.99
 
 
-def spot_sample(job_id: str, n_rows: int, k: int = SPOT_SAMPLE_ROWS) -> list[int]:
-    """Rows to re-execute: ``min(k, n_rows)`` distinct indices drawn deterministically from the job id
-    (keccak-seeded), so a replay checks the same rows and a provider cannot predict them before the job."""
-    rng = np.random.default_rng(int.from_bytes(keccak(job_id.encode())[:8], "big"))
+def spot_sample(secret: bytes, job_id: str, result_hash: bytes, n_rows: int, k: int = SPOT_SAMPLE_ROWS) -> list[int]:
+    """Rows to re-execute: ``min(k, n_rows)`` distinct indices drawn from
+    ``HMAC-SHA256(secret, "raymarket.spot.v1" || job_id || result_hash)``.
+
+    ``secret`` is the exchange's own (never sent to a provider) and ``result_hash`` the attested keccak of the
+    result, so the rows cannot be known before the result is committed to (issue 14 finding 2: rows seeded by
+    keccak(job_id) let a provider embed only those rows honestly). The same inputs give the same rows (replay).
+
+    Raises:
+        ValueError: ``secret`` shorter than 16 bytes, or ``result_hash`` not 32 bytes.
+    """
+    if len(secret) < 16:
+        raise ValueError("spot_sample: the exchange secret must be at least 16 bytes")
+    if len(result_hash) != 32:
+        raise ValueError("spot_sample: result_hash must be the 32-byte attested hash")
+    mac = hmac.new(secret, b"raymarket.spot.v1\x00" + job_id.encode() + b"\x00" + result_hash, hashlib.sha256)
+    rng = np.random.default_rng(int.from_bytes(mac.digest(), "big"))
     return sorted(rng.choice(n_rows, size=min(k, n_rows), replace=False).tolist())
 
 

@@ -81,8 +81,10 @@ def test_bad_embeddings_are_rejected(arr, word):
 
 
 def test_spot_sample_is_deterministic_and_detects_a_wrong_row():
-    rows = spot_sample("job-x", 100)
-    assert rows == spot_sample("job-x", 100) and len(set(rows)) == 8 and rows != spot_sample("job-y", 100)
+    secret, h = b"exchange-secret-0123456789", b"\x01" * 32
+    rows = spot_sample(secret, "job-x", h, 100)
+    assert rows == spot_sample(secret, "job-x", h, 100) and len(set(rows)) == 8
+    assert rows != spot_sample(secret, "job-y", h, 100)
     exp = Expected("job-x", "inference", b"\x01" * 32, 1, "0x" + "33" * 20, DOMAIN, n_sentences=100)
     result = _unit_rows(100)
     ref = result[rows] + 1e-4  # a re-execution on other hardware: tiny float differences
