@@ -132,8 +132,8 @@ def connect(rpc_url: str | None = None, dev_keys: tuple[str, ...] | None = None,
         ChainUnreachable: when the endpoint does not answer ``eth_chainId``.
     """
     if rpc_url is None:
-        from eth_tester import EthereumTester
-        from web3 import EthereumTesterProvider
+        from eth_tester import EthereumTester  # noqa: PLC0415 (py-evm is heavy: loaded only for the in-process chain)
+        from web3 import EthereumTesterProvider  # noqa: PLC0415 (same)
 
         tester = EthereumTester()
         w3 = Web3(EthereumTesterProvider(tester))

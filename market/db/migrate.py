@@ -10,8 +10,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
-from market.db.base import resolve_database_url
+from market.db.base import make_engine, resolve_database_url
 
 #: The alembic scripts: the top-level ``migrations`` package, found as a path (not imported, so
 #: ``migrations/env.py`` -> ``market.db`` stays the only edge between the two).
@@ -51,10 +52,6 @@ def check(url: str | None = None) -> None:
 
 def current(url: str | None = None) -> str | None:
     """The revision the database at ``url`` is at (``None`` when not migrated)."""
-    from alembic.runtime.migration import MigrationContext
-
-    from market.db.base import make_engine
-
     engine = make_engine(url)
     try:
         with engine.connect() as conn:

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from eth_abi import encode as abi_encode
+from eth_account import Account
 from eth_hash.auto import keccak
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, SignedAttestation)
+from contracts.errors import ContractReverted
 from contracts.merkle import MerkleTree, build_tree
 from market.settlement.models import BatchRecord, BatchStatus, LeafRecord
 
@@ -180,8 +182,6 @@ def submit_batch(s: Session, settlement: Any, operator_key: str | bytes, batch: 
         BatchConflict: the id is on chain with another root.
         contracts.errors.ContractReverted: any other revert (e.g. ``NotOperator``).
     """
-    from contracts.errors import ContractReverted
-
     try:
         receipt = settlement.submit_batch(operator_key, unhex(batch.batch_id), unhex(batch.root), batch.leaf_count,
                                           batch.total_paid_wei)
@@ -245,8 +245,6 @@ class Settler:
 
     def submit_pending(self) -> list[str]:
         """Submit every ``built`` batch of this contract, oldest first (after a crash or a reorg too)."""
-        from eth_account import Account
-
         # a reorg may have dropped our transactions: re-read the nonce rather than trust the cache
         self.settlement.chain.forget_nonce(Account.from_key(self.operator_key).address)
         self.reconcile_sent()

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from eth_utils import event_abi_to_log_topic
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -141,8 +142,6 @@ class Watcher:
         self._topics = {self._topic(e): e for e in EVENTS}
 
     def _topic(self, event: str) -> bytes:
-        from eth_utils import event_abi_to_log_topic
-
         abi = next(a for a in self.settlement.artifact.abi if a["type"] == "event" and a["name"] == event)
         return bytes(event_abi_to_log_topic(abi))
 
