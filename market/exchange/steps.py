@@ -15,7 +15,7 @@ atomically with the job's state):
 5. Settlement (``market.settlement.batching``) batches the paid jobs' attestations on-chain; the
    watcher marks them ``settled`` (:func:`mark_settled`).
 
-Ray, the chain and files are touched by the caller (``market.exchange.runner``); this module only
+HTTP, the chain and files are touched by the caller (``market.exchange.service``); this module only
 reads and writes the database through the ledger and the market tables.
 """
 
@@ -484,7 +484,7 @@ def register_settlement_hooks(hooks: Any, engine: Any = None) -> Any:
     registered once however often this is called).
 
     Used by ``raymarket watch`` (``--hooks market.exchange:register_settlement_hooks``, the default)
-    and by :class:`market.exchange.runner.MarketRunner`.
+    and by the exchange service (``market.exchange.service.runtime``).
     """
 
     def settled(s: Session, batch_id: str, job_ids: list[str]) -> None:
