@@ -1,4 +1,4 @@
-"""Ledger commands: ``raymarket ledger balance|balances|history|check`` and ``raymarket provider bond|unbond``.
+"""Ledger commands: ``raymarket ledger balance|balances|history|check`` (read-only operator tools).
 
 Data goes to stdout (``--json`` for machines), messages to stderr. Ledger errors propagate to the
 root CLI's single handler (:mod:`market.cli.errors`), which maps them to an exit code and a hint.
@@ -6,8 +6,6 @@ root CLI's single handler (:mod:`market.cli.errors`), which maps them to an exit
 
 from __future__ import annotations
 
-import time
-import uuid
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,8 +13,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from market import ledger
-from market.core import ids
-from market.cli.common import DatabaseUrl, DataDir, JsonOut, emit, engine, settings, wei
+from market.cli.common import DatabaseUrl, DataDir, JsonOut, emit, engine, settings
 from market.cli.exit_codes import ExitCode
 
 ledger_app = typer.Typer(help="Balances, history and invariants of the double-entry ledger.", no_args_is_help=True)
@@ -73,54 +70,11 @@ def check_cmd(as_json: JsonOut = False, database_url: DatabaseUrl = None, data_d
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
-def bond(amount_wei: Annotated[str, typer.Argument(help="Stake to bond, in wei.")], provider: Provider,
-         deposit: Annotated[bool, typer.Option("--deposit", help="Deposit the amount first (from outside the "
-                                                                  "ledger) instead of using the free balance.")] = False,
-         transfer_id: TransferId = None, as_json: JsonOut = False, database_url: DatabaseUrl = None,
-         data_dir: DataDir = None) -> None:
-    """Bond AMOUNT_WEI of stake for PROVIDER (from its free balance, or deposited with --deposit)."""
-    amount = wei(amount_wei, "AMOUNT_WEI")
-    tid = transfer_id or ids.operator_id("bond", provider, uuid.uuid4().hex)
-    with _session(database_url, data_dir) as s, s.begin():
-        ledger.open_provider(s, provider)
-        if deposit:
-            ledger.deposit(s, f"{tid}:deposit", ledger.provider_account(provider), amount)
-        ledger.bond(s, tid, provider, amount)
-        bonded = ledger.balance(s, ledger.bond_account(provider))
-    emit({"transfer_id": tid, "provider": provider, "amount_wei": str(amount), "bond_wei": str(bonded)}, as_json,
-          f"bonded {amount} wei for {provider} (free bond now {bonded} wei, transfer {tid})")
+def register(app: typer.Typer, provider_app: typer.Typer | None = None) -> None:
+    """Mount ``ledger_app`` as ``raymarket ledger`` (read-only operator tools).
 
-
-def unbond(amount_wei: Annotated[Optional[str], typer.Argument(help="Stake to unbond, in wei (omit with --complete).")] = None,
-           provider: Provider = "",
-           complete: Annotated[bool, typer.Option("--complete", help="Pay out the matured unbond requests.")] = False,
-           transfer_id: TransferId = None, as_json: JsonOut = False, database_url: DatabaseUrl = None,
-           data_dir: DataDir = None) -> None:
-    """Request unbonding of AMOUNT_WEI for PROVIDER (paid out after the unbonding period), or --complete it."""
-    if not provider:
-        raise typer.BadParameter("give the provider name", param_hint="--provider")
-    now = time.time()
-    with _session(database_url, data_dir) as s, s.begin():
-        if complete:
-            tid = transfer_id or ids.operator_id("complete-unbond", provider, uuid.uuid4().hex)
-            done = ledger.complete_unbond(s, tid, provider, now)
-            data = {"transfer_id": tid, "provider": provider, "amount_wei": str(done.amount_wei),
-                    "unbond_ids": done.unbond_ids}
-            text = f"paid out {done.amount_wei} wei of matured unbonding to provider:{provider}"
-        else:
-            if amount_wei is None:
-                raise typer.BadParameter("give the amount to unbond (or --complete)", param_hint="AMOUNT_WEI")
-            tid = transfer_id or ids.operator_id("unbond", provider, uuid.uuid4().hex)
-            req = ledger.request_unbond(s, tid, provider, wei(amount_wei, "AMOUNT_WEI"), now)
-            data = {"transfer_id": tid, "provider": provider, "amount_wei": str(req.amount_wei),
-                    "matures_at_s": req.matures_at_s}
-            text = (f"unbonding {req.amount_wei} wei for {provider}; complete it after "
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(req.matures_at_s))}")
-    emit(data, as_json, text)
-
-
-def register(app: typer.Typer, provider_app: typer.Typer) -> None:
-    """Mount ``ledger_app`` as ``raymarket ledger`` and ``bond``/``unbond`` under ``raymarket provider``."""
+    There is no ``provider bond|unbond`` any more: stake exists only as an on-chain Vault stake
+    (``raymarket stake|unstake``, credited by the exchange's deposit watcher), never written into the
+    database by a command (``provider_app`` is accepted for the old call shape and unused).
+    """
     app.add_typer(ledger_app, name="ledger")
-    provider_app.command("bond")(bond)
-    provider_app.command("unbond")(unbond)

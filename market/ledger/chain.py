@@ -32,11 +32,10 @@ from typing import Iterable
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from market.ledger._checks import check_id, check_time, op_digest
+from market.ledger._checks import check_id, op_digest
 from market.ledger._ops import Acct, Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay
-from market.ledger.accounts import (BURN_ACCOUNT, WORLD_ACCOUNT, bond_account, client_account, open_account,
-                                    open_client, open_provider, open_system_accounts, provider_account,
-                                    unbonding_account)
+from market.ledger.accounts import (WORLD_ACCOUNT, bond_account, client_account, open_account,
+                                    open_client, open_system_accounts, provider_account)
 from market.ledger.errors import LedgerError
 
 #: The Vault contract seen from the ledger: money comes from it (confirmed deposits and stake) and goes back to
@@ -173,163 +172,6 @@ def credit_deposit(s: Session, op_id: str, address: str, amount_wei: int) -> Cha
                 lambda a: (_credit(a, address, amount_wei, dest, "chain_deposit"), 0))
 
 
-def credit_stake(s: Session, op_id: str, address: str, provider: str | None, amount_wei: int) -> ChainMove:
-    """A confirmed ``Staked(address, amount)``: ``vault -> bond:<provider>`` (debt covered first), or into
-    ``stake:<address>`` when the address has no provider name yet (``provider=None``).
-
-    Raises:
-        InvalidAmount, InvalidArgument, IdempotencyConflict.
-    """
-    c = ctx(s)
-    check_id("op_id", op_id), check_amount(c, "amount_wei", amount_wei)
-    digest = op_digest("chain_stake", address, provider, amount_wei)
-    if (done := _replayed(c, op_id, "chain_stake", digest)) is not None:
-        return done
-    open_chain_accounts(s, address)
-    if provider is None:
-        dest = parked_stake_account(address)
-        open_account(s, dest, "other")
-    else:
-        open_provider(s, provider)
-        dest = bond_account(provider)
-    return _run(c, op_id, "chain_stake", address, amount_wei, (VAULT_ACCOUNT, dest, debt_account(address)), digest,
-                lambda a: (_credit(a, address, amount_wei, dest, "chain_stake"), 0))
-
-
-def assign_parked_stake(s: Session, op_id: str, address: str, provider: str) -> ChainMove | None:
-    """Move ``stake:<address>`` (stake made before the address registered) into ``bond:<provider>``; None when
-    there is nothing parked.
-
-    Raises:
-        IdempotencyConflict.
-    """
-    c = ctx(s)
-    parked = parked_stake_account(address)
-    row = s.execute(text("SELECT balance_wei FROM ledger_accounts WHERE id = :id"), {"id": parked}).first()
-    if row is None or int(row[0]) <= 0:
-        return None
-    amount = int(row[0])
-    digest = op_digest("chain_stake_assign", address, provider, amount)
-    open_provider(s, provider)
-    return _run(c, op_id, "chain_stake_assign", address, amount, (parked, bond_account(provider)), digest,
-                lambda a: ([(parked, bond_account(provider), amount, "stake_assign")], 0))
-
-
-# ------------------------------------------------------------------------------------------------ stake out
-_UNBOND_INSERT = text("INSERT INTO ledger_unbonds (id, provider, amount_wei, requested_at_s, matures_at_s, status) "
-                      "VALUES (:id, :provider, :amount, :at, :matures, 'pending')")
-
-
-def request_unstake(s: Session, op_id: str, address: str, provider: str, amount_wei: int, now_s: float,
-                    matures_at_s: float) -> ChainMove:
-    """A confirmed ``UnstakeRequested``: up to ``amount_wei`` of ``bond:<provider>`` moves to
-    ``unbonding:<provider>`` (an unbond row maturing at the chain's ``matures_at_s``). Stake the ledger holds as
-    collateral for running jobs stays there (``shortfall_wei``); it is reconciled by :func:`stake_withdrawn`.
-
-    Raises:
-        InvalidAmount, InvalidArgument, IdempotencyConflict.
-    """
-    c = ctx(s)
-    check_id("op_id", op_id), check_amount(c, "amount_wei", amount_wei)
-    now, matures = check_time("now_s", now_s), check_time("matures_at_s", matures_at_s)
-    digest = op_digest("chain_unstake", address, provider, amount_wei, matures)
-    if (done := _replayed(c, op_id, "chain_unstake", digest)) is not None:
-        return done
-    open_provider(s, provider)
-    src, hold = bond_account(provider), unbonding_account(provider)
-    accts = lock_accounts(c, (src, hold))
-    part = min(amount_wei, max(accts[src].balance, 0))
-    legs = legs_of(op_id, [(src, hold, part, "chain_unstake")])
-    result = ChainMove(op_id, "chain_unstake", address, amount_wei, [[g.debit, g.credit, g.amount] for g in legs],
-                       amount_wei - part)
-    writes = [(_UNBOND_INSERT, {"id": op_id, "provider": provider, "amount": part, "at": now, "matures": matures})] \
-        if part else []
-    commit(c, accts, legs, [op_row(op_id, "chain_unstake", digest, result)], writes)
-    return result
-
-
-def _pending_unbonds(c: Ctx, provider: str) -> list[tuple[str, int]]:
-    lock = " FOR UPDATE" if c.pg else ""
-    rows = c.s.execute(text(f"SELECT id, amount_wei FROM ledger_unbonds WHERE provider = :p AND status = 'pending' "
-                            f"ORDER BY matures_at_s DESC, id DESC{lock}"), {"p": provider}).all()
-    return [(r[0], int(r[1])) for r in rows]
-
-
-def stake_withdrawn(s: Session, op_id: str, address: str, provider: str | None, amount_wei: int) -> ChainMove:
-    """A confirmed ``StakeWithdrawn(address, amount)``: the ETH left the Vault. Every pending unbond of the
-    provider completes; ``amount_wei`` goes ``unbonding -> vault`` (then from the bond, the parked stake and,
-    for any rest, ``debt:<address>``); unbonding the chain did not pay out (it was slashed on chain meanwhile)
-    returns to the bond.
-
-    Raises:
-        InvalidAmount, InvalidArgument, IdempotencyConflict.
-    """
-    c = ctx(s)
-    check_id("op_id", op_id), check_amount(c, "amount_wei", amount_wei)
-    digest = op_digest("chain_unstaked", address, provider, amount_wei)
-    if (done := _replayed(c, op_id, "chain_unstaked", digest)) is not None:
-        return done
-    open_chain_accounts(s, address)
-    parked = parked_stake_account(address)
-    open_account(s, parked, "other")
-    pend = _pending_unbonds(c, provider) if provider else []
-    srcs = [unbonding_account(provider), bond_account(provider)] if provider else []
-    if provider:
-        open_provider(s, provider)
-    accts = lock_accounts(c, (*srcs, parked, VAULT_ACCOUNT, debt_account(address)))
-    if (done := _replayed(c, op_id, "chain_unstaked", digest)) is not None:
-        return done
-    unbonding = sum(a for _, a in pend)
-    moves, shortfall = _take(accts, [*srcs, parked], amount_wei, VAULT_ACCOUNT, "chain_unstaked",
-                             debt_account(address))
-    from_unbonding = sum(m[2] for m in moves if provider and m[0] == unbonding_account(provider))
-    if provider and unbonding - from_unbonding > 0:
-        moves.append((unbonding_account(provider), bond_account(provider), unbonding - from_unbonding, "unbond_back"))
-    legs = legs_of(op_id, moves)
-    result = ChainMove(op_id, "chain_unstaked", address, amount_wei, [[g.debit, g.credit, g.amount] for g in legs],
-                       shortfall)
-    writes = [(text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id"),
-               [{"by": op_id, "id": i} for i, _ in pend])] if pend else []
-    commit(c, accts, legs, [op_row(op_id, "chain_unstaked", digest, result)], writes)
-    return result
-
-
-def reach_unbonding(s: Session, op_id: str, provider: str, amount_wei: int) -> int:
-    """Make up to ``amount_wei`` of ``provider``'s unbonding stake slashable again by the ledger's ``slash``
-    (which takes collateral, then free bond): ``unbonding -> bond``, newest unbond first (the Vault keeps
-    unbonding stake slashable until it matures). Returns the wei moved (0 when nothing was unbonding).
-
-    Raises:
-        InvalidAmount, IdempotencyConflict.
-    """
-    c = ctx(s)
-    check_id("op_id", op_id), check_amount(c, "amount_wei", amount_wei)
-    digest = op_digest("reach_unbonding", provider, amount_wei)
-    if (done := _replayed(c, op_id, "reach_unbonding", digest)) is not None:
-        return done.amount_wei
-    pend = _pending_unbonds(c, provider)
-    hold, bond = unbonding_account(provider), bond_account(provider)
-    accts = lock_accounts(c, (hold, bond))
-    writes, left = [], min(amount_wei, sum(a for _, a in pend))
-    total = left
-    for unbond_id, amount in pend:
-        if left == 0:
-            break
-        part = min(left, amount)
-        if part == amount:
-            writes.append((text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id"),
-                           {"by": op_id, "id": unbond_id}))
-        else:
-            writes.append((text("UPDATE ledger_unbonds SET amount_wei = :a WHERE id = :id"),
-                           {"a": amount - part, "id": unbond_id}))
-        left -= part
-    legs = legs_of(op_id, [(hold, bond, total, "reach_unbond")])
-    commit(c, accts, legs, [op_row(op_id, "reach_unbonding", digest,
-                                   ChainMove(op_id, "reach_unbonding", provider, total))], writes)
-    return total
-
-
-# ------------------------------------------------------------------------------------------------ claims
 def mark_withdrawable(s: Session, op_id: str, address: str, amount_wei: int) -> ChainMove:
     """A client asks to withdraw: ``client:<address> -> claimable:<address>``; claimable on chain from the next
     epoch root.
@@ -386,50 +228,6 @@ def claimed(s: Session, op_id: str, address: str, amount_wei: int) -> ChainMove:
 
 
 # ------------------------------------------------------------------------------------------------ slashes
-def slash_onchain(s: Session, op_id: str, address: str, provider: str | None, amount_wei: int, burned_wei: int,
-                  ours: bool) -> ChainMove:
-    """A confirmed ``Slashed(address, ref, amount, burned, ...)``.
-
-    ``ours`` (the ref is a ledger slash the exchange sent, :mod:`market.settlement.epochs`): the ledger already
-    moved the stake when it finalized the slash; only the burned wei left the Vault: ``burn -> vault``.
-    Otherwise (a permissionless ``slashChallenged``): ``amount`` is taken from the provider's stake (bond,
-    unbonding, parked stake; the rest from ``debt:<address>``), ``burned`` goes to the vault and the rest to
-    :data:`SLASH_POOL_ACCOUNT`.
-
-    Raises:
-        InvalidAmount, InvalidArgument, IdempotencyConflict.
-    """
-    c = ctx(s)
-    check_id("op_id", op_id), check_amount(c, "amount_wei", amount_wei)
-    digest = op_digest("chain_slash", address, provider, amount_wei, burned_wei, ours)
-    if (done := _replayed(c, op_id, "chain_slash", digest)) is not None:
-        return done
-    open_chain_accounts(s, address)
-    parked = parked_stake_account(address)
-    open_account(s, parked, "other")
-    if ours:
-        return _run(c, op_id, "chain_slash", address, amount_wei, (BURN_ACCOUNT, VAULT_ACCOUNT, debt_account(address)),
-                    digest, lambda a: _take(a, [BURN_ACCOUNT], burned_wei, VAULT_ACCOUNT, "chain_burn",
-                                            debt_account(address)))
-    srcs = [bond_account(provider), unbonding_account(provider)] if provider else []
-    if provider:
-        open_provider(s, provider)
-
-    def build(a: dict[str, Acct]):
-        m1, short1 = _take(a, [*srcs, parked], burned_wei, VAULT_ACCOUNT, "chain_burn", debt_account(address))
-        taken = {}
-        for d, _, amt, _ in m1:
-            taken[d] = taken.get(d, 0) + amt
-        view = {k: Acct(v.balance - taken.get(k, 0), v.allow_negative) for k, v in a.items()}
-        m2, short2 = _take(view, [*srcs, parked], amount_wei - burned_wei, SLASH_POOL_ACCOUNT, "chain_slash",
-                           debt_account(address))
-        return m1 + m2, short1 + short2
-
-    return _run(c, op_id, "chain_slash", address, amount_wei,
-                (*srcs, parked, VAULT_ACCOUNT, SLASH_POOL_ACCOUNT, debt_account(address)), digest, build)
-
-
-# ------------------------------------------------------------------------------------------------ reorgs
 def reverse(s: Session, op_id: str, original_op_id: str, address: str) -> ChainMove:
     """Undo chain operation ``original_op_id`` (its event left the canonical chain): each journal leg
     ``debit -> credit`` is moved back ``credit -> debit``, newest leg first; what ``credit`` no longer holds is
@@ -484,59 +282,21 @@ def reverse(s: Session, op_id: str, original_op_id: str, address: str) -> ChainM
 
 
 # ------------------------------------------------------------------------------------------------ reads
-def cumulative_claimable(s: Session) -> dict[str, int]:
-    """Address -> CUMULATIVE claimable wei (the epoch tree's leaves): everything that entered
-    ``claimable:<address>`` from an account other than the vault, minus what left it other than to the vault
-    (reorg reversals of claims come from the vault and do not count). Addresses with 0 are left out."""
-    out: dict[str, int] = {}
-    rows = s.execute(text("SELECT debit_account_id, credit_account_id, amount_wei FROM ledger_transfers "
-                          "WHERE credit_account_id LIKE 'claimable:%' OR debit_account_id LIKE 'claimable:%'")).all()
-    for debit, credit, amount in rows:
-        if credit.startswith("claimable:") and debit != VAULT_ACCOUNT:
-            a = credit.split(":", 1)[1]
-            out[a] = out.get(a, 0) + int(amount)
-        if debit.startswith("claimable:") and credit != VAULT_ACCOUNT:
-            a = debit.split(":", 1)[1]
-            out[a] = out.get(a, 0) - int(amount)
-    return {a: w for a, w in out.items() if w > 0}
-
-
-def liabilities_wei(s: Session) -> int:
-    """What the ledger owes (wei): the sum of every account except the sources ``world`` and ``vault``: client
-    balances, escrows, provider balances, stake (bond, collateral, unbonding, slashing, parked), protocol fees,
-    not-yet-burned slashes, claimable, minus debts. Summed in Python (exact)."""
-    rows = s.execute(text("SELECT id, balance_wei FROM ledger_accounts")).all()
-    return sum(int(b) for i, b in rows if i not in SOURCE_ACCOUNTS)
-
-
-def pending_claims_wei(s: Session) -> int:
-    """Wei made claimable and not yet claimed (sum of ``claimable:*``)."""
-    rows = s.execute(text("SELECT balance_wei FROM ledger_accounts WHERE id LIKE 'claimable:%'")).all()
-    return sum(int(r[0]) for r in rows)
-
-
-def claimable_wei(s: Session, address: str) -> int:
-    """Wei ``address`` may still claim once the next root includes it (``claimable:<address>``)."""
-    row = s.execute(text("SELECT balance_wei FROM ledger_accounts WHERE id = :id"),
-                    {"id": claimable_account(address)}).first()
-    return int(row[0]) if row else 0
-
-
-def debt_wei(s: Session, address: str) -> int:
-    """What ``address`` owes after reorgs (>= 0)."""
-    row = s.execute(text("SELECT balance_wei FROM ledger_accounts WHERE id = :id"),
-                    {"id": debt_account(address)}).first()
-    return max(-int(row[0]), 0) if row else 0
-
-
-def flagged_accounts(s: Session) -> dict[str, int]:
-    """Address -> debt wei of every flagged (indebted) address."""
-    rows = s.execute(text("SELECT id, balance_wei FROM ledger_accounts WHERE id LIKE 'debt:%'")).all()
-    return {i.split(":", 1)[1]: -int(b) for i, b in rows if int(b) < 0}
-
-
-def require_no_debt(s: Session, address: str) -> None:
-    """Raise :class:`AccountInDebt` when ``address`` is flagged (the exchange calls this before a new job)."""
-    owed = debt_wei(s, address)
-    if owed:
-        raise AccountInDebt(address, owed)
+# The stake side and the read-only views live in their own modules; re-exported so callers keep one import.
+from market.ledger.chain_views import (  # noqa: E402,F401
+    cumulative_claimable,
+    liabilities_wei,
+    pending_claims_wei,
+    claimable_wei,
+    debt_wei,
+    flagged_accounts,
+    require_no_debt,
+)
+from market.ledger.chain_stake import (  # noqa: E402,F401
+    slash_onchain,
+    credit_stake,
+    assign_parked_stake,
+    request_unstake,
+    stake_withdrawn,
+    reach_unbonding,
+)

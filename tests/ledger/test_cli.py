@@ -1,4 +1,4 @@
-"""``raymarket ledger ...`` and ``raymarket provider bond|unbond`` through typer's CliRunner."""
+"""``raymarket ledger ...`` (read-only operator tools) through typer's CliRunner."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from market import ledger as L
 from market.db.base import make_engine
 from market.cli.ledger import register
-from market.ledger.errors import InsufficientFunds, UnknownAccount, UnbondingNotMatured
+from market.ledger.errors import UnknownAccount
 
 
 @pytest.fixture
@@ -35,42 +35,40 @@ def url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-def test_bond_balance_history_unbond(cli, url):
-    res = cli("provider", "bond", "5000", "--provider", "p1", "--deposit", "--transfer-id", "b-1", "--json",
-              "--database-url", url)
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["bond_wei"] == "5000"
-    again = cli("provider", "bond", "5000", "--provider", "p1", "--deposit", "--transfer-id", "b-1", "--json",
-                "--database-url", url)  # a retry with the same id: applied once
-    assert again.exit_code == 0 and json.loads(again.stdout)["bond_wei"] == "5000"
+def _bond_p1(url: str) -> None:
+    """State for the read commands, written through the ledger API (the CLI writes no money)."""
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():
+        L.open_provider(s, "p1")
+        L.deposit(s, "b-1:deposit", L.provider_account("p1"), 5000)
+        L.bond(s, "b-1", "p1", 5000)
+    engine.dispose()
 
+
+def test_balance_history_check(cli, url):
+    migrate_cli = cli("ledger", "check", "--json", "--database-url", url)
+    assert migrate_cli.exit_code == 0, migrate_cli.output
+    _bond_p1(url)
     res = cli("ledger", "balance", "bond:p1", "--json", "--database-url", url)
     assert json.loads(res.stdout) == {"account": "bond:p1", "kind": "bond", "balance_wei": "5000"}
     res = cli("ledger", "balance", "bond:p1", "--database-url", url)
     assert res.stdout.strip() == "bond:p1\t5000 wei"
-
     res = cli("ledger", "history", "provider:p1", "--json", "--database-url", url)
     assert [(r["transfer_id"], r["delta_wei"]) for r in json.loads(res.stdout)] == [("b-1:deposit", "5000"),
                                                                                    ("b-1", "-5000")]
-    res = cli("provider", "unbond", "2000", "--provider", "p1", "--json", "--database-url", url)
-    assert res.exit_code == 0, res.output
-    res = cli("provider", "unbond", "--complete", "--provider", "p1", "--database-url", url)
-    assert isinstance(res.exception, UnbondingNotMatured)  # cli.main maps it to an exit code and a hint
     res = cli("ledger", "check", "--json", "--database-url", url)
     assert res.exit_code == 0 and json.loads(res.stdout) == {"ok": True, "violations": []}
-    engine = make_engine(url)
-    with Session(engine) as s:
-        assert L.balance(s, L.unbonding_account("p1")) == 2000
-    engine.dispose()
+
+
+def test_no_command_writes_stake_into_the_database(cli):
+    """Issue 11/12: `provider bond --deposit` minted stake from nothing; stake is on-chain only now."""
+    for args in (("provider", "bond", "5000", "--provider", "p1", "--deposit"), ("provider", "unbond", "1")):
+        res = cli(*args)
+        assert res.exit_code != 0 and "No such command" in res.output
 
 
 def test_errors(cli, tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     res = cli("ledger", "balance", "client:nobody", "--database-url", url)
     assert isinstance(res.exception, UnknownAccount)
-    res = cli("provider", "bond", "10", "--provider", "p2", "--database-url", url)
-    assert isinstance(res.exception, InsufficientFunds)
-    res = cli("provider", "bond", "0", "--provider", "p2", "--database-url", url)
-    assert res.exit_code == 2 and "positive" in res.output
-    res = cli("provider", "bond", "1.5", "--provider", "p2", "--database-url", url)
-    assert res.exit_code == 2 and "integer" in res.output
+
