@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from market import ledger
 from market.core import ids, policy
+from market.core.explain import quote
+from market.core.matching import RoundInputs
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
 from market.settlement.hooks import register_challenge_slashing
@@ -286,8 +288,6 @@ def round_inputs(s: Session, *, rule: str = "pay-as-bid", now_s: float | None = 
     Returns:
         a :class:`market.core.matching.RoundInputs` (plain data: clear it outside any transaction).
     """
-    from market.core.matching import RoundInputs
-
     now_s = time.time() if now_s is None else now_s
     # Jobs by id and offers by provider: the canonical order the round's inputs are recorded in, so
     # that `raymarket replay ROUND` recomputes the same hashes.
@@ -512,8 +512,6 @@ def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str
         blocking constraints counted over the offers), ``p50_wei`` / ``p90_wei`` / ``samples`` of the
         last :data:`QUOTE_RECENT_PRICES` clearing prices of the same kind.
     """
-    from market.core.explain import quote
-
     now_s = time.time() if now_s is None else now_s
     providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))
                                .order_by(ProviderRecord.name)))
