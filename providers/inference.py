@@ -22,28 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from market.core.embeddings import EMBEDDING_BACKENDS
+from market.core.tickets import TicketInputError, sentences_from_text  # noqa: F401 (re-exported)
 
 EMBEDDING_DIM = 384
 
 
-class InferenceInputError(ValueError):
-    """The input text has no sentences or is not UTF-8."""
-
-
-def sentences_from_text(data: bytes) -> list[str]:
-    """Split UTF-8 ``data`` into sentences, one per non-blank line.
-
-    Raises:
-        InferenceInputError: not UTF-8, or no non-blank line.
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InferenceInputError(f"input is not UTF-8 text ({exc}); give a text file, one sentence per line") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise InferenceInputError("input has no sentences; give a text file with one sentence per line")
-    return lines
+#: Input splitting is the market's rule (the exchange counts the same sentences): one home, in market.core.
+InferenceInputError = TicketInputError
 
 
 class EmbeddingBackendError(ValueError):
