@@ -13,7 +13,7 @@ bound (or the LP relaxation's optimum, solved with the same cap, whichever is lo
     python benchmarks/matching.py --json          # JSON list to stdout
     python benchmarks/matching.py --sizes 1000x100,100000x5000 --exact-cap-s 120
 
-Instances: :func:`benchmarks.matching_oracle.make_instance` (mixed CPU/GPU jobs, 4 GPU models, lognormal
+Instances: :func:`tests.matching.oracle.make_instance` (mixed CPU/GPU jobs, 4 GPU models, lognormal
 prices and durations, demand ~1.15 x supply). The baseline is the exact solver, run in the same process.
 """
 
@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.matching_oracle import NOW_S, exact_optimum, make_instance, pairs_vectorised  # noqa: E402
+from tests.matching.oracle import NOW_S, exact_optimum, make_instance, pairs_vectorised  # noqa: E402
 from market.core.matching import clear_round  # noqa: E402
 
 DEFAULT_SIZES = "1000x100,2000x100,10000x500,50000x2500,100000x5000"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.matching_oracle import NOW_S, exact_optimum, make_instance, pairs_vectorised
+from tests.matching.oracle import NOW_S, exact_optimum, make_instance, pairs_vectorised
 from market.core import _matching_kernels as K
 from market.core import matching as M
 from market.core.explain import reference_reason

@@ -8,7 +8,7 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.matching_oracle import exact_optimum, pairs_reference
+from tests.matching.oracle import exact_optimum, pairs_reference
 from market.core.explain import reference_reason
 from market.core.matching import clear_round
 from market.core.orders import Usage, ask_wei

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.matching_oracle import NOW_S, make_instance
+from tests.matching.oracle import NOW_S, make_instance
 from market.core.matching import ReplayMismatch, RoundInputs, clear_round, replay
 
 
