@@ -233,6 +233,9 @@ class CircuitRecord(Base):
         n_vars, n_public, domain_size: from the zkey header; n_constraints: rows of its A/B matrices.
         vk_json: snarkjs ``verification_key.json`` object; vk_sha256: sha256 hex of its canonical JSON.
         zkey: the zkey bytes; size_bytes: their length.
+        wasm, wasm_sha256, wasm_size_bytes: the circom witness calculator (``circuit add --wasm``), or None.
+        verifier_address: its KeyedGroth16Verifier on chain, registered on Settlement ``verifier_settlement`` by
+            tx ``verifier_tx``; verifier_error: why the last registration failed (None once registered).
     """
 
     __tablename__ = "circuits"
@@ -247,5 +250,12 @@ class CircuitRecord(Base):
     vk_json: Mapped[dict[str, Any]] = mapped_column(JSON)
     vk_sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    zkey: Mapped[bytes] = mapped_column(LargeBinary)
+    zkey: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[float]
+    wasm: Mapped[Optional[bytes]] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    wasm_sha256: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    wasm_size_bytes: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    verifier_address: Mapped[Optional[str]] = mapped_column(String(42), nullable=True)
+    verifier_settlement: Mapped[Optional[str]] = mapped_column(String(42), nullable=True)
+    verifier_tx: Mapped[Optional[str]] = mapped_column(String(66), nullable=True)
+    verifier_error: Mapped[Optional[str]] = mapped_column(String(500), nullable=True)
