@@ -6,7 +6,10 @@ and an exit code from the one table (:class:`market.cli.exit_codes.ExitCode`); n
 Settings (:class:`market.settings.Settings`: flags > ``RAYMARKET_*`` > ``<data_dir>/config.toml``)
 are built once per command from its flags and passed down.
 
-Every sub-app is mounted explicitly: a sub-app that fails to import is a bug and fails loudly.
+Every sub-app is mounted explicitly: a sub-app that fails to import is a bug and fails loudly. A command
+imports only the sub-app it runs (:data:`COMMANDS` maps each top-level command to its mount), so that
+``raymarket prove`` does not pay for FastAPI, web3 and eth-account at start-up (``--help`` and an unknown
+command mount everything). ``cli.app`` is the complete app (tests, docs).
 The provider commands live here, not in ``market/cli``, because ``market`` must not import
 ``providers`` (import-linter's top-level layers).
 """
@@ -20,13 +23,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from market.cli import circuit, db, dev, exchange, jobs, ledger, pipeline, prove, replay, settlement
-from market.cli import money as money_cli
-from market.cli.accounts import PasswordFile, account_app
-from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, progress, settings, wei
+import sys
+from collections.abc import Callable, Iterable
+from importlib import import_module
+
+from market.cli.common import DataDir, ExchangeUrl, JsonOut, PasswordFile, emit, progress, settings, wei
 from market.cli.errors import HandledGroup
-from market.pipeline.replay import use_worker as use_replay_worker
-from providers.prover_worker import ProverWorker
 
 
 def _version() -> str:
@@ -42,13 +44,9 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(name="raymarket", help="A Ray-based marketplace for verifiable compute.", no_args_is_help=True,
-                  cls=HandledGroup, pretty_exceptions_enable=False, add_completion=False,
-                  rich_markup_mode=None)  # plain usage errors: one greppable line, not a wrapped box
 provider_app = typer.Typer(help="Run and manage a provider.", no_args_is_help=True)
 
 
-@app.callback()
 def _root(version_: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
                                                  callback=_print_version, is_eager=True)] = False) -> None:
     """A Ray-based marketplace for verifiable compute."""
@@ -130,27 +128,124 @@ def provider_stop(provider_dir: ProviderDir = None, data_dir: DataDir = None,
 
 
 # ---------------------------------------------------------------------------- composition
-app.add_typer(account_app, name="account")
-jobs.register(app, provider_app)
-app.add_typer(provider_app, name="provider")
-app.add_typer(exchange.exchange_app, name="exchange")
-app.add_typer(dev.dev_app, name="dev")
-app.add_typer(circuit.circuit_app, name="circuit")
-app.command("demo")(dev.demo_cmd)
-app.command("replay")(replay.replay)
-app.add_typer(db.db_app, name="db")
-ledger.register(app, provider_app)
-money_cli.register(app)  # deposit, stake, unstake, withdraw-stake, withdraw, claim, wallet, audit (issue 12)
-app.add_typer(settlement.settlement_app, name="settlement")
-app.command("watch")(settlement.watch)
-app.add_typer(pipeline.pipeline_app, name="pipeline")
-use_replay_worker(ProverWorker)  # replays re-prove with the providers' worker (market does not import providers)
-app.registered_commands.extend(prove.app.registered_commands)
+# Imports inside the mount functions are the point: each command imports only its own sub-app.
+def _mount_account(a: typer.Typer) -> None:
+    a.add_typer(import_module("market.cli.accounts").account_app, name="account")
+
+
+def _mount_jobs(a: typer.Typer) -> None:
+    import_module("market.cli.jobs").register(a, provider_app)
+
+
+def _mount_provider(a: typer.Typer) -> None:
+    if "submit" not in _names(a):  # `provider list` lives with the job commands
+        _mount_jobs(a)
+    a.add_typer(provider_app, name="provider")
+
+
+def _mount_exchange(a: typer.Typer) -> None:
+    a.add_typer(import_module("market.cli.exchange").exchange_app, name="exchange")
+
+
+def _mount_dev(a: typer.Typer) -> None:
+    dev = import_module("market.cli.dev")
+    a.add_typer(dev.dev_app, name="dev")
+    a.command("demo")(dev.demo_cmd)
+
+
+def _mount_circuit(a: typer.Typer) -> None:
+    a.add_typer(import_module("market.cli.circuit").circuit_app, name="circuit")
+
+
+def _mount_replay(a: typer.Typer) -> None:
+    # replays re-prove with the providers' worker (market does not import providers)
+    import_module("market.pipeline.replay").use_worker(import_module("providers.prover_worker").ProverWorker)
+    a.command("replay")(import_module("market.cli.replay").replay)
+
+
+def _mount_db(a: typer.Typer) -> None:
+    a.add_typer(import_module("market.cli.db").db_app, name="db")
+
+
+def _mount_ledger(a: typer.Typer) -> None:
+    import_module("market.cli.ledger").register(a, provider_app)
+
+
+def _mount_money(a: typer.Typer) -> None:  # deposit, stake, unstake, withdraw-stake, withdraw, claim, wallet, audit
+    import_module("market.cli.money").register(a)
+
+
+def _mount_settlement(a: typer.Typer) -> None:
+    settlement = import_module("market.cli.settlement")
+    a.add_typer(settlement.settlement_app, name="settlement")
+    a.command("watch")(settlement.watch)
+
+
+def _mount_pipeline(a: typer.Typer) -> None:
+    a.add_typer(import_module("market.cli.pipeline").pipeline_app, name="pipeline")
+
+
+def _mount_prove(a: typer.Typer) -> None:
+    a.registered_commands.extend(import_module("market.cli.prove").app.registered_commands)
+
+
+#: every mount, in the order ``--help`` lists them
+MOUNTS: dict[str, Callable[[typer.Typer], None]] = {
+    "account": _mount_account, "jobs": _mount_jobs, "provider": _mount_provider, "exchange": _mount_exchange,
+    "dev": _mount_dev, "circuit": _mount_circuit, "replay": _mount_replay, "db": _mount_db,
+    "ledger": _mount_ledger, "money": _mount_money, "settlement": _mount_settlement, "pipeline": _mount_pipeline,
+    "prove": _mount_prove}
+#: top-level command -> its mount (tests/cli/test_lazy_cli.py checks this against what each mount registers)
+COMMANDS: dict[str, str] = {
+    "account": "account", "provider": "provider", "exchange": "exchange", "dev": "dev", "demo": "dev",
+    "circuit": "circuit", "replay": "replay", "db": "db", "ledger": "ledger", "settlement": "settlement",
+    "watch": "settlement", "pipeline": "pipeline", "prove": "prove", "verify": "prove", "export-verifier": "prove",
+    **dict.fromkeys(("submit", "status", "cancel", "result", "logs", "quote", "balance"), "jobs"),
+    **dict.fromkeys(("deposit", "stake", "unstake", "withdraw-stake", "withdraw", "claim", "wallet", "audit"),
+                    "money")}
+
+
+def _names(a: typer.Typer) -> set[str]:
+    return ({c.name or (c.callback.__name__ if c.callback else "") for c in a.registered_commands}
+            | {g.name or "" for g in a.registered_groups})
+
+
+def build_app(mounts: Iterable[str] = MOUNTS) -> typer.Typer:
+    """The root app with the given mounts (names of :data:`MOUNTS`); all of them by default."""
+    root = typer.Typer(name="raymarket", help="A Ray-based marketplace for verifiable compute.", no_args_is_help=True,
+                       cls=HandledGroup, pretty_exceptions_enable=False, add_completion=False,
+                       rich_markup_mode=None)  # plain usage errors: one greppable line, not a wrapped box
+    root.callback()(_root)
+    provider_app.registered_commands[:] = [c for c in provider_app.registered_commands if c.name in _OWN_PROVIDER]
+    wanted = set(mounts)
+    for name, mount in MOUNTS.items():
+        if name in wanted:
+            mount(root)
+    return root
+
+
+def mounts_for(argv: list[str]) -> Iterable[str]:
+    """The mounts a command line needs: the first word's own; every mount for ``--help``, ``--version``, no
+    command or an unknown one (so that the usage error lists the real commands)."""
+    first = next((w for w in argv if not w.startswith("-")), None)
+    if first is None or first not in COMMANDS:
+        return MOUNTS
+    return (COMMANDS[first],)
+
+
+_OWN_PROVIDER = {"start", "drain", "stop"}
+
+
+def __getattr__(name: str) -> typer.Typer:  # PEP 562: ``cli.app`` is the complete app, built on first use
+    if name == "app":
+        globals()["app"] = full = build_app()
+        return full
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Entry point (``raymarket``): run the app; errors become one line and an exit code (see module doc)."""
-    app()
+    build_app(mounts_for(sys.argv[1:]))()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ same machine:
   3, compiled beforehand. Baseline ``msm_pyecc_est_s``: py_ecc's naive sum of scalar
   multiplications, measured on a subset (``--pyecc-sample`` points) and extrapolated linearly
   (the table says so).
-* ``prove_s``: Groth16 prove (:mod:`proving.groth16.prover`) for a circom circuit, a chain of
+* ``prove_inprocess_s``: Groth16 prove (:mod:`proving.groth16.prover`) for a circom circuit, a chain of
   circomlib ``Poseidon(2)`` hashes compiled by ``circom2`` (63 links = 32,571 constraints,
   domain 2^15); zkey from ``snarkjs groth16 setup`` if a prepared 2^16 powers-of-tau is in
   the workdir (``--make-ptau`` makes one: 20-60 minutes), else from our dev setup written as
@@ -23,6 +23,18 @@ same machine:
   with py_ecc (:func:`pyecc_verify`: 4 Miller loops + 1 final exponentiation each, timed on
   ``--sequential-sample`` proofs and extrapolated to 64; the table says so), and one by one
   with the project's own :func:`proving.groth16.verifier.verify` (all 64, ``sequential_verify_ours_64_s``).
+* ``--only peers`` (issue 15, the prover against rapidsnark): on a bigger chain (``--peer-links``, default 118
+  links = about 61,000 constraints, domain 2^16), WHOLE PROCESS, as a user runs it, in alternating runs
+  (``--peer-repeat``, best and median kept): ``prove_s`` = ``raymarket prove ZKEY WTNS`` (the CLI process:
+  Python start, imports, zkey read, key preparation, prove, proof.json written) with ``peak_mib`` its peak
+  resident memory (``ru_maxrss`` of that child, from ``os.wait4``); ``rapidsnark_prove_s`` and
+  ``rapidsnark_peak_mib`` the same for iden3's rapidsnark ``prover`` (found via ``$RAPIDSNARK`` or
+  ``../shared/tools/rapidsnark/prover``; the row is skipped, never failed, when absent: nothing in the
+  project depends on it); ``steady_prove_s`` = one proof in-process with the key already parsed and
+  prepared (the way a provider proves many jobs on one circuit), ``steady_proofs_per_s`` its inverse, and
+  rapidsnark's steady rate = 1 / its whole-process time (it has no resident mode); ``ratio_vs_rapidsnark`` =
+  rapidsnark_prove_s / prove_s (> 1: ours faster) and ``steady_ratio_vs_rapidsnark``. Both proofs are checked
+  by ``snarkjs groth16 verify``.
 """
 
 from __future__ import annotations
@@ -212,7 +224,7 @@ def bench_prove(workdir: Path, links: int, repeat: int, make_ptau: bool) -> dict
     run([snarkjs, "zkey", "export", "verificationkey", files["zkey"].name, "vk.json"], workdir)
     run([snarkjs, "groth16", "verify", "vk.json", "public_ours.json", "proof_ours.json"], workdir)
     contenders = {
-        "prove_s": lambda: prover.prove(pk, witness),
+        "prove_inprocess_s": lambda: prover.prove(pk, witness),
         "snarkjs_prove_s": lambda: run([snarkjs, "groth16", "prove", files["zkey"].name, files["wtns"].name,
                                         "p.json", "pub.json"], workdir),
     }
@@ -231,8 +243,90 @@ def bench_prove(workdir: Path, links: int, repeat: int, make_ptau: bool) -> dict
     for _ in range(repeat):
         for key, fn in contenders.items():
             out[key] = min(out[key], timed(fn)[0])
-    log(f"prove: ours {out['prove_s']:.3f} s (first, with key preparation: {t_first:.3f} s), "
+    log(f"prove: ours {out['prove_inprocess_s']:.3f} s (first, with key preparation: {t_first:.3f} s), "
         f"snarkjs {out['snarkjs_prove_s']:.3f} s, groth16py {out['groth16py_prove_s']}")
+    return out
+
+
+# ------------------------------------------------------------------------ peers ----
+
+def find_rapidsnark() -> Path | None:
+    """rapidsnark's ``prover`` binary: ``$RAPIDSNARK``, else ``../shared/tools/rapidsnark/prover`` beside the
+    checkout; ``None`` when absent or not executable (its row is then skipped)."""
+    for cand in (os.environ.get("RAPIDSNARK"), str(REPO.parent / "shared" / "tools" / "rapidsnark" / "prover")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return Path(cand)
+    return None
+
+
+def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Run ``cmd`` to completion; returns (wall seconds, CPU seconds user+sys, peak RSS MiB) of that child
+    alone (``os.wait4`` rusage; ``ru_maxrss`` is KiB on Linux). Raises RuntimeError on a non-zero exit."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out.decode(errors='replace')[-2000:]}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def bench_peers(workdir: Path, links: int, repeat: int) -> dict:
+    """Whole-process ``raymarket prove`` vs rapidsnark (alternating runs), plus the steady in-process rate."""
+    from proving.formats.wtns_file import read_wtns
+    from proving.formats.zkey import read_zkey
+    from proving.groth16 import prover
+
+    files = build_circuit(workdir, links, make_ptau=False)
+    snarkjs, zkey, wtns = files["snarkjs"], files["zkey"].name, files["wtns"].name
+    rapid = find_rapidsnark()
+    ours_cmd = [sys.executable, str(REPO / "cli.py"), "prove", zkey, wtns,
+                "--proof", "peer_ours_proof.json", "--public", "peer_ours_public.json"]
+    contenders: dict[str, list[str]] = {"ours": ours_cmd}
+    if rapid is None:
+        log("rapidsnark not found ($RAPIDSNARK or ../shared/tools/rapidsnark/prover): its row is skipped")
+    else:
+        contenders["rapidsnark"] = [str(rapid), zkey, wtns, "peer_rapid_proof.json", "peer_rapid_public.json"]
+    run_measured(ours_cmd, workdir)  # warm: numba's on-disk cache and the OS page cache, for both alike
+    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in contenders}
+    for i in range(repeat):
+        for name, cmd in contenders.items():
+            samples[name].append(run_measured(cmd, workdir))
+            log(f"peer run {i + 1}/{repeat} {name}: {samples[name][-1][0]:.3f} s wall, "
+                f"{samples[name][-1][1]:.2f} CPU-s, {samples[name][-1][2]:.0f} MiB")
+    run([snarkjs, "zkey", "export", "verificationkey", zkey, "peer_vk.json"], workdir)
+    for name in contenders:
+        tag = "ours" if name == "ours" else "rapid"
+        run([snarkjs, "groth16", "verify", "peer_vk.json", f"peer_{tag}_public.json", f"peer_{tag}_proof.json"],
+            workdir)
+    pk = read_zkey(files["zkey"])
+    witness = read_wtns(files["wtns"])
+    prover.prove(pk, witness)  # key preparation (cached on the key) and compilation happen here, once
+    steady = [timed(prover.prove, pk, witness)[0] for _ in range(max(3, repeat))]
+
+    def best(name: str, j: int) -> float:
+        return min(s[j] for s in samples[name])
+
+    def median(name: str) -> float:
+        walls = sorted(s[0] for s in samples[name])
+        return walls[len(walls) // 2]
+
+    out: dict = {"peer_constraints": max(pk.coef_constraint) + 1 - (pk.n_public + 1),
+                 "peer_domain_size": pk.domain_size, "peer_runs": repeat,
+                 "prove_s": best("ours", 0), "prove_median_s": median("ours"), "prove_cpu_s": best("ours", 1),
+                 "peak_mib": max(s[2] for s in samples["ours"]),
+                 "steady_prove_s": min(steady), "steady_proofs_per_s": 1 / min(steady),
+                 "rapidsnark": str(rapid) if rapid else None, "rapidsnark_prove_s": None,
+                 "rapidsnark_prove_median_s": None, "rapidsnark_cpu_s": None, "rapidsnark_peak_mib": None,
+                 "ratio_vs_rapidsnark": None, "steady_ratio_vs_rapidsnark": None, "peers_verified_by_snarkjs": True}
+    if rapid is not None:
+        out.update(rapidsnark_prove_s=best("rapidsnark", 0), rapidsnark_prove_median_s=median("rapidsnark"),
+                   rapidsnark_cpu_s=best("rapidsnark", 1),
+                   rapidsnark_peak_mib=max(s[2] for s in samples["rapidsnark"]))
+        out["ratio_vs_rapidsnark"] = out["rapidsnark_prove_s"] / out["prove_s"]
+        out["steady_ratio_vs_rapidsnark"] = out["rapidsnark_prove_s"] / out["steady_prove_s"]
     return out
 
 
@@ -298,8 +392,8 @@ def table(res: dict) -> str:
         rows.append((f"MSM {n} G1 (numba, c={res['msm_window_bits']})", _fmt(res["msm_2_16_s"]),
                      f"py_ecc naive, EST. from {res['msm_pyecc_sample']} pts", _fmt(res["msm_pyecc_est_s"]),
                      f"{res['msm_pyecc_est_s'] / res['msm_2_16_s']:.0f}x"))
-    if "prove_s" in res:
-        c, ours = res["constraints"], res["prove_s"]
+    if "prove_inprocess_s" in res:
+        c, ours = res["constraints"], res["prove_inprocess_s"]
         rows.append((f"Groth16 prove, {c} constr. (ours)", _fmt(ours), "snarkjs groth16 prove (CLI)",
                      _fmt(res["snarkjs_prove_s"]), f"{res['snarkjs_prove_s'] / ours:.2f}x"))
         g = res.get("groth16py_prove_s")
@@ -313,6 +407,17 @@ def table(res: dict) -> str:
                      f"{res['sequential_verify_64_s'] / res['batch_verify_64_s']:.1f}x"))
         rows.append(("", "", "one by one, proving.groth16.verifier", _fmt(res["sequential_verify_ours_64_s"]),
                      f"{res['sequential_verify_ours_64_s'] / res['batch_verify_64_s']:.1f}x"))
+    if "peer_constraints" in res:
+        c, rs = res["peer_constraints"], res["rapidsnark_prove_s"]
+        rows.append((f"prove {c} constr., whole process (ours)", _fmt(res["prove_s"]),
+                     "rapidsnark prover (process)" if rs is not None else "rapidsnark: not found, skipped",
+                     _fmt(rs), "n/a" if rs is None else f"{res['ratio_vs_rapidsnark']:.2f}x"))
+        rows.append(("  peak memory MiB (ours / rapidsnark)", f"{res['peak_mib']:.0f}", "target: ours <= 2x",
+                     _fmt(None if res["rapidsnark_peak_mib"] is None else round(res["rapidsnark_peak_mib"])),
+                     "n/a" if rs is None else f"{res['peak_mib'] / res['rapidsnark_peak_mib']:.1f}x mem"))
+        rows.append(("  steady prove, key prepared (ours)", _fmt(res["steady_prove_s"]),
+                     "rapidsnark per proof (no resident mode)", _fmt(rs),
+                     "n/a" if rs is None else f"{res['steady_ratio_vs_rapidsnark']:.2f}x (target >= 2x)"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -335,20 +440,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--verify-proofs", type=int, default=64)
     ap.add_argument("--sequential-sample", type=int, default=8,
                     help="proofs verified one by one with py_ecc (extrapolated to --verify-proofs; the table says so)")
-    ap.add_argument("--only", choices=["msm", "prove", "verify"], action="append")
+    ap.add_argument("--peer-links", type=int, default=118,
+                    help="Poseidon links for the rapidsnark comparison (118 -> about 61,000 constraints, domain 2^16)")
+    ap.add_argument("--peer-repeat", type=int, default=5, help="alternating whole-process runs per prover")
+    ap.add_argument("--only", choices=["msm", "prove", "verify", "peers"], action="append")
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     import numba
 
     res: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
                             f"numba {numba.__version__} threads={numba.get_num_threads()}"}
-    only = set(args.only or ["msm", "prove", "verify"])
+    only = set(args.only or ["msm", "prove", "verify", "peers"])
     if "msm" in only:
         res.update(bench_msm(args.msm_log2, args.pyecc_sample, args.workdir))
     if "prove" in only:
         res.update(bench_prove(args.workdir, args.links, args.repeat, args.make_ptau))
     if "verify" in only:
         res.update(bench_verify(args.verify_proofs, args.sequential_sample))
+    if "peers" in only:
+        res.update(bench_peers(args.workdir, args.peer_links, args.peer_repeat))
     print(json.dumps(res, indent=2, default=str) if args.json else table(res))
     return res
 

@@ -27,7 +27,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from rich.table import Table
 
-from market.cli.common import DataDir, JsonOut, emit, settings
+from market.cli.common import DataDir, JsonOut, PasswordFile, emit, settings
 from market.settings import Settings
 from proving.errors import RaymarketError
 
@@ -39,9 +39,6 @@ account_app = typer.Typer(help="Your keys: eth-account v3 keystores under <data-
 KeyOpt = Annotated[Optional[str], typer.Option(
     "--key", help="Keystore to sign with: a path or a name in <data-dir>/keys (default: `keystore` in "
                   "config.toml, else the only key there).", show_default=False)]
-PasswordFile = Annotated[Optional[Path], typer.Option(
-    "--password-file", help="File whose first line is the keystore password (else $RAYMARKET_PASSWORD, "
-                            "else a prompt).", show_default=False)]
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="File name in <data-dir>/keys (default: the address).")]
 
 

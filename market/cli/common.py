@@ -12,18 +12,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import Engine
 
 from market.cli.exit_codes import ExitCode
-from market.db.base import make_engine
-from market.db.migrate import upgrade
 from market.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 #: Messages and progress (stderr).
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -31,6 +31,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 # ---------------------------------------------------------------------------- the shared options
+PasswordFile = Annotated[Optional[Path], typer.Option(
+    "--password-file", help="File whose first line is the keystore password (else $RAYMARKET_PASSWORD, "
+                            "else a prompt).", show_default=False)]
 # The environment (RAYMARKET_*) and <data_dir>/config.toml are read by Settings, not by the options,
 # so that every value has one reader and one precedence: flag > environment > config file > default.
 DataDir = Annotated[Optional[Path], typer.Option(
@@ -106,6 +109,10 @@ def wei(value: str, name: str, *, allow_zero: bool = False) -> int:
 # ---------------------------------------------------------------------------- the database (operator tools)
 def engine(s: Settings, *, migrate: bool = True) -> Engine:
     """An engine on the settings' database, migrated to the latest schema first unless ``migrate=False``."""
+    # deferred: SQLAlchemy + alembic cost every command ~0.7 s at start-up, and only operator tools use them
+    from market.db.base import make_engine  # noqa: PLC0415
+    from market.db.migrate import upgrade  # noqa: PLC0415
+
     url = s.resolved_database_url
     if migrate:
         upgrade(url)
