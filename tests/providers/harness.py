@@ -88,7 +88,10 @@ class AgentProcess:
 
     Attributes:
         name, key (hex, test only), keystore, data_dir; summary: the started line (address, ray_address, ...).
+        module: the module run with ``python -m`` (a test wrapper of the agent may replace it).
     """
+
+    module = "providers.agent"
 
     def __init__(self, name: str, exchange_url: str, base: Path, *, price_per_cpu_s_wei: int = 10**9,
                  cpus: int = 1, extra: list[str] | None = None) -> None:
@@ -112,7 +115,7 @@ class AgentProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         env["PYTHONPATH"] = str(ROOT)
         self._log = open(self.log_path, "a", encoding="utf-8")
-        self.proc = subprocess.Popen([sys.executable, "-m", "providers.agent", *self.args], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=self._log, text=True)
         threading.Thread(target=self._read, daemon=True).start()
         return self
