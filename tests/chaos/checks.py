@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import text
@@ -63,6 +64,23 @@ def lie_outcomes(s: Session, lies: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def failure_reasons(s: Session, statuses: dict[str, str], prefix: str) -> dict[str, int]:
+    """Why the failed jobs failed: the reason of each one's last ``fault``/``expired`` event (ids and numbers
+    blanked, so that equal causes count together) -> how many jobs."""
+    last: dict[str, str] = {}
+    for job_id, event, detail in s.execute(text("SELECT job_id, event, detail FROM job_events WHERE job_id LIKE :p "
+                                                "AND event IN ('fault', 'expired') ORDER BY id"),
+                                           {"p": prefix + "%"}).all():
+        d = detail if isinstance(detail, dict) else {}
+        last[job_id] = f"{event}: {d.get('reason') or d}"
+    out: dict[str, int] = {}
+    for job_id, st in statuses.items():
+        if st == "failed":
+            key = re.sub(r"0x[0-9a-fA-F]+|[0-9a-f]{12,}|\d+(\.\d+)?", "#", last.get(job_id, "no fault event"))[:120]
+            out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def run_checks(engine: Any, prefix: str, lies: list[dict[str, Any]]) -> dict[str, Any]:
     """Every check of the module docstring, as the report's fields."""
     with Session(engine) as s:
@@ -71,6 +89,7 @@ def run_checks(engine: Any, prefix: str, lies: list[dict[str, Any]]) -> dict[str
         violations = ledger.check_invariants(s)
         stuck_wei, stuck_jobs = stuck_escrow(s, statuses)
         lies_out = lie_outcomes(s, lies)
+        failed_why = failure_reasons(s, statuses, prefix)
         held_open = s.execute(text("SELECT coalesce(sum(remaining_wei), 0) FROM ledger_pendings "
                                    "WHERE status = 'pending'")).scalar_one()
     by_status: dict[str, int] = {}
@@ -82,4 +101,4 @@ def run_checks(engine: Any, prefix: str, lies: list[dict[str, Any]]) -> dict[str
             "paid_twice": len(twice), "paid_twice_jobs": twice[:50],
             "ledger_violations": len(violations), "ledger_violation_lines": violations[:50],
             "stuck_escrow_wei": stuck_wei, "stuck_escrow_jobs": stuck_jobs[:50],
-            "reserved_wei_all": int(held_open), "lies": lies_out}
+            "reserved_wei_all": int(held_open), "lies": lies_out, "failed_reasons": failed_why}

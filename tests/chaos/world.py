@@ -74,12 +74,23 @@ class ChaosAgent(AgentProcess):
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def restart(self, down_s: float = 0.0, timeout_s: float = 300.0) -> float:
-        """SIGKILL (if alive), stop its Ray cluster by PID, wait ``down_s``, start again; returns seconds taken."""
+    def restart(self, down_s: float = 0.0, timeout_s: float = 300.0, *, keep_cluster: bool = False) -> float:
+        """SIGKILL (if alive), wait ``down_s``, start again; returns seconds taken.
+
+        ``keep_cluster``: the new agent attaches to the provider's Ray head that survived the kill (``--ray-address``
+        and its token file: a provider's fleet head outlives its agent); otherwise that head is stopped by PID and
+        the new agent starts its own. The head's pidfile stays, so :meth:`cleanup` stops it either way.
+        """
         t0 = time.monotonic()
         self.kill()
         cluster = self.cluster
-        if cluster is not None:
+        if not hasattr(self, "base_args"):
+            self.base_args = list(self.args)
+        self.args = list(self.base_args)
+        if keep_cluster and cluster is not None and cluster.alive():
+            self.args += ["--ray-address", cluster.address, "--ray-token-file",
+                          str(self.data_dir / "ray" / "auth_token")]
+        elif cluster is not None:
             cluster.stop()
         (self.data_dir / "agent.json").unlink(missing_ok=True)
         time.sleep(down_s)
@@ -211,8 +222,8 @@ class ChaosWorld:
 
     def _f_agent_kill(self, target: int | None, down_s: float) -> dict[str, Any]:
         a = self.agents[target or 0]
-        secs = a.restart(down_s)
-        return {"provider": a.name, "restart_s": round(secs, 1)}
+        secs = a.restart(down_s, keep_cluster=True)
+        return {"provider": a.name, "restart_s": round(secs, 1), "attached": "--ray-address" in a.args}
 
     def _f_raylet_kill(self, target: int | None, _: float) -> dict[str, Any]:
         a = self.agents[target or 0]
