@@ -14,8 +14,8 @@ import {Settlement} from "./Settlement.sol";
 /// @notice A sibling of `Settlement` (which stays money-free); the Vault knows it and reads its challenge
 /// marks to slash a provider whose signed proof was shown bad (`slashChallenged`).
 ///
-/// Money in: `deposit()` (a client's spendable balance, credited off-chain by the watcher on `Deposited`),
-/// `stake()` (a provider's bond, `Staked`). Money out: `claim(cumulativeWei, proof)` against the latest epoch
+/// Money in: `deposit()` / `depositFor(account)` (a client's spendable balance, credited off-chain by the watcher
+/// on `Deposited`), `stake()` / `stakeFor(provider)` (a provider's bond, `Staked`). Money out: `claim(cumulativeWei, proof)` against the latest epoch
 /// root, which commits to the CUMULATIVE wei each address may ever have withdrawn (OpenZeppelin
 /// StandardMerkleTree, leaves `(address account, uint256 cumulativeWei)`); a claim pays the difference from
 /// what the address already claimed. Clients withdraw unused balance and providers their earnings that way.
@@ -30,7 +30,7 @@ import {Settlement} from "./Settlement.sol";
 /// @dev Custom errors; an event for every state change; checks-effects-interactions with `nonReentrant` on
 /// every function that sends ETH (OpenZeppelin `Address.sendValue`; the guard lives in transient storage, EIP-1153);
 /// no loops. Past epoch roots are in the `EpochRootPosted` events; storage keeps the latest. The owner's pause stops
-/// deposit, stake, requestUnstake, withdrawStake and claim; slashing and epoch roots go on.
+/// deposit(For), stake(For), requestUnstake, withdrawStake and claim; slashing and epoch roots go on.
 contract Vault is Ownable, Pausable, ReentrancyGuardTransient {
     struct StakeInfo {
         uint128 active; // bonded, slashable
@@ -168,6 +168,27 @@ contract Vault is Ownable, Pausable, ReentrancyGuardTransient {
         s.active += SafeCast.toUint128(msg.value);
         totalStaked += msg.value;
         emit Staked(msg.sender, msg.value);
+    }
+
+    /// @notice Deposit `msg.value` wei as `account`'s spendable market balance (anyone may pay for anyone: a gift
+    /// the payer cannot take back). Emits the same `Deposited(account, amount)` as `deposit()`; the development
+    /// faucet of a dev exchange funds its users this way from a well-known dev key.
+    function depositFor(address account) external payable whenNotPaused {
+        if (account == address(0)) revert ZeroAddress();
+        if (msg.value == 0) revert ZeroAmount();
+        totalDeposited += msg.value;
+        emit Deposited(account, msg.value);
+    }
+
+    /// @notice Bond `msg.value` wei as `provider`'s stake (paid by the caller; only `provider` can ever unstake
+    /// it). Emits the same `Staked(provider, amount)` as `stake()`.
+    function stakeFor(address provider) external payable whenNotPaused {
+        if (provider == address(0)) revert ZeroAddress();
+        if (msg.value == 0) revert ZeroAmount();
+        StakeInfo storage s = _stakes[provider];
+        s.active += SafeCast.toUint128(msg.value);
+        totalStaked += msg.value;
+        emit Staked(provider, msg.value);
     }
 
     // ------------------------------------------------------------------ unstaking

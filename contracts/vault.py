@@ -145,6 +145,14 @@ class VaultContract(ContractHandle):
         """Bond ``amount_wei`` as ``key``'s provider stake (event ``Staked(provider, amount)``)."""
         return self.transact(key, "stake", value=amount_wei)
 
+    def deposit_for(self, key: str | bytes, account: str, amount_wei: int) -> Any:
+        """``key`` pays ``amount_wei`` as ``account``'s market balance (``Deposited(account, amount)``)."""
+        return self.transact(key, "depositFor", to_checksum_address(account), value=amount_wei)
+
+    def stake_for(self, key: str | bytes, provider: str, amount_wei: int) -> Any:
+        """``key`` pays ``amount_wei`` as ``provider``'s stake (``Staked(provider, amount)``)."""
+        return self.transact(key, "stakeFor", to_checksum_address(provider), value=amount_wei)
+
     # ---------------------------------------------------------------- unstaking
     def request_unstake(self, key: str | bytes, amount_wei: int) -> Any:
         """Move active stake to unbonding; it matures ``unbondingPeriod`` seconds later (``UnstakeRequested``)."""

@@ -25,11 +25,14 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from market.core.policy import UNBONDING_PERIOD_S
 from market.paths import HOME_ENV, default_data_dir
 from proving.errors import RaymarketError
 
 #: Name of the config file inside the data directory.
 CONFIG_FILE = "config.toml"
+#: The Vault's longest unbonding period (``Vault.MAX_UNBONDING_PERIOD``), seconds.
+MAX_UNBONDING_PERIOD_S = 365 * 24 * 3600
 
 
 class SettingsError(RaymarketError, ValueError):
@@ -133,6 +136,11 @@ class Settings(BaseSettings):
         settlement_window_s: a batch closes at the end of its deterministic time window, seconds.
         confirmations: blocks the watcher waits before it trusts an event.
         matching_rule: ``pay-as-bid`` | ``second-price`` (see ``market.core.pricing``).
+        epoch_interval_s: seconds between the service's settlement epochs (earnings swept to claimable, final
+            slashes carried out on chain, the cumulative claim root posted to the Vault); > 0.
+        unbonding_period_s: seconds between ``Vault.requestUnstake`` and ``withdrawStake`` (on-chain time), used
+            when the service deploys a new Vault; stake stays slashable until then. In ``[1, 365 days]`` (the
+            Vault's own bounds); default 7 days (:data:`market.core.policy.UNBONDING_PERIOD_S`).
 
     Raises:
         pydantic.ValidationError (a ``ValueError``) from the constructor; :meth:`load` raises
@@ -165,6 +173,8 @@ class Settings(BaseSettings):
     settlement_window_s: float = Field(30.0, gt=0)
     confirmations: int = Field(0, ge=0)
     matching_rule: Literal["pay-as-bid", "second-price"] = "pay-as-bid"
+    epoch_interval_s: float = Field(10.0, gt=0)
+    unbonding_period_s: int = Field(UNBONDING_PERIOD_S, gt=0, le=MAX_UNBONDING_PERIOD_S)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -26,6 +26,7 @@ from market.cli.accounts import KeyOpt, PasswordFile, load_account
 from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, err, fail, out, settings, wei
 from market.cli.exit_codes import ExitCode
 from market.client import Client
+from market.core.units import format_eth
 from market.protocol import valid_id
 from proving.field import FR_MODULUS
 
@@ -299,10 +300,11 @@ def quote(
 @jobs_app.command("balance")
 def balance(exchange: ExchangeUrl = None, key: KeyOpt = None, password_file: PasswordFile = None,
             data_dir: DataDir = None, as_json: JsonOut = False) -> None:
-    """Your balance at the exchange (free and escrowed, wei)."""
+    """Your balance at the exchange: free and escrowed, in ETH with the exact wei beside (``--json``: wei strings)."""
     with client(exchange, key, password_file, data_dir) as c:
         bal = c.balance()
-    emit(bal, as_json, f"{bal['address']}: {bal['balance_wei']} wei free, {bal['escrowed_wei']} wei escrowed")
+    emit(bal, as_json, f"{bal['address']}: {format_eth(int(bal['balance_wei']))} free, "
+                       f"{format_eth(int(bal['escrowed_wei']))} escrowed")
 
 
 def provider_list(exchange: ExchangeUrl = None, data_dir: DataDir = None, as_json: JsonOut = False) -> None:

@@ -117,7 +117,7 @@ def audit(exchange: ExchangeUrl = None, data_dir: DataDir = None, as_json: JsonO
         + [f"  in debt: {a} owes {format_eth(int(w))}" for a, w in report.get("flagged", {}).items()]))
     if not report["balanced"]:
         fail("the Vault does not hold what the ledger owes", ExitCode.CHECK_FAILED,
-             "a dev faucet credit is unbacked; otherwise see the exchange log")
+             "every ledger wei comes from a confirmed Vault event (the dev faucet too): see the exchange log")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,6 @@ from market.exchange.steps import (  # noqa: F401 (the package's public surface)
     get_job,
     job_history,
     register_provider,
-    fund_client,
     submit_job,
     expire_jobs,
     round_inputs,

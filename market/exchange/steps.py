@@ -4,7 +4,7 @@ It is the only place where the parts meet, and each step is a short function ove
 SQLAlchemy ``Session`` (opened by the caller, one transaction per step, so money moves
 atomically with the job's state):
 
-1. :func:`register_provider` — record a provider's detected hardware and offer; bond its stake.
+1. :func:`register_provider` — record a provider's detected hardware and offer (its stake is on chain).
 2. :func:`submit_job` — record the job and escrow its max price from the client's balance.
 3. :func:`run_round` — clear open jobs against offers (``market.core.matching``), lock collateral,
    record the round's canonical inputs and hashes (``raymarket replay ROUND``).
@@ -71,14 +71,15 @@ class InvalidJob(ExchangeError, ValueError):
 
 @dataclass(frozen=True)
 class ProviderOffer:
-    """A provider's registration: identity, detected resources, prices (wei per resource-second), bond."""
+    """A provider's registration: identity, detected resources, prices (wei per resource-second).
+    ``bond_wei`` must be 0 (kept for callers; stake is on chain only, see :func:`register_provider`)."""
 
     name: str
     address: str
     cpus: int
     memory_bytes: int
     price_per_cpu_s_wei: int
-    bond_wei: int
+    bond_wei: int = 0
     gpus: int = 0
     gpu_model: str | None = None
     price_per_gpu_s_wei: int = 0
@@ -173,11 +174,15 @@ def job_history(s: Session, job_id: str) -> list[JobEventRecord]:
 
 
 def register_provider(s: Session, offer: ProviderOffer, now_s: float | None = None) -> ProviderRecord:
-    """Record (or update) a provider's offer and bond ``offer.bond_wei`` of fresh stake.
+    """Record (or update) a provider's offer (no money moves: stake comes only from the Vault, ``Vault.stake``
+    credited by the deposit watcher to the provider's address).
 
-    The bond is deposited from outside (``world``) and bonded in one transaction; the
-    transfer ids derive from the provider name and the bond amount so a retry is idempotent.
+    Raises:
+        ValueError: ``offer.bond_wei`` > 0 (the ledger has no source for fresh stake; ``world`` is closed).
     """
+    if offer.bond_wei:
+        raise ValueError(f"provider {offer.name}: bond_wei={offer.bond_wei}: stake is on chain only "
+                         f"(Vault.stake from the provider's key), not minted at registration")
     now_s = time.time() if now_s is None else now_s
     rec = s.get(ProviderRecord, offer.name)
     if rec is None:
@@ -190,19 +195,7 @@ def register_provider(s: Session, offer: ProviderOffer, now_s: float | None = No
     s.flush()
     ledger.open_system_accounts(s)
     ledger.open_provider(s, offer.name)
-    if offer.bond_wei > 0:
-        ledger.deposit(s, ids.bond_deposit_id(offer.name, offer.address, offer.bond_wei),
-                       ledger.provider_account(offer.name), offer.bond_wei)
-        ledger.bond(s, ids.bond_id(offer.name, offer.address, offer.bond_wei), offer.name, offer.bond_wei)
     return rec
-
-
-def fund_client(s: Session, client: str, amount_wei: int, transfer_id: str) -> int:
-    """Open ``client``'s account if needed and deposit ``amount_wei``; returns the new balance (wei)."""
-    ledger.open_system_accounts(s)
-    ledger.open_client(s, client)
-    ledger.deposit(s, transfer_id, ledger.client_account(client), amount_wei)
-    return ledger.balance(s, ledger.client_account(client))
 
 
 # --------------------------------------------------------------------------- jobs

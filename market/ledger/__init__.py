@@ -33,7 +33,8 @@ operation (1) locks the side rows it resolves, (2) locks all accounts it touches
 no deadlock between ledger operations), (3) checks idempotency, (4) validates everything, and
 only then (5) writes. So a raised :class:`LedgerError` leaves the transaction unchanged by the
 failed operation. On SQLite ``FOR UPDATE`` is omitted (the database file lock serialises
-writers) and values are limited to ``2**63 - 1`` wei (SQLite integers are 64-bit).
+writers). Amounts and balances span ``-(2**256 - 1) .. 2**256 - 1`` wei on both backends (SQLite stores
+them as exact decimal text: :class:`market.db.base.WeiType`).
 
 All amounts are Python ``int`` wei (never floats); times are float seconds (unix time).
 """
@@ -60,6 +61,7 @@ from market.ledger.accounts import (
     provider_account,
     slashing_account,
     unbonding_account,
+    world_closed,
 )
 from market.ledger.errors import (
     AccountKindConflict,
@@ -79,6 +81,7 @@ from market.ledger.errors import (
     SlashWindowOpen,
     UnbondingNotMatured,
     UnknownAccount,
+    WorldClosed,
 )
 from market.ledger.invariants import check_invariants
 from market.ledger.reservations import (
@@ -105,7 +108,7 @@ __all__ = [
     "client_account", "escrow_account", "provider_account", "bond_account", "collateral_account",
     "unbonding_account", "slashing_account", "AccountInfo", "HistoryEntry",
     "open_account", "open_system_accounts", "open_client", "open_provider",
-    "account", "balance", "balances", "history",
+    "account", "balance", "balances", "history", "world_closed",
     # transfers
     "TransferSpec", "Receipt", "BatchResult", "transfer", "deposit", "withdraw", "post_batch",
     # reservations
@@ -121,5 +124,5 @@ __all__ = [
     "LedgerError", "AccountKindConflict", "IdempotencyConflict", "InsufficientFunds", "InvalidAmount",
     "InvalidArgument", "PendingAlreadyResolved", "PendingExists", "PendingNotFound", "PriceExceedsEscrow",
     "SlashAlreadyResolved", "SlashExceedsBond", "SlashNotFound", "SlashWindowClosed", "SlashWindowOpen",
-    "UnbondingNotMatured", "UnknownAccount",
+    "UnbondingNotMatured", "UnknownAccount", "WorldClosed",
 ]

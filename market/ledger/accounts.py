@@ -19,9 +19,12 @@ from market.ledger._checks import check_id
 from market.ledger.errors import AccountKindConflict, InvalidArgument, UnknownAccount
 from market.ledger.models import ACCOUNT_KINDS
 
-#: The outside world: deposits come from it, withdrawals go to it; the only account allowed
-#: to go negative (its balance is minus the net external deposits).
+#: The outside world of a standalone ledger: deposits come from it, withdrawals go to it (negative allowed:
+#: minus the net external deposits). Closed on a chain-backed ledger (:func:`world_closed`).
 WORLD_ACCOUNT = "world"
+#: The Vault contract seen from the ledger (kind ``world``, negative allowed; see :mod:`market.ledger.chain`).
+#: Its presence makes a ledger chain-backed: :data:`WORLD_ACCOUNT` is then closed (:func:`world_closed`).
+VAULT_ACCOUNT = "vault"
 #: Collects the protocol fee of every released payment.
 PROTOCOL_FEE_ACCOUNT = "protocol:fees"
 #: Burned slashes (money removed from circulation inside the ledger, kept for audit).
@@ -119,6 +122,14 @@ def open_system_accounts(s: Session) -> None:
     """Open :data:`SYSTEM_ACCOUNTS` (world, protocol fees, burn) if missing; idempotent."""
     for account_id, (kind, neg) in SYSTEM_ACCOUNTS.items():
         s.execute(_OPEN_ACCOUNT, {"id": account_id, "kind": kind, "neg": neg})
+
+
+def world_closed(s: Session) -> bool:
+    """True when the ledger is chain-backed (the :data:`VAULT_ACCOUNT` exists: the exchange service opens it at
+    start): then ``world`` is no source (nor sink) of money and :func:`market.ledger.transfer` /
+    ``deposit`` / ``withdraw`` / ``post_batch`` touching it raise :class:`~market.ledger.errors.WorldClosed`.
+    A standalone ledger (no Vault: the ledger's own tests and tools) keeps ``world`` as its external account."""
+    return s.execute(text("SELECT 1 FROM ledger_accounts WHERE id = :id"), {"id": VAULT_ACCOUNT}).first() is not None
 
 
 def open_client(s: Session, client: str) -> AccountInfo:

@@ -3,8 +3,10 @@
 Money enters the ledger only from :data:`VAULT_ACCOUNT` (kind ``world``, may go negative: minus what the Vault
 received and still holds for the market) when the deposit watcher (:mod:`market.settlement.deposits`) applies a
 confirmed Vault event, and leaves only back to it when a confirmed ``Claimed`` / ``StakeWithdrawn`` / burning
-``Slashed`` event says the ETH left the Vault. The dev faucet (``world``) is the only other source; money from it
-is unbacked and shows as an unbalanced audit.
+``Slashed`` event says the ETH left the Vault. There is no other source: once the ``vault`` account exists the
+ledger is chain-backed and ``world`` is closed (:func:`market.ledger.accounts.world_closed`; a transfer touching it
+raises :class:`market.ledger.errors.WorldClosed`). The development faucet of a dev exchange moves real chain ETH
+(``Vault.depositFor`` / ``stakeFor`` from a well-known dev key), credited through this same path.
 
 Accounts (all opened on demand; kinds from :data:`market.ledger.models.ACCOUNT_KINDS`, no schema change):
   * ``vault`` (:data:`VAULT_ACCOUNT`, kind ``world``, negative allowed);
@@ -34,13 +36,15 @@ from sqlalchemy.orm import Session
 
 from market.ledger._checks import check_id, op_digest
 from market.ledger._ops import Acct, Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay
+from market.ledger.accounts import VAULT_ACCOUNT as _VAULT_ACCOUNT
 from market.ledger.accounts import (WORLD_ACCOUNT, bond_account, client_account, open_account,
                                     open_client, open_system_accounts, provider_account)
 from market.ledger.errors import LedgerError
 
-#: The Vault contract seen from the ledger: money comes from it (confirmed deposits and stake) and goes back to
-#: it (confirmed claims, stake withdrawals, burns). Its balance is minus the wei the Vault holds for the ledger.
-VAULT_ACCOUNT = "vault"
+#: The Vault contract seen from the ledger (:data:`market.ledger.accounts.VAULT_ACCOUNT`): money comes from it
+#: (confirmed deposits and stake) and goes back to it (confirmed claims, stake withdrawals, burns). Its balance is
+#: minus the wei the Vault holds for the ledger.
+VAULT_ACCOUNT = _VAULT_ACCOUNT
 #: The unburned part of on-chain slashes the exchange did not decide (owed by the protocol).
 SLASH_POOL_ACCOUNT = "protocol:slash-pool"
 #: Accounts outside the market's liabilities (sources of money, not money owed).

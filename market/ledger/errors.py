@@ -42,6 +42,26 @@ class InvalidArgument(LedgerError):
 
 
 @dataclass
+class WorldClosed(LedgerError):
+    """A transfer from or to ``world`` on a chain-backed ledger: ``world`` is not a source of funds there.
+
+    Money enters a chain-backed ledger only by a confirmed Vault event (a chain credit of
+    :mod:`market.ledger.chain`: ``credit_deposit``, ``credit_stake``) and leaves only by one (``claimed``,
+    ``stake_withdrawn``, a burning ``slash_onchain``); on a development exchange, the dev faucet sends real Vault
+    transactions (``depositFor`` / ``stakeFor``) from a well-known dev key.
+    """
+
+    op_id: str
+    account_id: str
+
+    def __str__(self) -> str:
+        return (f"{self.op_id}: refused to move money between 'world' and {self.account_id!r}: this ledger is "
+                f"backed by the Vault contract, where money enters only by a confirmed on-chain deposit or stake "
+                f"(market.ledger.chain.credit_deposit / credit_stake via the deposit watcher; development: the "
+                f"dev faucet's real Vault.depositFor / stakeFor)")
+
+
+@dataclass
 class UnknownAccount(LedgerError):
     """The account does not exist; open it first with ``open_account`` (or ``open_client``/``open_provider``)."""
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from market.ledger._checks import SEP, check_id
 from market.ledger._ops import Ctx, Leg, check_amount, commit, ctx, legs_of, lock_accounts, max_wei, op_row, replay
-from market.ledger.accounts import WORLD_ACCOUNT
-from market.ledger.errors import IdempotencyConflict, InvalidArgument
+from market.ledger.accounts import WORLD_ACCOUNT, world_closed
+from market.ledger.errors import IdempotencyConflict, InvalidArgument, WorldClosed
 from market.ledger.models import ID_LEN
 
 
@@ -80,6 +80,7 @@ def transfer(s: Session, transfer_id: str, debit_account_id: str, credit_account
     c = ctx(s)
     spec = TransferSpec(transfer_id, debit_account_id, credit_account_id, amount_wei, kind, job_id)
     _check_spec(c, spec, "")
+    _check_world(s, [spec])
     digest = transfer_digest(spec)
     accts = lock_accounts(c, (debit_account_id, credit_account_id))
     if (done := replay(c, transfer_id, kind, digest)) is not None:
@@ -91,21 +92,34 @@ def transfer(s: Session, transfer_id: str, debit_account_id: str, credit_account
 
 
 def deposit(s: Session, transfer_id: str, account_id: str, amount_wei: int) -> Receipt:
-    """Credit ``account_id`` with ``amount_wei`` coming from outside (:data:`WORLD_ACCOUNT`).
+    """Credit ``account_id`` with ``amount_wei`` coming from outside (:data:`WORLD_ACCOUNT`): a standalone
+    ledger's external source only. On a chain-backed ledger money enters by chain credits
+    (:func:`market.ledger.chain.credit_deposit`), and this raises :class:`WorldClosed`.
 
     Raises:
-        InvalidAmount, UnknownAccount, IdempotencyConflict.
+        InvalidAmount, UnknownAccount, IdempotencyConflict, WorldClosed.
     """
     return transfer(s, transfer_id, WORLD_ACCOUNT, account_id, amount_wei, kind="deposit")
 
 
 def withdraw(s: Session, transfer_id: str, account_id: str, amount_wei: int) -> Receipt:
-    """Debit ``amount_wei`` from ``account_id`` to the outside (:data:`WORLD_ACCOUNT`).
+    """Debit ``amount_wei`` from ``account_id`` to the outside (:data:`WORLD_ACCOUNT`); standalone ledgers only
+    (chain-backed: :class:`WorldClosed`; money leaves by an on-chain claim).
 
     Raises:
-        InvalidAmount, UnknownAccount, InsufficientFunds, IdempotencyConflict.
+        InvalidAmount, UnknownAccount, InsufficientFunds, IdempotencyConflict, WorldClosed.
     """
     return transfer(s, transfer_id, account_id, WORLD_ACCOUNT, amount_wei, kind="withdraw")
+
+
+def _check_world(s: Session, specs: Sequence[TransferSpec]) -> None:
+    """Raise :class:`WorldClosed` for the first of ``specs`` touching ``world`` when the ledger is chain-backed."""
+    for spec in specs:
+        if WORLD_ACCOUNT in (spec.debit_account_id, spec.credit_account_id):
+            if world_closed(s):
+                other = spec.credit_account_id if spec.debit_account_id == WORLD_ACCOUNT else spec.debit_account_id
+                raise WorldClosed(spec.transfer_id, other)
+            return
 
 
 def _fast_ok(c: Ctx, spec: TransferSpec) -> bool:
@@ -167,6 +181,7 @@ def post_batch(s: Session, transfers: Sequence[TransferSpec]) -> BatchResult:
             continue
         digests[spec.transfer_id] = (spec.kind, d)
         fresh.append(spec)
+    _check_world(s, fresh)
     accts = lock_accounts(c, [x.debit_account_id for x in fresh] + [x.credit_account_id for x in fresh])
     stored = c.s.execute(_OPS_GET_MANY_PG, {"ids": SEP.join(digests)}).all() if c.pg else \
         c.s.execute(_OPS_GET_MANY_LITE, {"ids": list(digests)}).all()

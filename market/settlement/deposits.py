@@ -15,13 +15,19 @@ Per poll (:meth:`VaultWatcher.poll_once`), the same algorithm as the settlement 
    log is recorded in ``vault_events`` keyed by ``(block_hash, tx_hash, log_index)`` (a key already there is
    skipped: applied exactly once, even across restarts) and applied to the ledger in the same transaction with
    ledger operation id ``vault:<block_hash>:<tx_hash>:<log_index>``. Events above ``head - confirmations`` are
-   not looked at, so a reorg before confirmation never credits anything.
+   not looked at, so a reorg before confirmation never credits anything. An event applied early (below) whose log
+   is no longer in its block range when the poll reaches it is undone the same way (``"reverted"``).
+
+The one early path: the DEVELOPMENT faucet of a dev exchange (:meth:`VaultWatcher.apply_receipt`) applies the
+events of its own just-mined Vault transaction at once, through the same ``vault_events`` key and ledger operation
+id, so its caller can spend right away and the later poll skips them.
 
 Events: ``Deposited`` -> client balance; ``Staked`` -> the provider's bond (by its registered address; parked in
 ``stake:<address>`` until the address registers a name); ``UnstakeRequested`` -> bond to unbonding (maturing at
 the chain's ``maturesAt``); ``StakeWithdrawn`` -> out of unbonding to the vault; ``Claimed`` -> out of
 ``claimable:<address>`` to the vault; ``Slashed`` -> the burned part out (for a slash the exchange sent) or the
-stake taken (for a permissionless ``slashChallenged``). ``EpochRootPosted`` and admin events move no ledger money.
+stake taken (for a permissionless ``slashChallenged``, the one slash of a BadProof fault: its unburned part goes
+to the client of the job when the exchange settled it, :func:`fault_of_ref`; see :mod:`market.settlement.hooks`). ``EpochRootPosted`` and admin events move no ledger money.
 """
 
 from __future__ import annotations
@@ -31,15 +37,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from eth_abi import encode as abi_encode
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
 from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from market.db.models import ProviderRecord
+from market import ledger
+from market.db.models import JobRecord, ProviderRecord
 from market.ledger import chain as money
-from market.settlement.batching import SettlementError, hex32
-from market.settlement.models import SeenBlock, WatcherCheckpoint
+from market.settlement.batching import SettlementError, hex32, unhex
+from market.settlement.models import LeafRecord, SeenBlock, WatcherCheckpoint
 from market.settlement.vault_models import VaultEvent, VaultReorg, VaultSlash
 
 log = logging.getLogger("raymarket.deposits")
@@ -101,6 +109,19 @@ def event_op_id(block_hash: str, tx_hash: str, log_index: int) -> str:
 def slash_ref(slash_id: str) -> str:
     """The on-chain ``ref`` of a ledger slash the exchange sends (0x keccak256 of the slash id)."""
     return "0x" + keccak(text=slash_id).hex()
+
+
+def fault_ref(batch_id: str, leaf_hash: str) -> str:
+    """The on-chain ``ref`` of a BadProof fault (``Vault.slashChallenged``): 0x ``keccak256(abi.encode(bytes32
+    batchId, bytes32 leafHash))``; used once on chain, so one fault is slashed once."""
+    return "0x" + keccak(abi_encode(["bytes32", "bytes32"], [unhex(batch_id), unhex(leaf_hash)])).hex()
+
+
+def fault_of_ref(s: Session, ref: str) -> LeafRecord | None:
+    """The challenged settled leaf whose :func:`fault_ref` is ``ref`` (None: not a fault the exchange settled)."""
+    rows = s.scalars(select(LeafRecord).where(LeafRecord.challenge_reason.is_not(None),
+                                              LeafRecord.batch_id.is_not(None))).all()
+    return next((r for r in rows if fault_ref(r.batch_id, r.leaf_hash) == ref), None)
 
 
 def _jsonable(value: Any) -> Any:
@@ -184,11 +205,12 @@ class VaultWatcher:
         for e in events:
             if e[0] == "UnstakeRequested" and e[1] not in stamps:
                 stamps[e[1]] = int(self.w3.eth.get_block(e[1])["timestamp"])
-        applied = []
+        applied: list[VaultWatchedEvent] = []
         with self._tx() as s:
             cp = s.get(WatcherCheckpoint, self.name)
             if (cp.block_number if cp else self.config.from_block - 1) != start - 1:
                 return []  # another process advanced the checkpoint meanwhile
+            applied += self._undo_vanished(s, start, end, {(e[2], e[3], e[4]) for e in events})
             for e in events:
                 w = self._apply(s, e, stamps)
                 if w is not None:
@@ -201,6 +223,41 @@ class VaultWatcher:
         for w in applied:
             self.emit(w)
         return applied
+
+    def apply_receipt(self, receipt: Any) -> list[VaultWatchedEvent]:
+        """Apply the Vault money events of one mined transaction NOW, before its confirmations: the DEVELOPMENT
+        faucet's path (:func:`market.exchange.service.money.dev_faucet`), so its caller may spend at once.
+
+        The same path as a poll: each log is recorded in ``vault_events`` under ``(block_hash, tx_hash,
+        log_index)`` and applied with ledger operation id :func:`event_op_id`, in one transaction; a key already
+        there is skipped. So the poll that later reaches the block skips these logs (never credited twice), and
+        a reorg that removes the block is undone by the poll (:meth:`_undo_vanished`, or the reorg walk).
+        Returns the events applied now."""
+        mine = [lg for lg in receipt["logs"] if to_checksum_address(lg["address"]) == self.vault.address]
+        events = [e for e in (self._decode(lg) for lg in sorted(mine, key=lambda x: x["logIndex"])) if e is not None]
+        stamps = {e[1]: int(self.w3.eth.get_block(e[1])["timestamp"]) for e in events if e[0] == "UnstakeRequested"}
+        applied = []
+        with self._tx() as s:
+            for e in events:
+                w = self._apply(s, e, stamps)
+                if w is not None:
+                    applied.append(w)
+        for w in applied:
+            self.emit(w)
+        return applied
+
+    def _undo_vanished(self, s: Session, start: int, end: int, keys: set[tuple[str, str, int]]) -> list[VaultWatchedEvent]:
+        """Events applied early (:meth:`apply_receipt`) in blocks ``[start, end]`` whose log is not on the
+        canonical chain any more (a reorg below the checkpoint's view): undone like a reorg."""
+        rows = s.scalars(select(VaultEvent).where(VaultEvent.watcher == self.name, VaultEvent.block_number >= start,
+                                                  VaultEvent.block_number <= end)
+                         .order_by(VaultEvent.block_number.desc(), VaultEvent.log_index.desc())).all()
+        gone = [r for r in rows if (r.block_hash, r.tx_hash, r.log_index) not in keys]
+        undone = self._undo(s, gone)
+        for w in undone:
+            log.warning("reorg undid early-credited %s of %s wei for %s (block %s, %s); shortfall %s wei is now debt",
+                        w.event, w.amount_wei, w.account, w.block_number, w.tx_hash, w.shortfall_wei)
+        return undone
 
     def _decode(self, lg: Any) -> tuple | None:
         name = self._topics.get(bytes(lg["topics"][0])) if lg["topics"] else None
@@ -241,7 +298,20 @@ class VaultWatcher:
             ref = _jsonable(args["ref"])
             ours = s.scalar(select(VaultSlash.slash_id).where(VaultSlash.ref == ref).limit(1)) is not None
             money.slash_onchain(s, op_id, who, self._provider_of(s, who), amount, int(args["burned"]), ours)
+            if not ours:
+                self._client_share(s, op_id, ref, int(args["toPool"]))
         return VaultWatchedEvent("applied", name, number, bhash, txh, idx, who, amount)
+
+    def _client_share(self, s: Session, op_id: str, ref: str, to_pool_wei: int) -> None:
+        """A ``slashChallenged`` of a job the exchange settled: the unburned part goes from the slash pool to the
+        job's client (spendable, withdrawable); other foreign slashes stay in the pool."""
+        leaf = fault_of_ref(s, ref)
+        job = s.get(JobRecord, leaf.job_ref) if leaf is not None and leaf.job_ref else None
+        if job is None or to_pool_wei <= 0:
+            return
+        ledger.open_client(s, job.client)
+        ledger.transfer(s, f"fault-share:{op_id}", money.SLASH_POOL_ACCOUNT, ledger.client_account(job.client),
+                        to_pool_wei, kind="slash_share", job_id=job.job_id)
 
     def _assign_parked(self) -> None:
         with Session(self.engine) as s:
@@ -281,8 +351,26 @@ class VaultWatcher:
     def _rollback(self, s: Session, ancestor: int) -> list[VaultWatchedEvent]:
         rows = s.scalars(select(VaultEvent).where(VaultEvent.watcher == self.name, VaultEvent.block_number > ancestor)
                          .order_by(VaultEvent.block_number.desc(), VaultEvent.log_index.desc())).all()
+        undone = self._undo(s, rows)
+        s.execute(delete(SeenBlock).where(SeenBlock.watcher == self.name, SeenBlock.block_number > ancestor))
+        cp = s.get(WatcherCheckpoint, self.name)
+        anchor = s.get(SeenBlock, (self.name, ancestor))
+        if anchor is None:
+            s.delete(cp)
+        else:
+            cp.block_number, cp.block_hash = ancestor, anchor.block_hash
+        s.flush()
+        return undone
+
+    def _undo(self, s: Session, rows: list[VaultEvent]) -> list[VaultWatchedEvent]:
+        """Reverse the ledger moves of ``rows`` (newest first), record a :class:`VaultReorg` each, drop the rows."""
         undone, now = [], time.time()
         for row in rows:
+            share = s.execute(text("SELECT credit_account_id FROM ledger_transfers WHERE op_id = :op"),
+                              {"op": f"fault-share:{row.op_id}"}).first()
+            if share is not None:  # the client's share of a foreign slash goes back first
+                money.reverse(s, f"reorg:fault-share:{row.op_id}", f"fault-share:{row.op_id}",
+                              share[0].split(":", 1)[1])
             moved = s.scalar(text("SELECT count(*) FROM ledger_transfers WHERE op_id = :op"), {"op": row.op_id})
             shortfall = 0
             if moved:
@@ -293,13 +381,6 @@ class VaultWatcher:
             undone.append(VaultWatchedEvent("reverted", row.event, row.block_number, row.block_hash, row.tx_hash,
                                             row.log_index, row.account, row.amount_wei, shortfall))
             s.delete(row)
-        s.execute(delete(SeenBlock).where(SeenBlock.watcher == self.name, SeenBlock.block_number > ancestor))
-        cp = s.get(WatcherCheckpoint, self.name)
-        anchor = s.get(SeenBlock, (self.name, ancestor))
-        if anchor is None:
-            s.delete(cp)
-        else:
-            cp.block_number, cp.block_hash = ancestor, anchor.block_hash
         s.flush()
         return undone
 

@@ -10,7 +10,10 @@ Per epoch (:meth:`EpochPoster.run_epoch`), in this order:
    on chain once: ``Vault.slash(provider address, amount, burned, ref = keccak(slash id))`` takes the
    stake (active first, then unbonding that has not matured), sends the burned part to the burn sink and the rest
    to the claim pool that backs the rescuer's and the client's claimable shares. The deposit watcher then moves
-   the burned wei out of the ledger's ``burn`` account when it sees the confirmed ``Slashed`` event.
+   the burned wei out of the ledger's ``burn`` account when it sees the confirmed ``Slashed`` event. Then every
+   settled leaf the Settlement marked BadProof is slashed by ``Vault.slashChallenged`` unless its fault ref is
+   used already (:meth:`EpochPoster.slash_challenged`): the Vault is the one authority for those faults, the
+   challenge hook queues no ledger slash on a chain-backed ledger (:mod:`market.settlement.hooks`).
 3. **Root.** The cumulative claimable wei per address (:func:`market.ledger.chain.cumulative_claimable`) becomes
    a :class:`contracts.vault.ClaimTree` (OpenZeppelin StandardMerkleTree of ``(address, uint256)``); when its
    root differs from the Vault's current root it is posted as epoch ``currentEpoch + 1`` with its total, and
@@ -37,10 +40,14 @@ from contracts.vault import ClaimTree
 from market.db.models import ProviderRecord
 from market import ledger
 from market.ledger import chain as money
-from market.settlement.deposits import WriteTx, slash_ref
+from market.settlement.batching import leaf_from_record
+from market.settlement.deposits import WriteTx, fault_ref, slash_ref
+from market.settlement.models import LeafRecord
 from market.settlement.vault_models import VaultEpoch, VaultSlash
 
 log = logging.getLogger("raymarket.epochs")
+#: ``settlement_leaves.challenge_reason`` of a BadProof mark (``Settlement.Reason.BadProof``).
+BAD_PROOF = 2
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class EpochPoster:
         out.swept = self.sweep_earnings()
         out.finalized = self.finalize_due_slashes(now)
         out.slashes = self.send_slashes()
+        out.slashes.update(self.slash_challenged())
         self.post_root(now, out)
         return out
 
@@ -146,6 +154,28 @@ class EpochPoster:
                 row = s.get(VaultSlash, slash_id)
                 row.status, row.tx_hash, row.error = status, tx, error
             out[slash_id] = status
+        return out
+
+    def slash_challenged(self) -> dict[str, str]:
+        """``Vault.slashChallenged`` for every settled leaf the Settlement marked BadProof whose fault ref is not
+        used on chain yet (one fault, one slash: :mod:`market.settlement.hooks`; anyone may have sent it first).
+        Returns ``fault:<job> -> sent | failed``; a provider with no stake left is skipped (``NothingToSlash``)."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(LeafRecord).where(LeafRecord.challenge_reason == BAD_PROOF,
+                                                      LeafRecord.batch_id.is_not(None))).all()
+            todo = [(r.job_ref or r.job_id, r.batch_id, fault_ref(r.batch_id, r.leaf_hash), leaf_from_record(r))
+                    for r in rows]
+        out: dict[str, str] = {}
+        for job, batch_id, ref, leaf in todo:
+            if self.vault.call("slashRefUsed", bytes.fromhex(ref[2:])):
+                continue
+            try:
+                self.vault.slash_challenged(self.operator_key, bytes.fromhex(batch_id[2:]), leaf)
+                out[f"fault:{job}"] = "sent"
+            except ContractReverted as exc:
+                if exc.error_name != "NothingToSlash":
+                    out[f"fault:{job}"] = "failed"
+                    log.warning("slashChallenged of %s refused: %s: %s", job, exc.error_name, exc)
         return out
 
     def post_root(self, now_s: float, out: EpochResult | None = None) -> EpochResult:

@@ -1,8 +1,21 @@
 """Watcher hooks that move money: the one challenge -> slash rule of the market.
 
 A successful on-chain challenge of a settled leaf (``LeafChallenged``) is evidence against the provider
-that signed it; :func:`slash_provider_on_challenge` turns it into a queued ledger slash, and
-:func:`cancel_slash_on_challenge_reverted` cancels that slash when a reorg removes the challenge.
+that signed it. **One fault, one slash**, and which path carries it depends on the ledger:
+
+* **Chain-backed ledger** (the exchange service: the ledger has the ``vault`` account,
+  :func:`market.ledger.world_closed`): the Vault is authoritative. A BadProof mark is slashed on chain by
+  ``Vault.slashChallenged(batchId, leaf)`` -- by anyone, and by the exchange itself at its next epoch
+  (:meth:`market.settlement.epochs.EpochPoster.slash_challenged`) -- exactly once per fault (the contract's
+  ``slashRefUsed[keccak(abi.encode(batchId, leafHash))]``). Size: ``priceWei * challengeSlashMultiplier``
+  (default 1) capped at the provider's slashable stake, ``challengeBurnBps`` (default 50%) of it burned. The
+  deposit watcher applies the confirmed ``Slashed`` event once (stake out of the provider's bond, burned part out
+  of the ledger) and gives the unburned part to the job's client as spendable balance
+  (:mod:`market.settlement.deposits`). These hooks then queue NO ledger slash, so the ledger and the Vault take
+  the same amount once; a reorg that removes the challenge removes the slash with it (the watcher undoes it).
+* **Standalone ledger** (no Vault): :func:`slash_provider_on_challenge` turns the challenge into a queued ledger
+  slash (:func:`challenge_slash_wei`), and :func:`cancel_slash_on_challenge_reverted` cancels that slash when a
+  reorg removes the challenge.
 :func:`register_challenge_slashing` registers both on a :class:`market.settlement.watcher.WatcherHooks`;
 the exchange's :func:`market.exchange.register_settlement_hooks` (what ``raymarket watch`` and the runner
 use) calls it, so this is the only place a challenge slashes.
@@ -76,14 +89,15 @@ def slash_provider_on_challenge(s: Session, job_id: str, provider: str, reason: 
     is returned unchanged.
 
     Returns:
-        The ledger's ``Slash``, or None when the reason is not a provider fault, the address is not a
-        registered provider, or the provider has nothing at stake.
+        The ledger's ``Slash``, or None when the reason is not a provider fault, the ledger is chain-backed (the
+        Vault slashes: see the module docstring), the address is not a registered provider, or the provider has
+        nothing at stake.
 
     Raises:
         market.ledger.LedgerError: the ledger refused (e.g. the client's account does not exist).
     """
-    if reason not in PROVIDER_FAULTS:
-        return None
+    if reason not in PROVIDER_FAULTS or ledger.world_closed(s):
+        return None  # chain-backed: the Vault's slashChallenged is the one slash of this fault (module docstring)
     name = provider_by_address(s, provider)
     if name is None:
         return None

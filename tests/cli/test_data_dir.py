@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from market import ledger
 from market.db.base import make_engine
+from tests.money.funding import chain_deposit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,8 +36,7 @@ def test_db_ledger_settlement_watch_and_pipeline_use_raymarket_home(tmp_path):
     assert (home / "ledger.db").is_file()  # the default SQLite file is under $RAYMARKET_HOME
     engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
     with Session(engine) as s, s.begin():
-        ledger.open_client(s, "carol")
-        ledger.deposit(s, "dep:carol", ledger.client_account("carol"), 5000)
+        chain_deposit(s, "carol", 5000, "dep-carol")  # a confirmed Vault deposit
     engine.dispose()
     bal = run("ledger", "balance", "client:carol", "--json", home=home, xdg=xdg)
     assert bal.returncode == 0, bal.stderr

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 from market import exchange as ex
 from market import ledger
 from market.db.base import make_engine
+from market.db.migrate import upgrade
 from market.db.models import JobRecord
 from market.ledger.errors import InsufficientFunds
-from market.db.migrate import upgrade
+from tests.money.funding import chain_deposit, chain_stake
 
 GWEI = 10**9
 NOW = 1_800_000_000.0
@@ -26,9 +27,9 @@ def engine(request, tmp_path):
     eng.dispose()
 
 
-def _provider(name: str, price_gwei: int, bond_wei: int = 10**18) -> ex.ProviderOffer:
+def _provider(name: str, price_gwei: int) -> ex.ProviderOffer:
     return ex.ProviderOffer(name=name, address="0x" + f"{ord(name[-1]):040x}", cpus=2, memory_bytes=8 * ex.GIB,
-                            price_per_cpu_s_wei=price_gwei * GWEI, bond_wei=bond_wei)
+                            price_per_cpu_s_wei=price_gwei * GWEI)
 
 
 def _spec(job_id: str, max_price: int = 10**15, collateral: int = 10**16) -> ex.JobSpec:
@@ -40,8 +41,10 @@ def _spec(job_id: str, max_price: int = 10**15, collateral: int = 10**16) -> ex.
 def _setup(engine, providers=(("p1", 20), ("p2", 30))):
     with Session(engine) as s, s.begin():
         for name, price in providers:
-            ex.register_provider(s, _provider(name, price), now_s=NOW)
-        ex.fund_client(s, "alice", 10**17, "dep-1")
+            offer = _provider(name, price)
+            ex.register_provider(s, offer, now_s=NOW)
+            chain_stake(s, offer.address, name, 10**18, f"stake-{name}")  # a confirmed Vault stake
+        chain_deposit(s, "alice", 10**17, "dep-1")  # a confirmed Vault deposit
 
 
 def test_submit_escrows_and_round_assigns_cheapest(engine):
@@ -146,8 +149,8 @@ def test_spec_validation_names_the_field():
 
 
 def test_recorded_round_replays_to_the_same_hashes(engine):
-    from market.db.models import RoundRecord
     from market.core.matching import replay
+    from market.db.models import RoundRecord
 
     _setup(engine, providers=(("p1", 20), ("p2", 30), ("p3", 25)))
     with Session(engine) as s, s.begin():

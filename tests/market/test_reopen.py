@@ -13,6 +13,7 @@ from market.core.matching import RoundInputs
 from market.db.base import make_engine
 from market.db.migrate import upgrade
 from market.db.models import RoundRecord
+from tests.money.funding import chain_deposit, chain_stake
 
 GWEI = 10**9
 NOW = 1_800_000_000.0
@@ -31,10 +32,11 @@ def engine(request, tmp_path):
 def _matched(engine) -> None:
     with Session(engine) as s, s.begin():
         for name, price in (("p1", 20), ("p2", 30)):
-            ex.register_provider(s, ex.ProviderOffer(name=name, address="0x" + f"{ord(name[-1]):040x}", cpus=2,
-                                                     memory_bytes=8 * ex.GIB, price_per_cpu_s_wei=price * GWEI,
-                                                     bond_wei=10**18), now_s=NOW)
-        ex.fund_client(s, "alice", 10**17, "dep-1")
+            address = "0x" + f"{ord(name[-1]):040x}"
+            ex.register_provider(s, ex.ProviderOffer(name=name, address=address, cpus=2, memory_bytes=8 * ex.GIB,
+                                                     price_per_cpu_s_wei=price * GWEI), now_s=NOW)
+            chain_stake(s, address, name, 10**18, f"stake-{name}")  # a confirmed Vault stake
+        chain_deposit(s, "alice", 10**17, "dep-1")  # a confirmed Vault deposit
         ex.submit_job(s, ex.JobSpec(job_id="j1", client="alice", kind="inference", input_hash="0x" + "ab" * 32,
                                     params={}, max_price_wei=MAX_PRICE, duration_estimate_s=10), now_s=NOW)
         (a,), _ = ex.run_round(s, "r-1", now_s=NOW)

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, select, text
 from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
 from market.core.tickets import canonical_proof_bytes, dev_proving_key
 from market.exchange.service import ServiceConfig, create_app
+from market.settlement.audit import audit
 from proving.circuits.mimc import preimage_circuit
 from proving.formats.snarkjs_json import proof_to_json, public_to_json
 from proving.groth16.prover import prove
@@ -62,9 +63,31 @@ class ThreadService:
         wait_healthy(self.url, 30)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, check_audit: bool = True) -> None:
+        """Stop the server (and its background loop); then, unless ``check_audit`` is False, apply every
+        confirmed Vault event and fail the test when the audit is not balanced (issue 12: the Vault holds exactly
+        what the ledger owes after every test)."""
         self.server.should_exit = True
         self.thread.join(20)
+        if check_audit:
+            self.check_audit()
+
+    def check_audit(self) -> Any:
+        """Apply the confirmed Vault events and audit; raise AssertionError with the figures when unbalanced.
+        Returns the :class:`market.settlement.audit.AuditReport`."""
+        m = self.runtime.money
+        m.watcher.poll_once()
+        report = audit(self.runtime.engine, m.vault)
+        assert report.balanced, unbalanced_message(report.to_json())
+        return report
+
+
+def unbalanced_message(report: dict[str, Any]) -> str:
+    """The failure text of an unbalanced audit (``AuditReport.to_json()`` or ``GET /v1/audit``)."""
+    return (f"audit unbalanced at block {report['checked_at_block']}: the Vault holds "
+            f"{report['contract_balance_wei']} wei, the ledger owes {report['ledger_liabilities_wei']} wei "
+            f"(difference {report['difference_wei']} wei, pending claims {report['pending_claims_wei']} wei, "
+            f"flagged {report['flagged']})")
 
 
 class ProcessService:
@@ -89,13 +112,32 @@ class ProcessService:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    def audit(self, timeout_s: float = 15.0) -> dict[str, Any]:
+        """The service's audit (``GET /v1/audit``, refreshed each second by the service): waits up to
+        ``timeout_s`` for a balanced one (events it is still applying); raises AssertionError with the figures
+        when none came."""
+        deadline, last = time.monotonic() + timeout_s, None
+        while True:
+            last = httpx.get(self.url + "/v1/audit", timeout=10).json()
+            if last.get("balanced") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert last.get("balanced"), unbalanced_message(last)
+        return last
+
+    def stop(self, *, check_audit: bool = True) -> None:
+        """Terminate the service; first, while it runs and unless ``check_audit`` is False, fail the test when
+        its audit is not balanced (:meth:`audit`)."""
+        try:
+            if check_audit and self.proc and self.proc.poll() is None:
+                self.audit()
+        finally:
+            if self.proc and self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.kill()
 
 
 def attest(lease: dict, key: str, result: bytes) -> tuple[str, str]:

@@ -13,9 +13,13 @@ from market import ledger
 from market.core import ids
 from market.db.base import make_engine
 from market.db.migrate import upgrade
-from market.settlement.hooks import (cancel_slash_on_challenge_reverted, register_challenge_slashing,
-                                     slash_provider_on_challenge)
+from market.settlement.hooks import (
+    cancel_slash_on_challenge_reverted,
+    register_challenge_slashing,
+    slash_provider_on_challenge,
+)
 from market.settlement.watcher import WatcherHooks
+from tests.money.funding import chain_deposit, chain_stake
 
 NOW = 1_800_000_000.0
 BOND = 10**18
@@ -36,8 +40,9 @@ def _paid_job(engine) -> int:
     """p1 ran and was paid for j1 (its collateral unlocked at payment); returns the cleared price."""
     with Session(engine) as s, s.begin():
         ex.register_provider(s, ex.ProviderOffer(name="p1", address=ADDRESS, cpus=2, memory_bytes=8 * ex.GIB,
-                                                 price_per_cpu_s_wei=20 * 10**9, bond_wei=BOND), now_s=NOW)
-        ex.fund_client(s, "alice", 10**17, "dep-1")
+                                                 price_per_cpu_s_wei=20 * 10**9), now_s=NOW)
+        chain_stake(s, ADDRESS, "p1", BOND, "stake-p1")  # a confirmed Vault stake
+        chain_deposit(s, "alice", 10**17, "dep-1")  # a confirmed Vault deposit
         ex.submit_job(s, ex.JobSpec(job_id="j1", client="alice", kind="inference", input_hash="0x" + "ab" * 32,
                                     params={}, max_price_wei=10**15, duration_estimate_s=10,
                                     collateral_wei=COLLATERAL), now_s=NOW)

@@ -17,6 +17,7 @@ from market.settlement.batching import BatchingPolicy, Settler, inclusion, unhex
 from market.settlement.hooks import slash_provider_on_challenge
 from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
 from tests.settlement.helpers import SimulatedCircuit, proof_leaf
+from tests.money.funding import chain_stake
 
 CIRCUIT_ID = b"\x22" * 32
 
@@ -49,8 +50,7 @@ def test_bad_proof_challenge_through_exported_verifier_slashes_provider_in_ledge
                              price_per_gpu_s_wei=1, registered_at=time.time(), hardware={}))
         ledger.open_system_accounts(s)
         ledger.open_provider(s, "p1")
-        ledger.deposit(s, "dep-p1", ledger.provider_account("p1"), 10**19)
-        ledger.bond(s, "bond-p1", "p1", 10**19)
+        chain_stake(s, address, "p1", 10**19, "stake-p1")  # a confirmed Vault stake
 
     pub = [11, 12]
     good_proof = circuit.prove(pub)

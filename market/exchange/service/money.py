@@ -2,7 +2,7 @@
 epoch poster and the continuous audit, with their routes and metrics.
 
 Each background tick (:func:`step`): the deposit watcher applies confirmed Vault events to the ledger; every
-``epoch_interval_s`` seconds an epoch runs (earnings swept to claimable, final slashes carried out on chain, the
+``epoch_interval_s`` seconds (Settings) an epoch runs (earnings swept to claimable, final slashes carried out on chain, the
 cumulative claimable root posted); then the audit compares the Vault's balance with the ledger's liabilities at
 the watcher's checkpoint and sets the gauges ``raymarket_audit_balanced`` (1/0), ``raymarket_vault_balance_wei``,
 ``raymarket_ledger_liabilities_wei``, ``raymarket_pending_claims_wei``, ``raymarket_audit_block`` and
@@ -17,8 +17,9 @@ claimable). Deposits, stake, unstake and claims are the party's own Vault transa
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -27,8 +28,8 @@ from fastapi import APIRouter, Path
 from prometheus_client import Gauge
 from sqlalchemy.orm import Session
 
+from contracts.errors import ContractsError
 from contracts.vault import VaultContract
-from market.core.slashing import UNBONDING_PERIOD_S
 from market.db.models import ServiceMeta
 from market.exchange.service.auth import check_envelope, consume_nonce
 from market.exchange.service.errors import ServiceError, invalid
@@ -36,15 +37,20 @@ from market.ledger import InsufficientFunds
 from market.ledger import chain as chain_ledger
 from market.protocol import Action, ErrorCode, SignedRequest
 from market.settlement.audit import AuditReport, audit
-from market.settlement.deposits import VaultWatcher, VaultWatcherConfig
+from market.settlement.deposits import VaultWatchedEvent, VaultWatcher, VaultWatcherConfig
 from market.settlement.epochs import EpochPoster
 
 log = logging.getLogger("raymarket.exchange")
 
 VAULT_KEY = "vault_contract"
 VAULT_BLOCK_KEY = "vault_deploy_block"
-#: Seconds between epochs when the settings do not say (``epoch_interval_s``).
-DEFAULT_EPOCH_INTERVAL_S = 10.0
+#: The DEVELOPMENT faucet's funder, per chain kind: well-known dev keys, public test values, never real money.
+#: In-process EVM: eth-tester's funded account 6 (private key 6); anvil: its dev account #6 (mnemonic
+#: "test test ... junk"). Chosen apart from the keys other parts use (#0 operator, #1/key 2 ``dev up`` funder).
+DEV_FAUCET_KEYS = {
+    "in-process": "0x" + "00" * 31 + "06",
+    "rpc": "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+}
 
 
 @dataclass
@@ -61,6 +67,8 @@ class MoneyService:
     #: Seconds between deposit-watcher polls and audits (the loop ticks faster).
     poll_interval_s: float = 1.0
     last_poll_s: float = 0.0
+    #: Serialises the dev faucet's chain transactions (one funder key, nonces read fresh per send).
+    faucet_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _meta(s: Session, key: str) -> str | None:
@@ -78,9 +86,12 @@ def _set_meta(s: Session, key: str, value: str) -> None:
 
 def setup_vault(rt: Any) -> tuple[VaultContract, int]:
     """The Vault remembered in ``service_meta`` when it has code on this chain, else a new one (owned by the
-    operator, which is also its epoch/slash operator, knowing the Settlement). Returns (vault, first block)."""
+    operator, which is also its epoch/slash operator, knowing the Settlement). Opens the ledger's chain accounts
+    first, which closes ``world`` for good (:func:`market.ledger.accounts.world_closed`). Returns (vault, first
+    block)."""
     chain, key = rt.chain.chain, rt.chain.operator_key
     with rt.tx() as s:
+        chain_ledger.open_chain_accounts(s)  # the ledger is chain-backed from now on: `world` is closed
         remembered, block = _meta(s, VAULT_KEY), int(_meta(s, VAULT_BLOCK_KEY) or 0)
         if remembered and len(chain.w3.eth.get_code(to_checksum_address(remembered))) > 0:
             return VaultContract(chain, remembered), block
@@ -88,8 +99,7 @@ def setup_vault(rt: Any) -> tuple[VaultContract, int]:
             log.warning("remembered Vault %s has no code on this chain; deploying a new one", remembered)
         block = chain.block_number()
         vault = VaultContract.deploy(chain, key, settlement=rt.chain.contract.address,
-                                     unbonding_period_s=int(getattr(rt.settings, "unbonding_period_s", 0)
-                                                            or UNBONDING_PERIOD_S))
+                                     unbonding_period_s=rt.settings.unbonding_period_s)
         vault.set_operator(key, Account.from_key(key).address, True)
         _set_meta(s, VAULT_KEY, vault.address)
         _set_meta(s, VAULT_BLOCK_KEY, str(block))
@@ -100,7 +110,7 @@ def setup_vault(rt: Any) -> tuple[VaultContract, int]:
 def attach(rt: Any) -> MoneyService:
     """Set up the Vault, its watcher and epoch poster and the audit gauges on ``rt``; sets ``rt.money``."""
     vault, block = setup_vault(rt)
-    confirmations = int(getattr(rt.settings, "confirmations", 0) or 0)
+    confirmations = rt.settings.confirmations
     watcher = VaultWatcher(vault, rt.engine, VaultWatcherConfig(from_block=block, confirmations=confirmations),
                            lock=rt.write_lock)
     poster = EpochPoster(rt.engine, vault, rt.chain.operator_key, lock=rt.write_lock)
@@ -113,8 +123,7 @@ def attach(rt: Any) -> MoneyService:
         "block": Gauge("raymarket_audit_block", "The block the last audit was taken at", registry=r),
         "flagged": Gauge("raymarket_flagged_accounts", "Addresses in debt after a reorg", registry=r),
     }
-    interval = float(getattr(rt.settings, "epoch_interval_s", 0) or DEFAULT_EPOCH_INTERVAL_S)
-    rt.money = MoneyService(vault, watcher, poster, interval, gauges)
+    rt.money = MoneyService(vault, watcher, poster, rt.settings.epoch_interval_s, gauges)
     return rt.money
 
 
@@ -134,6 +143,58 @@ def run_audit(rt: Any) -> AuditReport:
         log.warning("audit unbalanced at block %s: Vault %s wei, ledger owes %s wei", report.checked_at_block,
                     report.contract_balance_wei, report.ledger_liabilities_wei)
     return report
+
+
+@dataclass(frozen=True)
+class FaucetResult:
+    """What one DEVELOPMENT faucet call did on chain: ``[(tx hash, function, wei)]`` and the events credited."""
+
+    txs: list[tuple[str, str, int]]
+    credited: list[VaultWatchedEvent]
+
+
+def dev_faucet(rt: Any, address: str, amount_wei: int, stake_wei: int) -> FaucetResult:
+    """DEVELOPMENT faucet: real chain money for ``address``, never ledger money from nothing.
+
+    The dev funder key (:data:`DEV_FAUCET_KEYS`, a well-known dev key of the chain kind) sends
+    ``Vault.depositFor(address)`` with ``amount_wei`` and, when ``stake_wei`` > 0, ``Vault.stakeFor(address)``; the
+    receipts' ``Deposited`` / ``Staked`` events are credited to the ledger at once through the deposit watcher's
+    own idempotent path (:meth:`VaultWatcher.apply_receipt`: keyed by block hash, tx hash, log index, the same
+    ledger operation ids), so a caller can submit right after, and the watcher's later poll of those blocks skips
+    them. Dev only: these credits do not wait for ``confirmations``; a reorg that removes the block is undone by
+    the watcher like any other event. The audit stays balanced (the Vault received the ETH).
+
+    Raises:
+        ServiceError: ``not_dev`` (the funder key has too little ETH on this chain: not a dev chain),
+            ``conflict`` (the Vault transaction reverted, e.g. the Vault is paused).
+    """
+    m: MoneyService = rt.money
+    chain = rt.chain.chain
+    key = DEV_FAUCET_KEYS[chain.kind]
+    funder = Account.from_key(key).address
+    want = amount_wei + stake_wei
+    with m.faucet_lock:
+        have = chain.w3.eth.get_balance(funder)
+        if have < want + 10**16:  # the value plus a margin for gas
+            raise ServiceError(ErrorCode.NOT_DEV, f"the DEV faucet key {funder} holds {have} wei on this chain, "
+                               f"{want} wei asked: not a development chain with well-known funded dev keys",
+                               "deposit from your own key (raymarket deposit AMOUNT)")
+        chain.forget_nonce(funder)  # other processes may use the dev keys too: read the nonce fresh
+        txs, receipts = [], []
+        for fn, wei in (("depositFor", amount_wei), ("stakeFor", stake_wei)):
+            if wei > 0:
+                call = m.vault.deposit_for if fn == "depositFor" else m.vault.stake_for
+                try:
+                    receipt = call(key, address, wei)
+                except ContractsError as exc:
+                    chain.forget_nonce(funder)
+                    raise ServiceError(ErrorCode.CONFLICT, f"the DEV faucet's Vault.{fn} failed: {exc}",
+                                       "is the Vault paused? see the exchange log") from None
+                receipts.append(receipt)
+                txs.append(("0x" + bytes(receipt["transactionHash"]).hex(), fn, wei))
+    credited = [e for receipt in receipts for e in m.watcher.apply_receipt(receipt)]
+    log.info("DEV faucet: %s", ", ".join(f"{fn}({address}) {wei} wei in {h}" for h, fn, wei in txs))
+    return FaucetResult(txs, credited)
 
 
 def step(rt: Any, now_s: float) -> None:

@@ -7,14 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from market import exchange as ex
-from market import ledger
 from market.db.models import ProviderRecord
-from market.exchange.service.errors import ServiceError, not_found, not_owner
+from market.exchange.service.errors import ServiceError, invalid, not_found, not_owner
 from market.protocol import ErrorCode, RegisterPayload
 
 
 def register(s: Session, signer: str, p: RegisterPayload, now_s: float) -> ProviderRecord:
-    """Record (or update) ``p.name``'s offer; no bond moves here (bond comes from the dev faucet for now).
+    """Record (or update) ``p.name``'s offer; no bond moves here (stake is on chain: ``Vault.stake``).
 
     Raises:
         ServiceError: ``name_taken`` when another address registered ``p.name``.
@@ -66,13 +65,17 @@ def refresh_active(s: Session, now_s: float, lease_s: float) -> int:
     return n
 
 
-def faucet_bond(s: Session, signer: str, name: str, amount_wei: int, tag: str) -> int:
-    """Development only: deposit and bond ``amount_wei`` for the signer's provider ``name``; returns its free bond.
+def faucet_bond_target(s: Session, signer: str, name: str) -> str:
+    """Development faucet: check that ``name`` is the signer's provider and the one its address's stake reaches
+    (the deposit watcher credits ``Staked(address)`` to the address's first provider name); returns ``name``.
+    The stake itself is a real ``Vault.stakeFor`` (:func:`market.exchange.service.money.dev_faucet`).
 
     Raises:
-        ServiceError: ``not_found``, ``not_owner``.
+        ServiceError: ``not_found``, ``not_owner``, ``invalid`` (the address has an earlier provider name).
     """
     owned(s, signer, name)
-    ledger.deposit(s, f"faucet-bond-deposit:{tag}", ledger.provider_account(name), amount_wei)
-    ledger.bond(s, f"faucet-bond:{tag}", name, amount_wei)
-    return ledger.balance(s, ledger.bond_account(name))
+    first = s.scalar(select(ProviderRecord.name).where(ProviderRecord.address == signer)
+                     .order_by(ProviderRecord.name).limit(1))
+    if first != name:
+        raise invalid("provider_name", f"stake of {signer} is credited to its provider {first!r}, not {name!r}")
+    return name

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Path
 from sqlalchemy import select
 
-from market import exchange as ex
+from market import ledger
 from market.db.models import JobBlob, JobLogLine
-from market.exchange.service import jobs, providers
+from market.exchange.service import jobs, money, providers
 from market.exchange.service.auth import check_envelope, consume_nonce
 from market.exchange.service.errors import ServiceError, conflict, invalid
 from market.exchange.service.runtime import Runtime
@@ -83,20 +83,28 @@ def router(rt: Runtime) -> APIRouter:
 
     @r.post("/v1/dev/faucet")
     def faucet(req: SignedRequest) -> dict[str, Any]:
+        """DEVELOPMENT faucet (a ``--dev`` exchange only): real chain money, never ledger money from nothing.
+
+        A well-known dev funder key sends ``Vault.depositFor(signer)`` of ``amount_wei`` and, given ``bond_wei``
+        (with ``provider_name``, a provider the signer registered), ``Vault.stakeFor(signer)``; the events are
+        credited before this returns (:func:`money.dev_faucet`). Returns the balance view plus ``bond_wei`` (the
+        provider's free bond) and ``faucet_txs`` ``[{"tx_hash", "function", "amount_wei"}]``."""
         signer, p, now = begin(req, Action.DEV_FAUCET)
         if not rt.config.dev:
             raise ServiceError(ErrorCode.NOT_DEV, "the faucet exists only on a development exchange",
                                "run `raymarket exchange serve --dev` (never in production)")
         with rt.tx() as s:
             consume_nonce(s, req, now)
-            tag = f"{signer}:{req.nonce}"
-            if p.amount_wei:
-                ex.fund_client(s, signer, p.amount_wei, f"faucet:{tag}")
-            out = jobs.balance(s, signer)
             if p.bond_wei:
                 if not p.provider_name:
                     raise invalid("provider_name", "bond_wei needs the provider's name")
-                out["bond_wei"] = str(providers.faucet_bond(s, signer, p.provider_name, p.bond_wei, tag))
-            return out
+                providers.faucet_bond_target(s, signer, p.provider_name)
+        done = money.dev_faucet(rt, signer, p.amount_wei, p.bond_wei)
+        with rt.read() as s:
+            out: dict[str, Any] = jobs.balance(s, signer)
+            if p.bond_wei:
+                out["bond_wei"] = str(ledger.balance(s, ledger.bond_account(p.provider_name)))
+        out["faucet_txs"] = [{"tx_hash": h, "function": fn, "amount_wei": str(wei)} for h, fn, wei in done.txs]
+        return out
 
     return r
