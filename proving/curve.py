@@ -28,8 +28,8 @@ import numpy as np
 from numba import njit, prange
 
 from proving._kernels import ec
-from proving._kernels.fields import FQ_INV, FQ_ONE, FQ_P, FQ_PM2, fq2_mul, fq2_sqr, fq_mul
-from proving._kernels.limbs import batch_inverse_kernel, is_zero, load, store
+from proving._kernels.fields import FQ_INV, FQ_ONE, FQ_P, FQ_PM2, fq2_mul, fq2_sqr, fq_add, fq_mul
+from proving._kernels.limbs import batch_inverse_kernel, eq, is_zero, load, store
 from proving.field import FQ, FR, FieldError, from_mont, to_mont
 
 #: An affine G1 point ``(x, y)`` (Fq ints), ``None`` for the point at infinity.
@@ -113,6 +113,124 @@ def g2_from_affine_array(arr: np.ndarray) -> list[G2Point]:
     for i in range(0, len(v), 4):
         out.append(None if not any(v[i:i + 4]) else ((v[i], v[i + 1]), (v[i + 2], v[i + 3])))
     return out
+
+
+# ---------------------------------------------------------------- Montgomery point arrays ----
+
+#: ``b`` of each curve in Montgomery form, for the array checks below.
+_G1_B_MONT = tuple(np.uint64(int(v)) for v in to_mont(FQ, [G1_B])[0])
+_G2_B_MONT = tuple(tuple(np.uint64(int(v)) for v in row) for row in to_mont(FQ, list(G2_B)))
+
+
+@njit(cache=True)
+def _canonical(row, off):
+    """Whether the 4 limbs at ``row[off:off+4]`` encode an integer below q."""
+    for k in range(3, -1, -1):
+        if row[off + k] < FQ_P[k]:
+            return True
+        if row[off + k] > FQ_P[k]:
+            return False
+    return False  # equal to q
+
+
+@njit(cache=True)
+def _first_bad_point(arr, g2, b1, b2):
+    """(index, reason) of the first invalid row of an ``(n, 8)`` G1 or ``(n, 16)`` G2 Montgomery affine
+    array, ``(-1, 0)`` when all are valid. reason 1: a coordinate >= q; 2: off the curve. An all-zero row is
+    the point at infinity."""
+    width = arr.shape[1]
+    for i in range(arr.shape[0]):
+        row = arr[i]
+        zero = True
+        for k in range(width):
+            if row[k] != 0:
+                zero = False
+                break
+        if zero:
+            continue
+        for off in range(0, width, 4):
+            if not _canonical(row, off):
+                return i, 1
+        if not g2:
+            x = (row[0], row[1], row[2], row[3])
+            y = (row[4], row[5], row[6], row[7])
+            lhs = fq_mul(y, y)
+            rhs = fq_add(fq_mul(fq_mul(x, x), x), b1)
+            if not eq(lhs, rhs):
+                return i, 2
+        else:
+            x2 = ((row[0], row[1], row[2], row[3]), (row[4], row[5], row[6], row[7]))
+            y2 = ((row[8], row[9], row[10], row[11]), (row[12], row[13], row[14], row[15]))
+            lhs2 = fq2_sqr(y2)
+            rhs2 = fq2_mul(fq2_sqr(x2), x2)
+            if not (eq(lhs2[0], fq_add(rhs2[0], b2[0])) and eq(lhs2[1], fq_add(rhs2[1], b2[1]))):
+                return i, 2
+    return -1, 0
+
+
+def first_invalid_point(arr: np.ndarray, g2: bool) -> tuple[int, str]:
+    """Check an ``(n, 8)`` G1 / ``(n, 16)`` G2 Montgomery affine array (the layout of a snarkjs zkey and of
+    :func:`g1_to_affine_array`): every coordinate below q and every non-zero row on its curve
+    (``y^2 = x^3 + 3``, resp. the twist ``y^2 = x^3 + 3/(9+u)``, EIP-196/197). Subgroup membership is not
+    checked (the verifier's job). Returns ``(-1, "")`` when all rows are valid, else the first bad row's index
+    and what is wrong; O(n) in one compiled pass."""
+    width = 16 if g2 else 8
+    if arr.dtype != np.uint64 or arr.ndim != 2 or arr.shape[1] != width:
+        raise FieldError("arr", f"expected an (n, {width}) uint64 array, got {arr.dtype} {arr.shape}")
+    i, why = _first_bad_point(arr, g2, _G1_B_MONT, _G2_B_MONT)
+    return int(i), ("" if i < 0 else "coordinate is not a canonical Montgomery Fq encoding (>= q)" if why == 1
+                    else ("G2 point is not on the twist curve" if g2 else "G1 point is not on the curve"))
+
+
+class MontPoints(Sequence):
+    """An immutable sequence of affine points backed by their Montgomery limb array (``(n, 8)`` G1 or
+    ``(n, 16)`` G2 uint64, infinity = zeros) — what a zkey stores, byte for byte. Items convert on access
+    (``G1Point`` / ``G2Point`` ints), the whole list once on iteration; :attr:`mont` hands the array to the
+    numba prover with no conversion at all. Equal to a list of the same points.
+    """
+
+    __slots__ = ("mont", "g2", "_list")
+
+    def __init__(self, mont: np.ndarray, g2: bool) -> None:
+        self.mont = mont
+        self.g2 = g2
+        self._list: list | None = None
+
+    def __len__(self) -> int:
+        return int(self.mont.shape[0])
+
+    def _decode(self, arr: np.ndarray) -> list:
+        return g2_from_affine_array(arr) if self.g2 else g1_from_affine_array(arr)
+
+    def tolist(self) -> list:
+        """All points as ints (decoded once, then cached)."""
+        if self._list is None:
+            self._list = self._decode(self.mont) if len(self) else []
+        return self._list
+
+    def __getitem__(self, i):
+        if self._list is not None or isinstance(i, slice):
+            return self.tolist()[i]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        return self._decode(self.mont[i:i + 1])[0]
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MontPoints):
+            return self.g2 == other.g2 and np.array_equal(self.mont, other.mont)
+        if isinstance(other, (list, tuple)):
+            return self.tolist() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MontPoints({len(self)} {'G2' if self.g2 else 'G1'} points)"
 
 
 # ---------------------------------------------------------------- batch affine ----

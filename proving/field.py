@@ -157,6 +157,68 @@ def from_mont(field: PrimeField, x: np.ndarray) -> list[int]:
     return from_limbs(from_mont_limbs(field, x))
 
 
+def first_non_canonical(field: PrimeField, x: np.ndarray) -> int:
+    """Index of the first row of a ``(n, 4)`` uint64 limb array that is ``>= p``, ``-1`` when every row is
+    canonical (vectorised limb comparison, most significant limb first)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != 4:
+        raise FieldError("x", f"expected an (n, 4) limb array, got {x.shape}")
+    p = field.p_limbs
+    below = np.zeros(x.shape[0], dtype=bool)
+    undecided = np.ones(x.shape[0], dtype=bool)
+    for k in (3, 2, 1, 0):
+        below |= undecided & (x[:, k] < p[k])
+        undecided &= x[:, k] == p[k]
+    bad = np.flatnonzero(~below)  # rows equal to p stay undecided: not below, so bad
+    return int(bad[0]) if bad.size else -1
+
+
+class MontInts(Sequence):
+    """An immutable sequence of field elements backed by their ``(n, 4)`` Montgomery limb array; items are
+    standard-form ints, decoded on access (the whole list once on iteration); :attr:`mont` goes to the
+    kernels with no conversion. Equal to a list of the same ints."""
+
+    __slots__ = ("mont", "field", "_list")
+
+    def __init__(self, mont: np.ndarray, field: PrimeField) -> None:
+        self.mont = mont
+        self.field = field
+        self._list: list[int] | None = None
+
+    def __len__(self) -> int:
+        return int(self.mont.shape[0])
+
+    def tolist(self) -> list[int]:
+        """All elements as ints (decoded once, then cached)."""
+        if self._list is None:
+            self._list = from_mont(self.field, self.mont) if len(self) else []
+        return self._list
+
+    def __getitem__(self, i):
+        if self._list is not None or isinstance(i, slice):
+            return self.tolist()[i]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        return from_mont(self.field, self.mont[i:i + 1])[0]
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MontInts):
+            return self.field is other.field and np.array_equal(self.mont, other.mont)
+        if isinstance(other, (list, tuple)):
+            return self.tolist() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MontInts({len(self)} {self.field.name} elements)"
+
+
 def mul(field: PrimeField, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Elementwise product of two Montgomery arrays of equal shape."""
     x, y = _check(field, x, "x"), _check(field, y, "y")

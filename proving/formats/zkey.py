@@ -11,6 +11,10 @@ Layout (snarkjs ``src/zkey_utils.js``, ``src/zkey_new.js``), all little-endian:
    H (G1, domain_size) points;
 10. MPC contributions (hash + list; kept opaque, written empty by :func:`write_zkey`).
 
+The big point sections (5-9) are kept as :class:`proving.curve.MontPoints` (the file's Montgomery limb
+arrays, checked in one compiled pass) and the coefficients as :class:`proving.field.MontInts`: reading a
+key does no per-point Python work, and the numba prover uses those arrays as they are.
+
 Encodings: a point is its affine coordinates in **Montgomery** form ``x * 2^256 mod q``
 (ffjavascript ``toRprLEM``), G2 coordinates as ``x.c0, x.c1, y.c0, y.c1``, infinity as all
 zero bytes. A section-4 coefficient ``v`` is stored as ``v * R^2 mod r`` with ``R = 2^256``
@@ -25,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from proving.curve import G1Point, G2Point, g1_on_curve, g2_on_curve
+from proving.curve import G1Point, G2Point, MontPoints, first_invalid_point, g1_on_curve, g2_on_curve
 from proving.errors import FormatError
-from proving.field import FQ_MODULUS, FR_MODULUS
+from proving.field import FQ_MODULUS, FR, FR_MODULUS, MontInts, first_non_canonical, from_mont_limbs
 from proving.formats.binfile import BinFile, Reader, build, le, parse
 from proving.groth16.keys import ProvingKey, VerifyingKey
 from proving.ntt import FR_TWO_ADICITY
@@ -42,9 +46,8 @@ GROTH16_PROTOCOL_ID = 1
 #: ``ProvingKey.cache`` key holding the raw section 10 (MPC contributions) of a zkey that was read,
 #: so that :func:`write_zkey` round-trips it byte for byte.
 CONTRIBUTIONS_CACHE_KEY = "zkey_section_10"
-#: One section-4 entry: matrix, constraint, signal (u32 each), value (32 bytes LE; numpy's "S"
-#: drops trailing NUL bytes, which are the high-order zeros of a little-endian integer).
-_COEF_DTYPE = np.dtype([("matrix", "<u4"), ("constraint", "<u4"), ("signal", "<u4"), ("value", "S32")])
+#: One section-4 entry: matrix, constraint, signal (u32 each), value (4 little-endian u64 limbs).
+_COEF_DTYPE = np.dtype([("matrix", "<u4"), ("constraint", "<u4"), ("signal", "<u4"), ("value", "<u8", (4,))])
 
 
 def _fq(rd: Reader, field: str, index: int | None) -> int:
@@ -105,6 +108,24 @@ def _points(f: BinFile, section: int, count: int, g2: bool, field: str) -> list:
     return [reader(rd, field, i) for i in range(count)]
 
 
+def _point_array(f: BinFile, section: int, count: int, g2: bool, field: str) -> MontPoints:
+    """``count`` points filling section ``section`` exactly, kept in the file's own Montgomery layout (no
+    per-point conversion: the numba prover takes the array as it is); every coordinate ``< q`` and every
+    point on its curve, checked in one compiled pass (:func:`proving.curve.first_invalid_point`).
+
+    Raises:
+        FormatError: a size that does not fill the section, or ``field[i]`` not canonical / not on the curve.
+    """
+    width = 16 if g2 else 8
+    rd = Reader(f.section(section), path=f.path, section=section)
+    rd.expect(count, width * 8, field, exact=True)
+    arr = np.frombuffer(rd.data, dtype="<u8", count=count * width).reshape(count, width).astype(np.uint64)
+    bad, why = first_invalid_point(arr, g2)
+    if bad >= 0:
+        raise rd.error(f"{field}[{bad}]", why)
+    return MontPoints(arr, g2)
+
+
 def _check_sizes(rd: Reader, n_vars: int, n_public: int, domain_size: int) -> None:
     if n_vars < n_public + 1:
         raise rd.error("n_vars", f"{n_vars} signals cannot hold the constant and n_public = {n_public} publics")
@@ -137,7 +158,7 @@ def _header(f: BinFile) -> dict:
     return h
 
 
-def _coefficients(f: BinFile, n_vars: int, domain_size: int) -> tuple[list[int], list[int], list[int], list[int]]:
+def _coefficients(f: BinFile, n_vars: int, domain_size: int) -> tuple[list[int], list[int], list[int], MontInts]:
     """Section 4: every entry's matrix (0 = A, 1 = B), constraint (< domain_size) and signal
     (< n_vars) index and its value (< r) are checked before the key is built.
 
@@ -153,12 +174,11 @@ def _coefficients(f: BinFile, n_vars: int, domain_size: int) -> tuple[list[int],
         if bad.size:
             i = int(bad[0])
             raise rd.error(f"coef[{i}].{name}", f"{int(arr[name][i])} is out of range (must be < {what})")
-    values = []
-    for i, raw in enumerate(arr["value"].tolist()):
-        v = int.from_bytes(raw, "little")
-        if v >= R:
-            raise rd.error(f"coef[{i}].value", "not a canonical Fr encoding (>= r)")
-        values.append(v * _COEF_R2_INV % R)
+    raw = np.ascontiguousarray(arr["value"], dtype=np.uint64)
+    if (first := first_non_canonical(FR, raw)) >= 0:
+        raise rd.error(f"coef[{first}].value", "not a canonical Fr encoding (>= r)")
+    # stored v * R^2 mod r; one Montgomery reduction (x R^-1) leaves v * R: the Montgomery form itself
+    values = MontInts(from_mont_limbs(FR, raw) if n else np.zeros((0, 4), np.uint64), FR)
     return arr["matrix"].tolist(), arr["constraint"].tolist(), arr["signal"].tolist(), values
 
 
@@ -199,11 +219,11 @@ def parse_zkey(data: bytes, *, path: str = "<bytes>") -> ProvingKey:
         alpha_g1=h["alpha_g1"], beta_g1=h["beta_g1"], beta_g2=h["beta_g2"],
         delta_g1=h["delta_g1"], delta_g2=h["delta_g2"], vk=vk,
         coef_matrix=matrix, coef_constraint=constraint, coef_signal=signal, coef_value=value,
-        a_query=_points(f, 5, n_vars, False, "a_query"),
-        b_g1_query=_points(f, 6, n_vars, False, "b_g1_query"),
-        b_g2_query=_points(f, 7, n_vars, True, "b_g2_query"),
-        c_query=_points(f, 8, n_vars - n_pub - 1, False, "c_query"),
-        h_query=_points(f, 9, n, False, "h_query"),
+        a_query=_point_array(f, 5, n_vars, False, "a_query"),
+        b_g1_query=_point_array(f, 6, n_vars, False, "b_g1_query"),
+        b_g2_query=_point_array(f, 7, n_vars, True, "b_g2_query"),
+        c_query=_point_array(f, 8, n_vars - n_pub - 1, False, "c_query"),
+        h_query=_point_array(f, 9, n, False, "h_query"),
     )
     if f.sections.get(10):
         pk.cache[CONTRIBUTIONS_CACHE_KEY] = f.sections[10][0]
@@ -230,16 +250,19 @@ def zkey_bytes(pk: ProvingKey) -> bytes:
     coefs = bytearray(le(len(pk.coef_value), 4))
     for m, c, s, v in zip(pk.coef_matrix, pk.coef_constraint, pk.coef_signal, pk.coef_value):
         coefs += le(m, 4) + le(c, 4) + le(s, 4) + le(v * _COEF_R2 % R, N8)
+
+    def points(pts: Any, enc: Any) -> bytes:  # a MontPoints array is already the file's encoding
+        return pts.mont.astype("<u8").tobytes() if isinstance(pts, MontPoints) else b"".join(map(enc, pts))
     return build("zkey", 1, [
         (1, le(GROTH16_PROTOCOL_ID, 4)),
         (2, header),
         (3, b"".join(map(g1_bytes, pk.vk.ic))),
         (4, bytes(coefs)),
-        (5, b"".join(map(g1_bytes, pk.a_query))),
-        (6, b"".join(map(g1_bytes, pk.b_g1_query))),
-        (7, b"".join(map(g2_bytes, pk.b_g2_query))),
-        (8, b"".join(map(g1_bytes, pk.c_query))),
-        (9, b"".join(map(g1_bytes, pk.h_query))),
+        (5, points(pk.a_query, g1_bytes)),
+        (6, points(pk.b_g1_query, g1_bytes)),
+        (7, points(pk.b_g2_query, g2_bytes)),
+        (8, points(pk.c_query, g1_bytes)),
+        (9, points(pk.h_query, g1_bytes)),
         (10, pk.cache.get(CONTRIBUTIONS_CACHE_KEY, bytes(64) + le(0, 4))),
     ])
 

@@ -16,6 +16,7 @@ odd coset ``{ w_{2n}^{2i+1} }`` (``w_{2n}`` a primitive 2n-th root of unity), gi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,10 @@ class ProvingKey:
             ``(beta*A_i(tau) + alpha*B_i(tau) + C_i(tau)) / delta``.
         h_query: ``domain_size`` G1 points (section 9), see the module docstring.
         cache: backend-private precomputations (e.g. numba limb arrays); not serialised.
+
+    The point and coefficient sequences are lists for keys built in memory, and
+    :class:`proving.curve.MontPoints` / :class:`proving.field.MontInts` (read-only sequences over the
+    zkey's Montgomery arrays, equal to the lists) for keys read from a zkey.
     """
 
     n_vars: int
@@ -78,12 +83,12 @@ class ProvingKey:
     coef_matrix: list[int]
     coef_constraint: list[int]
     coef_signal: list[int]
-    coef_value: list[int]
-    a_query: list[G1Point]
-    b_g1_query: list[G1Point]
-    b_g2_query: list[G2Point]
-    c_query: list[G1Point]
-    h_query: list[G1Point]
+    coef_value: Sequence[int]
+    a_query: Sequence[G1Point]
+    b_g1_query: Sequence[G1Point]
+    b_g2_query: Sequence[G2Point]
+    c_query: Sequence[G1Point]
+    h_query: Sequence[G1Point]
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -37,10 +37,11 @@ from proving._kernels import ec
 from proving._kernels.fields import fr_add, fr_mul, fr_sub
 from proving._kernels.limbs import is_zero, load, store
 from proving.curve import (
+    MontPoints,
     g1_batch_to_affine, g1_from_affine_array, g1_to_affine_array, g1_to_jacobian,
     g2_batch_to_affine, g2_from_affine_array, g2_to_affine_array, g2_to_jacobian,
 )
-from proving.field import FR, to_limbs, to_mont
+from proving.field import FR, MontInts, to_limbs, to_mont
 from proving.groth16.keys import Proof, ProvingKey, check_proving_key_shape
 from proving.groth16.prover_ref import check_witness
 from proving.msm import msm_g1_arrays, msm_g2_arrays
@@ -94,15 +95,25 @@ def prepare(pk: ProvingKey) -> PreparedKey:
     check_proving_key_shape(pk)
     g1j = lambda p: g1_to_jacobian(g1_to_affine_array([p]))  # noqa: E731
     g2j = lambda p: g2_to_jacobian(g2_to_affine_array([p]))  # noqa: E731
+    def g1a(pts: Sequence) -> np.ndarray:  # a zkey's own Montgomery arrays need no conversion
+        return pts.mont if isinstance(pts, MontPoints) and not pts.g2 else g1_to_affine_array(pts)
+
+    def g2a(pts: Sequence) -> np.ndarray:
+        return pts.mont if isinstance(pts, MontPoints) and pts.g2 else g2_to_affine_array(pts)
+
+    if isinstance(pk.coef_value, MontInts) and pk.coef_value.field is FR:
+        coef_value = pk.coef_value.mont
+    else:
+        coef_value = to_mont(FR, pk.coef_value) if pk.coef_value else np.zeros((0, 4), np.uint64)
     prepared = PreparedKey(
         n_vars=pk.n_vars, n_public=pk.n_public, domain_size=pk.domain_size,
-        a_query=g1_to_affine_array(pk.a_query), b_g1_query=g1_to_affine_array(pk.b_g1_query),
-        b_g2_query=g2_to_affine_array(pk.b_g2_query), c_query=g1_to_affine_array(pk.c_query),
-        h_query=g1_to_affine_array(pk.h_query),
+        a_query=g1a(pk.a_query), b_g1_query=g1a(pk.b_g1_query),
+        b_g2_query=g2a(pk.b_g2_query), c_query=g1a(pk.c_query),
+        h_query=g1a(pk.h_query),
         coef_matrix=np.asarray(pk.coef_matrix, dtype=np.int64),
         coef_constraint=np.asarray(pk.coef_constraint, dtype=np.int64),
         coef_signal=np.asarray(pk.coef_signal, dtype=np.int64),
-        coef_value=to_mont(FR, pk.coef_value) if pk.coef_value else np.zeros((0, 4), np.uint64),
+        coef_value=coef_value,
         alpha1=g1j(pk.alpha_g1), beta1=g1j(pk.beta_g1), delta1=g1j(pk.delta_g1),
         beta2=g2j(pk.beta_g2), delta2=g2j(pk.delta_g2),
     )
