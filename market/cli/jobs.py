@@ -15,29 +15,48 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
+import click
 import numpy as np
 import typer
 from eth_hash.auto import keccak
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from market.cli.accounts import KeyOpt, PasswordFile, load_account
-from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, err, fail, out, settings, wei
+from market.cli.common import DataDir, ExchangeUrl, JsonOut, emit, err, fail, out, settings
 from market.cli.exit_codes import ExitCode
 from market.client import Client
+from market.core.jobspec import JobFile, JobSpecError, is_spec_path, load_spec, parse_size, validate_spec, wire_spec
 from market.core.units import format_eth
 from market.protocol import valid_id
 from proving.field import FR_MODULUS
 
-submit_app = typer.Typer(help="Submit a job to the exchange (its max price is escrowed from your balance).",
-                         no_args_is_help=True)
+class SubmitGroup(TyperGroup):
+    """``raymarket submit``: the subcommands, and ``submit JOB.toml|.json|.yaml`` (any existing file, or a name with
+    a spec suffix) as the hidden ``file`` command."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and name not in self.commands and not name.startswith("-") and (is_spec_path(name)
+                                                                                 or Path(name).is_file()):
+            return "file", self.commands["file"], args
+        return super().resolve_command(ctx, args)
+
+
+submit_app = typer.Typer(cls=SubmitGroup, no_args_is_help=True,
+                         help="Submit a job to the exchange (its max price is escrowed from your balance): "
+                              "`submit JOB.toml` (or .json / .yaml: the spec file of market/core/jobspec.py), "
+                              "`submit inference TEXT_FILE`, or `submit proof`.")
 jobs_app = typer.Typer()
 
 #: Final states of a job that count as success (``paid``: verified and paid; ``settled``: on-chain too).
 SUCCESS = ("paid", "settled")
 
-MaxPrice = Annotated[str, typer.Option("--max-price", help="Most you pay, in wei (escrowed until the result).")]
+MaxPrice = Annotated[str, typer.Option("--max-price", help="Most you pay: wei, or with a unit (20gwei, 0.001eth); "
+                                                           "escrowed until the result.")]
 Wait = Annotated[bool, typer.Option("--wait", help="Wait until the job is paid (or fails); progress on stderr.")]
 WaitTimeout = Annotated[float, typer.Option("--timeout-s", min=1.0, help="Give up waiting after this many seconds "
                                                                          "(the job keeps going).")]
@@ -46,6 +65,11 @@ Cpus = Annotated[int, typer.Option("--cpus", min=0, help="CPUs the job needs.")]
 Gpus = Annotated[int, typer.Option("--gpus", min=0, help="GPUs the job needs.")]
 GpuModel = Annotated[Optional[str], typer.Option("--gpu-model", help="Required GPU model, e.g. A100 (default: any).")]
 Memory = Annotated[str, typer.Option("--memory", help="Memory the job needs: bytes, or with a unit (512MiB, 2GiB).")]
+Verification = Annotated[Optional[str], typer.Option(
+    "--verification", help="proof | spot-check:RATE (0 < RATE <= 1) | attest-only; prices and collateral follow "
+                           "it (market/core/policy.py). Default: proof for proofs, spot-check:0.5 for inference.")]
+
+
 def _job_id(value: Optional[str]) -> Optional[str]:
     """A job id as the exchange accepts it (``market.protocol.ID_PATTERN``), checked before any request."""
     if value is not None and not valid_id(value):
@@ -68,23 +92,28 @@ def result_file_name(kind: str, data: bytes) -> str:
 
 JobIdOpt = Annotated[Optional[str], typer.Option("--job-id", callback=_job_id, help="Your id for the job (a retry "
                                                  "with it is idempotent; default: the exchange picks one).")]
-Collateral = Annotated[str, typer.Option("--collateral", help="Provider stake locked for this job, wei.")]
+Collateral = Annotated[str, typer.Option("--collateral", help="Provider stake locked for this job: wei or with a "
+                                         "unit (0: the verification policy's required collateral).")]
 JobArg = Annotated[str, typer.Argument(callback=_job_id, help="The job id.")]
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
+#: Spec field -> the flag of ``submit inference|proof`` that sets it (flag errors name the flag).
+FLAGS = {"max_price": "--max-price", "deadline_s": "--deadline-s", "collateral": "--collateral",
+         "verification": "--verification", "job_id": "--job-id", "resources.cpus": "--cpus", "resources.gpus": "--gpus",
+         "resources.gpu_model": "--gpu-model", "resources.memory": "--memory", "inputs.preimage": "--preimage",
+         "inputs.rounds": "--rounds", "inputs.circuit": "--circuit", "inputs.witness": "--witness",
+         "inputs.public": "--public", "inputs.input": "--input", "inputs.text_file": "TEXT_FILE"}
 
 
 def parse_bytes(text: str, name: str = "--memory") -> int:
-    """``"2GiB"`` -> 2147483648; plain integers are bytes.
+    """``"2GiB"`` -> 2147483648; plain integers are bytes (:func:`market.core.jobspec.parse_size`, exact).
 
     Raises:
-        typer.BadParameter: not a number with a known unit (B, kB, MB, GB, KiB, MiB, GiB, TiB).
+        typer.BadParameter: not a number with a known unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB).
     """
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    if m is None or m.group(2).lower() not in _UNITS:
-        raise typer.BadParameter(f"{text!r} is not a size (e.g. 1000000, 512MiB, 2GiB)", param_hint=name)
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
 
 
 def client(exchange: str | None, key: str | None, password_file: Path | None, data_dir: Path | None, *,
@@ -116,22 +145,79 @@ def _finish(c: Client, job: dict[str, Any], wait: bool, timeout_s: float, as_jso
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
+def spec_problems(exc: JobSpecError, *, flags: bool = False, argument: bool = False) -> NoReturn:
+    """Print every problem of a spec on stderr (naming the flag when it came from ``flags``) and exit: flags or an
+    inline spec ``argument`` -> :attr:`ExitCode.USAGE` (a bad argument); a spec file -> :attr:`ExitCode.BAD_INPUT`."""
+    for field, message in exc.problems:
+        name = FLAGS.get(field, field) if flags else field
+        err.print(f"[red]error[/red] (job spec) {escape(name)}: {escape(message)}", highlight=False)
+    err.print(f"  hint: {escape(exc.hint)}", highlight=False)
+    raise typer.Exit(int(ExitCode.USAGE if flags or argument else ExitCode.BAD_INPUT))
+
+
+def _from_flags(doc: dict[str, Any]) -> JobFile:
+    """The spec the flags describe (``None`` values left out: the model's defaults apply)."""
+    doc = {k: v for k, v in doc.items() if v is not None}
+    for section in ("inputs", "resources"):
+        doc[section] = {k: v for k, v in doc.get(section, {}).items() if v is not None}
+    try:
+        return validate_spec(doc, base_dir=Path("."))
+    except JobSpecError as exc:
+        spec_problems(exc, flags=True)
+
+
+def _flag_amount(text: str) -> int | str:
+    """A flag's amount as the model takes it: a plain integer stays an int (wei), anything else is parsed there."""
+    return int(text) if re.fullmatch(r"\s*[0-9]+\s*", text) else text
+
+
+def submit_spec(c: Client, spec: JobFile) -> dict[str, Any]:
+    """Submit ``spec`` (a MiMC-7 job without a preimage gets a random 128-bit one)."""
+    try:
+        wire = wire_spec(spec, preimage=secrets.randbits(128))
+    except JobSpecError as exc:
+        spec_problems(exc, flags=False)
+    return c.submit(wire)
+
+
+def _common_flags(max_price: str, deadline_s: float, cpus: int, gpus: int, gpu_model: str | None, memory: str,
+                  job_id: str | None, collateral: str, verification: str | None) -> dict[str, Any]:
+    stake = _flag_amount(collateral)
+    return {"max_price": _flag_amount(max_price), "deadline_s": deadline_s, "job_id": job_id,
+            "collateral": None if stake in (0, "") else stake, "verification": verification,
+            "resources": {"cpus": cpus, "gpus": gpus, "gpu_model": gpu_model, "memory": _flag_amount(memory)}}
+
+
+@submit_app.command("file", hidden=True)
+def submit_file(
+    spec_path: Annotated[Path, typer.Argument(metavar="JOB.toml", help="The job spec (TOML, JSON or YAML).")],
+    wait: Wait = False, timeout_s: WaitTimeout = 600.0, exchange: ExchangeUrl = None, key: KeyOpt = None,
+    password_file: PasswordFile = None, data_dir: DataDir = None, as_json: JsonOut = False,
+) -> None:
+    """Submit the job a spec file describes (`raymarket submit JOB.toml`)."""
+    try:
+        spec = load_spec(spec_path)
+    except JobSpecError as exc:
+        spec_problems(exc, flags=False)
+    with client(exchange, key, password_file, data_dir) as c:
+        _finish(c, submit_spec(c, spec), wait, timeout_s, as_json)
+
+
 @submit_app.command("inference")
 def submit_inference(
     text_file: Annotated[Path, typer.Argument(help="UTF-8 text, one sentence per line.", exists=True,
                                               dir_okay=False, readable=True)],
     max_price: MaxPrice, wait: Wait = False, timeout_s: WaitTimeout = 600.0, deadline_s: Deadline = 3600.0,
     cpus: Cpus = 1, gpus: Gpus = 0, gpu_model: GpuModel = None, memory: Memory = "0", job_id: JobIdOpt = None,
-    collateral: Collateral = "0", exchange: ExchangeUrl = None, key: KeyOpt = None,
-    password_file: PasswordFile = None, data_dir: DataDir = None, as_json: JsonOut = False,
+    collateral: Collateral = "0", verification: Verification = None, exchange: ExchangeUrl = None,
+    key: KeyOpt = None, password_file: PasswordFile = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
     """Submit a sentence-embedding job (all-MiniLM-L6-v2, 384 floats per line) over TEXT_FILE."""
-    price, memory_bytes = wei(max_price, "--max-price"), parse_bytes(memory)
+    spec = _from_flags({"kind": "inference", "inputs": {"text_file": str(text_file)},
+                        **_common_flags(max_price, deadline_s, cpus, gpus, gpu_model, memory, job_id, collateral,
+                                        verification)})
     with client(exchange, key, password_file, data_dir) as c:
-        job = c.submit_inference(text_file, max_price_wei=price, deadline_s=deadline_s, cpus=cpus, gpus=gpus,
-                                 gpu_model=gpu_model, memory_bytes=memory_bytes, job_id=job_id,
-                                 collateral_wei=wei(collateral, "--collateral", allow_zero=True))
-        _finish(c, job, wait, timeout_s, as_json)
+        _finish(c, submit_spec(c, spec), wait, timeout_s, as_json)
 
 
 @submit_app.command("proof")
@@ -140,40 +226,40 @@ def submit_proof(
     preimage: Annotated[Optional[int], typer.Option(
         "--preimage", callback=_preimage,
         help="The secret MiMC-7 preimage to prove knowledge of (default: a random one).")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="MiMC-7 rounds of the circuit (91 = circomlib's).")] = 91,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", min=1,
+                                                  help="MiMC-7 rounds of the circuit (default 91 = circomlib's).")] = None,
     circuit: Annotated[Optional[str], typer.Option(
-        "--circuit", help="A registered circuit's id (`raymarket circuit add`); needs --witness.")] = None,
+        "--circuit", help="A registered circuit's id (`raymarket circuit add`); needs --witness or --input.")] = None,
     witness: Annotated[Optional[Path], typer.Option(
         "--witness", exists=True, dir_okay=False, readable=True,
         help="The snarkjs .wtns for --circuit (your secret: sent only to the provider that proves it).")] = None,
+    input_path: Annotated[Optional[Path], typer.Option(
+        "--input", exists=True, dir_okay=False, readable=True,
+        help="The circuit's input.json (with --circuit registered with its wasm): the provider computes the witness.")
+    ] = None,
     public: Annotated[Optional[Path], typer.Option(
         "--public", exists=True, dir_okay=False, readable=True,
-        help="public.json you expect (with --circuit): refused at intake when the witness's signals differ.")] = None,
+        help="public.json you expect (with --witness): refused at intake when the witness's signals differ.")] = None,
     wait: Wait = False, timeout_s: WaitTimeout = 600.0, deadline_s: Deadline = 3600.0,
     cpus: Cpus = 1, gpus: Gpus = 0, gpu_model: GpuModel = None, memory: Memory = "0", job_id: JobIdOpt = None,
-    collateral: Collateral = "0", exchange: ExchangeUrl = None, key: KeyOpt = None,
-    password_file: PasswordFile = None, data_dir: DataDir = None, as_json: JsonOut = False,
+    collateral: Collateral = "0", verification: Verification = None, exchange: ExchangeUrl = None,
+    key: KeyOpt = None, password_file: PasswordFile = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
-    """Submit a Groth16 proof job: on a registered circuit (--circuit ID --witness W.wtns), or knowledge of a
-    MiMC-7 preimage of a public hash (verified by the exchange against the circuit's verification key)."""
-    price, memory_bytes = wei(max_price, "--max-price"), parse_bytes(memory)
-    if (circuit is None) != (witness is None):
-        raise typer.BadParameter("--circuit and --witness go together", param_hint="--circuit")
-    if circuit is not None and witness is not None:
-        expected = json.loads(public.read_text()) if public is not None else None
-        with client(exchange, key, password_file, data_dir) as c:
-            job = c.submit_proof(circuit_id=circuit, witness=witness, public=expected, max_price_wei=price,
-                                 deadline_s=deadline_s, cpus=cpus, gpus=gpus, gpu_model=gpu_model,
-                                 memory_bytes=memory_bytes, job_id=job_id,
-                                 collateral_wei=wei(collateral, "--collateral", allow_zero=True))
-            _finish(c, job, wait, timeout_s, as_json)
-        return
-    secret = preimage if preimage is not None else secrets.randbits(128)
+    """Submit a Groth16 proof job: on a registered circuit (--circuit ID with --witness W.wtns or --input
+    input.json), or knowledge of a MiMC-7 preimage of a public hash (verified by the exchange against the
+    circuit's verification key)."""
+    if circuit is not None and circuit != "mimc7" and witness is None and input_path is None:
+        raise typer.BadParameter("a registered circuit needs --witness W.wtns or --input input.json",
+                                 param_hint="--circuit")
+    if (witness is not None or input_path is not None) and circuit is None:
+        raise typer.BadParameter("--witness / --input go with --circuit ID", param_hint="--circuit")
+    inputs = {"circuit": circuit, "preimage": preimage, "rounds": rounds, "witness": witness and str(witness),
+              "input": input_path and str(input_path), "public": public and str(public)}
+    spec = _from_flags({"kind": "proof", "inputs": inputs,
+                        **_common_flags(max_price, deadline_s, cpus, gpus, gpu_model, memory, job_id, collateral,
+                                        verification)})
     with client(exchange, key, password_file, data_dir) as c:
-        job = c.submit_proof(secret, rounds=rounds, max_price_wei=price, deadline_s=deadline_s, cpus=cpus,
-                             gpus=gpus, gpu_model=gpu_model, memory_bytes=memory_bytes, job_id=job_id,
-                             collateral_wei=wei(collateral, "--collateral", allow_zero=True))
-        _finish(c, job, wait, timeout_s, as_json)
+        _finish(c, submit_spec(c, spec), wait, timeout_s, as_json)
 
 
 @jobs_app.command("status")
@@ -185,8 +271,8 @@ def status(job_id: JobArg, exchange: ExchangeUrl = None, data_dir: DataDir = Non
     if as_json:
         emit(job, True)
         return
-    for k in ("job_id", "kind", "status", "client", "provider", "max_price_wei", "price_wei", "result_hash",
-              "batch_id", "tx_hash"):
+    for k in ("job_id", "kind", "status", "client", "provider", "verification", "max_price_wei", "price_wei",
+              "collateral_wei", "result_hash", "batch_id", "tx_hash"):
         out.print(f"{k:14} {job.get(k) if job.get(k) is not None else '-'}", highlight=False, markup=False)
     if job.get("explanation"):
         out.print(f"{'why open':14} {job['explanation']}", markup=False)
@@ -266,35 +352,31 @@ def logs(job_id: JobArg, exchange: ExchangeUrl = None, key: KeyOpt = None, passw
     emit({"job_id": job_id, "lines": lines}, as_json, "\n".join(lines) if lines else f"no log lines for {job_id}")
 
 
-_QUOTE_FIELDS = {"kind", "cpus", "gpus", "gpu_model", "memory_bytes", "max_price_wei", "deadline_s",
-                 "collateral_wei", "rounds", "circuit"}
-
-
 @jobs_app.command("quote")
 def quote(
-    spec: Annotated[str, typer.Argument(help="Job spec: a JSON file or inline JSON, e.g. "
-                                             "'{\"kind\": \"proof\", \"cpus\": 1, \"max_price_wei\": \"1000000000000000\"}'. "
-                                             "Fields: kind, cpus, gpus, gpu_model, memory_bytes, max_price_wei, "
-                                             "deadline_s, collateral_wei, rounds.")],
+    spec_arg: Annotated[str, typer.Argument(metavar="JOB", help=(
+        "The job: a spec file (JOB.toml, .json, .yaml; the format of `raymarket submit JOB.toml`) or inline JSON, "
+        "in the file form or the API's flat form, e.g. '{\"kind\": \"proof\", \"max_price\": \"0.001eth\"}'."))],
     exchange: ExchangeUrl = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
-    """Before submitting: is this job feasible now, why not, and a price estimate (p50 / p90 of recent
-    clearing prices of its kind)."""
-    path = Path(spec)
+    """Before submitting: is this job feasible now, and if not the blocking constraint (exit 1), the collateral its
+    verification policy needs, and a price estimate (p50 / p90 of recent clearing prices of its kind)."""
+    inline = not (is_spec_path(spec_arg) or Path(spec_arg).is_file())
     try:
-        doc = json.loads(path.read_text(encoding="utf-8") if path.is_file() else spec)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"not a JSON file nor inline JSON ({exc})", param_hint="SPEC") from None
-    if not isinstance(doc, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="SPEC")
-    unknown = sorted(set(doc) - _QUOTE_FIELDS)
-    if unknown:
-        raise typer.BadParameter(f"unknown field(s) {unknown}; known: {sorted(_QUOTE_FIELDS)}", param_hint="SPEC")
+        spec = load_spec(spec_arg)
+        wire = wire_spec(spec, preimage=0)  # matching does not depend on the preimage: never send a secret to quote
+    except JobSpecError as exc:
+        spec_problems(exc, argument=inline)
     with client(exchange, None, None, data_dir, signed=False) as c:
-        q = c.quote(doc)
-    verdict = "feasible" if q.get("feasible") else "NOT feasible"
-    emit(q, as_json, f"{verdict}; recent clearing prices p50 {q.get('p50_wei') or '-'} / p90 "
-                     f"{q.get('p90_wei') or '-'} wei" + (f"\nwhy: {q['explanation']}" if q.get("explanation") else ""))
+        q = c.quote(wire)
+    q = {**q, "verification": q.get("verification") or wire["verification"]}
+    if q.get("feasible"):
+        emit(q, as_json, f"feasible: {q.get('explanation')}; collateral {q.get('collateral_wei')} wei "
+                         f"({q['verification']}); recent clearing prices p50 {q.get('p50_wei') or '-'} / p90 "
+                         f"{q.get('p90_wei') or '-'} wei")
+        return
+    emit(q, as_json, f"NOT feasible: blocked by {q.get('blocking') or 'unknown'}\nwhy: {q.get('explanation')}")
+    raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
 @jobs_app.command("balance")

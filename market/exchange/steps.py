@@ -102,6 +102,9 @@ class JobSpec:
         deadline_s: seconds from submission until the result is due.
         cpus, gpus, memory_bytes: resources needed; duration_estimate_s at reference speed.
         collateral_wei: provider bond locked while the job runs (slashed on fault).
+        verification: the job's verification policy, canonical text (``market.core.policy``; "" = the kind's
+            default); budget_wei: the most the provider may be paid (None: ``max_price_wei``; less when the policy
+            reserves part of the escrow for verification, ``market.core.policy.prover_budget_wei``).
     """
 
     job_id: str
@@ -117,6 +120,8 @@ class JobSpec:
     memory_bytes: int = 1 * GIB
     duration_estimate_s: int = 60
     collateral_wei: int = 0
+    verification: str = ""
+    budget_wei: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (JobKind.INFERENCE.value, JobKind.PROOF.value):
@@ -233,7 +238,8 @@ def submit_job(s: Session, spec: JobSpec, now_s: float | None = None) -> JobReco
 def _spec_json(spec: JobSpec) -> dict[str, Any]:
     return {"params": spec.params, "cpus": spec.cpus, "gpus": spec.gpus, "gpu_model": spec.gpu_model,
             "memory_bytes": spec.memory_bytes, "duration_estimate_s": spec.duration_estimate_s,
-            "excluded": []}
+            "excluded": [], **({"verification": spec.verification} if spec.verification else {}),
+            **({"budget_wei": str(spec.budget_wei)} if spec.budget_wei not in (None, spec.max_price_wei) else {})}
 
 
 def _job_order(job: JobRecord) -> JobOrder:
@@ -502,22 +508,32 @@ def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str
 
     Returns:
         JSON-ready dict: ``feasible``, ``feasible_offers``, ``cheapest_ask_wei``, ``explanation`` (the
-        blocking constraints counted over the offers), ``p50_wei`` / ``p90_wei`` / ``samples`` of the
+        blocking constraints counted over the offers; when feasible, how many offers can serve it),
+        ``blocking`` (the funnel stage after which no offer is left, None when feasible), ``counts`` (offers
+        failing per stage), ``cap_wei`` (the provider's price cap), ``collateral_wei``, ``verification``, ``p50_wei`` / ``p90_wei`` / ``samples`` of the
         last :data:`QUOTE_RECENT_PRICES` clearing prices of the same kind.
     """
     now_s = time.time() if now_s is None else now_s
     providers = list(s.scalars(select(ProviderRecord).where(ProviderRecord.active.is_(True))
                                .order_by(ProviderRecord.name)))
     order = JobOrder(job_id=spec.job_id, client=spec.client, kind=spec.kind,
-                     duration_estimate_s=spec.duration_estimate_s, max_price_wei=spec.max_price_wei,
+                     duration_estimate_s=spec.duration_estimate_s,
+                     max_price_wei=spec.max_price_wei if spec.budget_wei is None else spec.budget_wei,
                      deadline_s=now_s + spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
                      memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei)
     prices = [int(p) for p in s.scalars(
         select(JobRecord.cleared_price_wei).where(JobRecord.kind == spec.kind, JobRecord.cleared_price_wei.isnot(None))
         .order_by(JobRecord.updated_at.desc()).limit(QUOTE_RECENT_PRICES))]
     q = quote(order, [_offer(s, p) for p in providers], prices, now_s=now_s, running=_running_usage(s))
-    return {"feasible": q.feasible, "feasible_offers": q.feasible_offers,
-            "cheapest_ask_wei": None if q.cheapest_ask_wei is None else str(q.cheapest_ask_wei),
-            "explanation": q.explanation.text, "p50_wei": None if q.p50_wei is None else str(q.p50_wei),
-            "p90_wei": None if q.p90_wei is None else str(q.p90_wei), "samples": q.samples,
-            "offers": len(providers)}
+    why = q.explanation.text if not q.feasible else (
+        f"{q.feasible_offers} of {len(providers)} offers can serve it now; cheapest ask {q.cheapest_ask_wei} wei "
+        f"<= cap {q.explanation.cap_wei} wei")
+
+    def _w(v: int | None) -> str | None:
+        return None if v is None else str(v)
+
+    return {"feasible": q.feasible, "feasible_offers": q.feasible_offers, "cheapest_ask_wei": _w(q.cheapest_ask_wei),
+            "explanation": why, "blocking": None if q.feasible else q.explanation.blocking,
+            "counts": dict(q.explanation.counts), "cap_wei": str(q.explanation.cap_wei),
+            "collateral_wei": str(spec.collateral_wei), "verification": spec.verification or None,
+            "p50_wei": _w(q.p50_wei), "p90_wei": _w(q.p90_wei), "samples": q.samples, "offers": len(providers)}

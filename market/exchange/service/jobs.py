@@ -22,7 +22,8 @@ from market import ledger
 from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
-from market.core.policy import default_collateral_wei
+from market.core.policy import (PolicyError, VerificationPolicy, default_policy, parse_policy, prover_budget_wei,
+                                required_collateral_wei)
 from proving.field import FR_MODULUS
 from market.core.tickets import (TicketInputError, circuit_input_hash, hex32, inference_input_hash, is_circuit_id,
                                  proof_input_hash, proof_ticket, sentences_from_text)
@@ -64,10 +65,11 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
         circuit (``not_found``); a witness that does not fit the circuit or its claimed public signals.
     """
     job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
+    policy, collateral = verification_terms(spec)
     common: dict[str, Any] = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
                   deadline_s=spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
-                  memory_bytes=spec.memory_bytes,  # no collateral given: the policy's default (issue 14 #5)
-                  collateral_wei=spec.collateral_wei or default_collateral_wei(spec.max_price_wei, spec.kind))
+                  memory_bytes=spec.memory_bytes, collateral_wei=collateral, verification=str(policy),
+                  budget_wei=prover_budget_wei(spec.max_price_wei, policy))
     if spec.kind == "inference":
         data = decode_input(spec, config)
         try:
@@ -88,6 +90,25 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
     params = {k: ticket[k] for k in ("circuit", "rounds", "preimage", "public")}
     input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))
     return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
+
+
+def verification_terms(spec: JobSpecIn) -> tuple[VerificationPolicy, int]:
+    """The job's verification policy (``spec.verification``, else the kind's default) and its collateral: the
+    client's, else the policy's required collateral (``market.core.policy``; issue 13, issue 14 #5).
+
+    Raises:
+        ServiceError: ``invalid`` naming ``spec.verification`` (unknown policy, or one the kind cannot use) or
+            ``spec.collateral_wei`` (below what the policy requires at this max price).
+    """
+    try:
+        policy = parse_policy(spec.verification, spec.kind) if spec.verification else default_policy(spec.kind)
+    except PolicyError as exc:
+        raise invalid("spec.verification", str(exc)) from None
+    need = required_collateral_wei(spec.max_price_wei, policy)
+    if spec.collateral_wei and spec.collateral_wei < need:
+        raise invalid("spec.collateral_wei", f"{spec.collateral_wei} wei is below the {need} wei that verification "
+                      f"{str(policy)!r} requires at max price {spec.max_price_wei} wei: raise it or leave it out")
+    return policy, spec.collateral_wei or need
 
 
 def _circuit_spec(s: Session | None, spec: JobSpecIn, config: ServiceConfig,

@@ -69,8 +69,8 @@ def router(rt: Runtime) -> APIRouter:
 
     @r.post("/v1/quote")
     def quote(body: QuoteBody) -> dict[str, Any]:
-        spec, _ = job_spec("0x" + "00" * 20, body.spec, rt.config)
-        with rt.read() as s:
+        with rt.read() as s:  # the session: a proof on a registered circuit is looked up like at submit
+            spec, _ = job_spec("0x" + "00" * 20, body.spec, rt.config, s)
             return ex.quote_job(s, spec)
 
     return r

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from market import exchange as ex
+from market.core.policy import default_policy
 from market.db.models import JobRecord, ProviderRecord
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,13 @@ def job_view(s: Session, job: JobRecord, explanation: str | None = None) -> dict
             "collateral_wei": _wei(job.collateral_wei), "attempt": job.attempt, "input_hash": job.input_hash,
             "created_at": job.created_at, "deadline_at": job.deadline_s, "history": history,
             "explanation": explanation if job.status == "open" else None, "result_hash": job.result_hash,
-            "batch_id": job.batch_id, "tx_hash": job.settle_tx}
+            "batch_id": job.batch_id, "tx_hash": job.settle_tx, "verification": job_policy(job)}
+
+
+def job_policy(job: JobRecord) -> str:
+    """The job's verification policy, canonical text (``spec["verification"]``; jobs from before policies: their
+    kind's default, ``market.core.policy.default_policy``)."""
+    return str((job.spec or {}).get("verification") or default_policy(job.kind))
 
 
 def provider_view(p: ProviderRecord, now_s: float, lease_s: float) -> dict[str, Any]:
