@@ -22,8 +22,10 @@ Fault injectors (each returns a small dict of what it saw, for the report):
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -40,7 +42,7 @@ from market.client.wallet import Wallet, dev_fund
 from tests.chaos.liar_agent import LIE_FILE, LIES_LOG
 from tests.fixtures.services import AnvilNode, PostgresServer, _as_postgres
 from tests.providers.harness import AgentProcess, wait_for
-from tests.service.harness import ProcessService
+from tests.service.harness import ROOT, ProcessService, wait_healthy
 
 ETH = 10**18
 #: What each client deposits and each provider stakes, wei (real Vault transactions).
@@ -48,6 +50,20 @@ CLIENT_DEPOSIT_WEI = ETH
 PROVIDER_STAKE_WEI = ETH // 5
 #: Chain ETH each party gets for gas on top, wei.
 GAS_WEI = ETH // 10
+
+
+class ChaosService(ProcessService):
+    """The exchange subprocess, given longer to become healthy (a loaded 2-core box compiles its kernels slowly)."""
+
+    start_timeout_s = 900.0
+
+    def start(self) -> "ChaosService":
+        log = open(self.log_path, "ab")
+        cmd = [sys.executable, "-m", "market.exchange.service", "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        wait_healthy(self.url, self.start_timeout_s, self.proc)
+        return self
 
 
 class ChaosAgent(AgentProcess):
@@ -130,7 +146,7 @@ class ChaosWorld:
         self.log = log
         self.pg: PostgresServer | None = None
         self.anvil: AnvilNode | None = None
-        self.svc: ProcessService | None = None
+        self.svc: ChaosService | None = None
         self.db_url = ""
         self.agents: list[ChaosAgent] = []
         self.clients: list[Client] = []
@@ -151,14 +167,17 @@ class ChaosWorld:
     def _start(self) -> None:
         t0 = time.monotonic()
         self.base.mkdir(parents=True, exist_ok=True)
-        self.pg = PostgresServer().start()
+        self.pg = PostgresServer()
+        self.pg.start()
         self.db_url = self.pg.create_database("chaos")
-        self.anvil = AnvilNode().start()
+        self.anvil = AnvilNode()
+        self.anvil.start()
         self.log(f"postgres on :{self.pg.port}, anvil at {self.anvil.rpc_url} ({time.monotonic() - t0:.0f} s)")
         args = ["--database-url", self.db_url, "--rpc-url", self.anvil.rpc_url, "--data-dir", str(self.base / "exchange"),
                 "--dev", "--lease-s", str(self.lease_s), "--round-interval-s", str(self.round_interval_s),
                 "--settlement-window-s", str(self.settlement_window_s)]
-        self.svc = ProcessService(args, self.base / "exchange.log").start()
+        self.svc = ChaosService(args, self.base / "exchange.log")  # assigned first: close() stops it on failure
+        self.svc.start()
         self.log(f"exchange at {self.svc.url} ({time.monotonic() - t0:.0f} s)")
         self.agents = [ChaosAgent(f"cp{i + 1}", self.svc.url, self.base, price_per_cpu_s_wei=10**9 * (i + 1),
                                   extra=["--job-timeout-s", str(self.job_timeout_s), "--stop-grace-s", "5"])
@@ -310,16 +329,23 @@ class ChaosWorld:
                 self.log(f"cleanup of {a.name}: {exc}")
         for c in self.clients:
             c.close()
-        if self.svc is not None:
-            self.svc.stop()
-        if self._engine is not None:
-            self._engine.dispose()
-        if self.anvil is not None:
-            self.anvil.stop()
-        if self.pg is not None:
-            if self.pg.datadir and not pg_running(self.pg):
-                pg_start(self.pg)  # PostgresServer.stop expects a running server it can stop
-            self.pg.stop()
+        for what, step in (("exchange", lambda: self.svc and self.svc.stop()),
+                           ("engine", lambda: self._engine and self._engine.dispose()),
+                           ("anvil", lambda: self.anvil and self.anvil.stop()), ("postgres", self._stop_pg)):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 -- keep stopping the rest
+                self.log(f"stopping {what}: {exc}")
+
+    def _stop_pg(self) -> None:
+        if self.pg is None or self.pg.datadir is None:
+            return
+        if self.pg.datadir.exists() and not pg_running(self.pg):
+            try:
+                pg_start(self.pg)  # PostgresServer.stop stops a running server, then removes its data
+            except RuntimeError:
+                pass
+        self.pg.stop()
 
 
 def _name(proc: Any) -> str:
