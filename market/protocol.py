@@ -69,8 +69,9 @@ class Action:
     DEV_FAUCET = "dev.faucet"
     CIRCUIT_ADD = "circuit.add"
     ACCOUNT_WITHDRAW = "account.withdraw"
+    ACCOUNT_CLAIM = "account.claim"
     ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_FAIL, JOB_SUBMIT,
-                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW,
+                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW, ACCOUNT_CLAIM,
                      CIRCUIT_ADD})
 
 
@@ -382,6 +383,10 @@ class BalancePayload(_Payload):
     """``account.balance``: no fields (the signer's own balance)."""
 
 
+class ClaimPayload(_Payload):
+    """``account.claim``: no fields (the signer's own claim against the Vault's current epoch root)."""
+
+
 class FaucetPayload(_Payload):
     """``dev.faucet`` (development only): credit ``amount_wei`` to the signer; ``bond_wei`` to its provider."""
 
@@ -392,7 +397,7 @@ class FaucetPayload(_Payload):
 
 class WithdrawPayload(_Payload):
     """``account.withdraw``: make ``amount_wei`` of the signer's free balance claimable from the Vault (from the
-    next epoch root on; then ``Vault.claim`` with the proof of ``GET /v1/claims/{address}``)."""
+    next epoch root on; then ``Vault.claim`` with the proof of ``POST /v1/claims``, signed ``account.claim``)."""
 
     amount_wei: WeiIn = Field(gt=0)
 
@@ -410,5 +415,5 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     Action.LEASE_POLL: PollPayload, Action.LEASE_COMPLETE: CompletePayload, Action.LEASE_FAIL: FailPayload,
     Action.JOB_SUBMIT: SubmitPayload, Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
-    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
+    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.ACCOUNT_CLAIM: ClaimPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
 }

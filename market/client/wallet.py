@@ -102,8 +102,9 @@ class Wallet:
         return self.t.signed("/v1/withdraw", Action.ACCOUNT_WITHDRAW, {"amount_wei": str(int(amount_wei))})
 
     def claim_info(self) -> dict[str, Any]:
-        """``GET /v1/claims/{address}``: cumulative wei in the current root, proof, claimed, claimable, debt."""
-        return self.t.get(f"/v1/claims/{self.address}")
+        """``POST /v1/claims`` (signed ``account.claim``: only this address may read its own claim): cumulative wei
+        in the current root, proof, claimed, claimable (from the next root), debt."""
+        return self.t.signed("/v1/claims", Action.ACCOUNT_CLAIM, {})
 
     def claim(self) -> dict[str, Any] | None:
         """``Vault.claim`` what the current root allows beyond what was claimed; None when nothing is claimable

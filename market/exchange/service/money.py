@@ -8,9 +8,9 @@ the watcher's checkpoint and sets the gauges ``raymarket_audit_balanced`` (1/0),
 ``raymarket_ledger_liabilities_wei``, ``raymarket_pending_claims_wei``, ``raymarket_audit_block`` and
 ``raymarket_flagged_accounts``.
 
-Routes: ``GET /v1/vault`` (address, epoch, root, unbonding period), ``GET /v1/claims/{address}`` (the claim of an
-address against the current root: cumulative wei, proof, what it claimed, what is still claimable in the ledger,
-its debt), ``GET /v1/audit`` (the last audit), ``POST /v1/withdraw`` (signed ``account.withdraw``: free balance to
+Routes: ``GET /v1/vault`` (address, epoch, root, unbonding period), ``POST /v1/claims`` (signed ``account.claim``:
+the signer's own claim against the current root: cumulative wei, proof, what it claimed, what is still claimable
+in the ledger, its debt; private to the address), ``GET /v1/audit`` (the last audit), ``POST /v1/withdraw`` (signed ``account.withdraw``: free balance to
 claimable). Deposits, stake, unstake and claims are the party's own Vault transactions; the exchange only observes.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path
 from prometheus_client import Gauge
 from sqlalchemy.orm import Session
@@ -256,16 +256,23 @@ def router(rt: Any) -> APIRouter:
         return {"tx_hash": tx_hash, "status": int(receipt["status"]), "block_number": int(receipt["blockNumber"]),
                 "gas_used": int(receipt["gasUsed"])}
 
-    @r.get("/v1/claims/{address}")
-    def claim(address: str = Path(pattern=r"^0x[0-9a-fA-F]{40}$")) -> dict[str, Any]:
-        if not is_address(address):
-            raise invalid("address", f"{address!r} is not an address")
-        address = to_checksum_address(address)
-        m: MoneyService = rt.money
-        proof = m.poster.proof(address)
-        with rt.read() as s:
+    @r.post("/v1/claims")
+    def claim(req: SignedRequest) -> dict[str, Any]:
+        """The signer's claim against the Vault's current root (signed ``account.claim``): cumulative wei, proof,
+        what it claimed, what is claimable from the next root, its debt.
+
+        Signed, readable only by the address itself (a decision, issue 12): the cumulative claimable amount is
+        that address's earnings and unused balance, private data; the chain shows only the root (and each
+        ``Claimed`` once it is claimed), and the proof is useless to anyone else (``Vault.claim`` pays
+        ``msg.sender``'s own leaf). So the exchange does not publish it per address either."""
+        now = time.time()
+        address, _ = check_envelope(req, Action.ACCOUNT_CLAIM, rt.domain, now)
+        with rt.tx() as s:
+            consume_nonce(s, req, now)
             claimable = chain_ledger.claimable_wei(s, address)
             debt = chain_ledger.debt_wei(s, address)
+        m: MoneyService = rt.money
+        proof = m.poster.proof(address)
         return {"address": address, "epoch": proof.epoch if proof else None,
                 "cumulative_wei": str(proof.cumulative_wei) if proof else "0",
                 "proof": proof.proof if proof else [], "root": proof.root if proof else None,
@@ -290,6 +297,6 @@ def router(rt: Any) -> APIRouter:
                     from None
             claimable = chain_ledger.claimable_wei(s, signer)
         return {"address": signer, "withdrawable_wei": str(p.amount_wei), "claimable_wei": str(claimable),
-                "hint": "claim on chain after the next epoch root (GET /v1/claims/{address})"}
+                "hint": "claim on chain after the next epoch root (raymarket claim; POST /v1/claims for the proof)"}
 
     return r
