@@ -68,11 +68,11 @@ class Action:
     ACCOUNT_BALANCE = "account.balance"
     DEV_FAUCET = "dev.faucet"
     CIRCUIT_ADD = "circuit.add"
+    CIRCUIT_UPLOAD = "circuit.upload"
     ACCOUNT_WITHDRAW = "account.withdraw"
-    ACCOUNT_CLAIM = "account.claim"
     ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_FAIL, JOB_SUBMIT,
-                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW, ACCOUNT_CLAIM,
-                     CIRCUIT_ADD})
+                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW,
+                     CIRCUIT_ADD, CIRCUIT_UPLOAD})
 
 
 class ErrorCode:
@@ -332,13 +332,16 @@ class JobSpecIn(_Payload):
     ``rounds``, ``preimage`` (decimal string; the witness, given to the provider that proves it); or
     ``circuit`` = a registered circuit id (sha256 hex of its zkey, ``raymarket circuit add``) with
     ``witness_b64`` (a snarkjs ``.wtns``; the client's secret, given only to the provider that proves it) and
-    optionally ``public`` (the public signals the client expects; refused at intake when the witness's differ).
+    optionally ``public`` (the public signals the client expects; refused at intake when the witness's differ);
+    or, instead of ``witness_b64``, ``input_json`` (the circuit's input JSON, ``market.core.circuit_input``) for
+    a circuit registered with its wasm: the provider computes the witness.
     """
 
     kind: Literal["inference", "proof"]
     input_b64: str | None = None
     circuit: str | None = Field(default=None, pattern=r"^(mimc7|[0-9a-f]{64})$")
     witness_b64: str | None = None
+    input_json: str | None = Field(default=None, max_length=1024 * 1024)
     public: list[str] | None = Field(default=None, max_length=10_000)
     rounds: int | None = Field(default=None, ge=1, le=10_000)
     preimage: str | None = Field(default=None, pattern=r"^[0-9]{1,78}$")
@@ -350,16 +353,15 @@ class JobSpecIn(_Payload):
     memory_bytes: int = Field(default=0, ge=0, le=2**50)
     collateral_wei: WeiIn = Field(default=0, ge=0)
     job_id: str | None = Field(default=None, pattern=ID_PATTERN)
-    #: ``proof`` | ``spot-check:RATE`` | ``attest-only`` (``market.core.policy``); None: the kind's default.
-    verification: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "JobSpecIn":
         if self.kind == "inference" and not self.input_b64:
             raise ValueError("an inference job needs input_b64")
         if self.kind == "proof" and self.circuit not in (None, "mimc7"):
-            if not self.witness_b64:
-                raise ValueError("a proof job on a registered circuit needs witness_b64 (a .wtns)")
+            if bool(self.witness_b64) == bool(self.input_json):
+                raise ValueError("a proof job on a registered circuit needs witness_b64 (a .wtns) or input_json "
+                                 "(the circuit's input), not both")
         elif self.kind == "proof" and (self.circuit is None or self.rounds is None or self.preimage is None):
             raise ValueError("a proof job needs circuit, rounds and preimage")
         if self.cpus == 0 and self.gpus == 0:
@@ -383,10 +385,6 @@ class BalancePayload(_Payload):
     """``account.balance``: no fields (the signer's own balance)."""
 
 
-class ClaimPayload(_Payload):
-    """``account.claim``: no fields (the signer's own claim against the Vault's current epoch root)."""
-
-
 class FaucetPayload(_Payload):
     """``dev.faucet`` (development only): credit ``amount_wei`` to the signer; ``bond_wei`` to its provider."""
 
@@ -397,16 +395,41 @@ class FaucetPayload(_Payload):
 
 class WithdrawPayload(_Payload):
     """``account.withdraw``: make ``amount_wei`` of the signer's free balance claimable from the Vault (from the
-    next epoch root on; then ``Vault.claim`` with the proof of ``POST /v1/claims``, signed ``account.claim``)."""
+    next epoch root on; then ``Vault.claim`` with the proof of ``GET /v1/claims/{address}``)."""
 
     amount_wei: WeiIn = Field(gt=0)
 
 
 class CircuitAddPayload(_Payload):
-    """``circuit.add``: a snarkjs Groth16 ``.zkey`` (base64) and an optional display name."""
+    """``circuit.add``: a snarkjs Groth16 ``.zkey`` (base64), optionally its circom witness-calculator wasm
+    (base64) and a display name."""
 
     zkey_b64: str
+    wasm_b64: str | None = None
     name: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class CircuitUploadPayload(_Payload):
+    """``circuit.upload`` (``POST /v1/circuits/upload``, streamed): the signed request travels in the header
+    ``X-Raymarket-Request`` (compact JSON of :class:`SignedRequest`); the body is the zkey bytes followed by the
+    wasm bytes (``application/octet-stream``), ``zkey_size + wasm_size`` bytes in all, each checked against its
+    sha256 here."""
+
+    zkey_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    zkey_size: int = Field(ge=1, le=2**40)
+    wasm_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    wasm_size: int = Field(default=0, ge=0, le=2**40)
+    name: str | None = Field(default=None, pattern=ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _wasm(self) -> "CircuitUploadPayload":
+        if (self.wasm_sha256 is None) != (self.wasm_size == 0):
+            raise ValueError("wasm_sha256 and wasm_size go together")
+        return self
+
+
+#: Header of a streamed upload's signed request (``circuit.upload``).
+UPLOAD_REQUEST_HEADER = "x-raymarket-request"
 
 
 #: The payload model of each action.
@@ -415,5 +438,6 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     Action.LEASE_POLL: PollPayload, Action.LEASE_COMPLETE: CompletePayload, Action.LEASE_FAIL: FailPayload,
     Action.JOB_SUBMIT: SubmitPayload, Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
-    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.ACCOUNT_CLAIM: ClaimPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
+    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
+    Action.CIRCUIT_UPLOAD: CircuitUploadPayload,
 }

@@ -57,7 +57,7 @@ from market.protocol import valid_id
 from providers.cluster import ProviderCluster
 from providers.errors import ClusterError, JobError, ProviderError
 from providers.hardware import benchmark, detect
-from providers.jobs import WorkerPool, check_lease, ensure_zkey, sign_result
+from providers.jobs import WorkerPool, check_lease, ensure_wasm, ensure_zkey, sign_result
 from providers.keys import load_keystore, read_password
 
 #: Default ask, wei per CPU-second (the old demo's price: 25 gwei).
@@ -377,6 +377,9 @@ class Agent:
                 try:
                     job.ticket["zkey_path"] = str(ensure_zkey(self.client.circuit_zkey, self.data_dir / "keys",
                                                               job.ticket["zkey_sha256"]))
+                    if "wasm_sha256" in job.ticket:  # --input: the witness is computed here, from the wasm
+                        job.ticket["wasm_path"] = str(ensure_wasm(self.client.circuit_wasm, self.data_dir / "keys",
+                                                                  job.ticket["circuit"], job.ticket["wasm_sha256"]))
                 except (ApiError, OSError) as fetch_exc:
                     raise JobError(job.job_id, "error", f"zkey fetch: {type(fetch_exc).__name__}: {fetch_exc}") \
                         from None

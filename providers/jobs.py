@@ -14,6 +14,10 @@ Split of trust (issue 11): the Ray side computes, the agent process signs.
   disk under ``<cache_dir>/circuits/``); each worker keeps it parsed and prepared in a
   ``providers.prover_worker.PreparedKeyCache`` and proves the client's witness with the project's prover. The
   witness is never logged or written to disk by the provider; it lives in the job's memory only.
+* ``submit proof --input``: the ticket carries the circuit's input (checked by ``market.core.circuit_input``)
+  instead of a witness; the agent fetches the circuit's wasm by its sha256 once (:func:`ensure_wasm`) and the
+  worker computes the witness with it (``contracts.wasm_witness``: node, bounded in time and memory, input on
+  stdin, witness on stdout, never on disk), checks its public signals against the job's, then proves it.
 * :func:`sign_result` -- the agent hashes the output bytes (keccak-256) and signs the EIP-712
   ``Attestation`` (``contracts.attestation``) with the key that lives only in the agent process.
 """
@@ -40,6 +44,8 @@ from market.core.tickets import (ATTESTATION_KIND, DEV_SETUP_SEED, MIMC_CIRCUIT,
                                  canonical_proof_bytes, circuit_input_hash, dev_proving_key, hex32,
                                  inference_input_hash, is_circuit_id, proof_input_hash, proof_public_hash,
                                  sentences_from_text)
+from contracts.wasm_witness import WitnessError, calculate_witness
+from market.core.circuit_input import parse_input
 from proving.circuits.mimc import preimage_circuit
 from proving.formats.snarkjs_json import proof_to_json, public_to_json
 from proving.formats.wtns_file import parse_wtns
@@ -139,7 +145,17 @@ def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str) -> Prepared
             raise TicketInputError("ticket.witness_b64: its public signals are not ticket.public")
         if circuit_input_hash(circuit, public) != input_hash:
             raise TicketInputError("ticket: the statement (circuit, public signals) is not attestation.input_hash")
-        ticket = {"circuit": circuit, "zkey_sha256": circuit, "witness": witness, "public": public}
+        ticket = {"circuit": circuit, "zkey_sha256": circuit, "public": public}
+        if "input_json" in t:  # the witness is computed here from the circuit's wasm (checked against public)
+            wasm_sha = str(t["wasm_sha256"])
+            if not is_circuit_id(wasm_sha):
+                raise TicketInputError("ticket.wasm_sha256: not a sha256 hex digest")
+            ticket.update(input=parse_input(str(t["input_json"])), wasm_sha256=wasm_sha)
+        else:
+            witness = parse_wtns(base64.b64decode(t["witness_b64"], validate=True), path="<witness>")
+            if witness[1:1 + len(public)] != public:
+                raise TicketInputError("ticket.witness_b64: its public signals are not ticket.public")
+            ticket["witness"] = witness
     else:
         circuit, rounds, preimage = t["circuit"], int(t["rounds"]), int(t["preimage"])
         if circuit != MIMC_CIRCUIT:
@@ -153,6 +169,27 @@ def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str) -> Prepared
                   "setup_seed": int(t.get("setup_seed", DEV_SETUP_SEED))}
     return PreparedJob(lease_id=str(lease["lease_id"]), job_id=job_id, kind=kind, ticket=ticket,
                        input_hash=input_hash, price_wei=price_wei, domain=domain, expires_at=expires_at)
+
+
+def ensure_wasm(fetch: Any, cache_dir: str | Path, circuit_id: str, wasm_sha256: str) -> Path:
+    """The circuit's witness-calculator wasm on disk (``<cache_dir>/circuits/<wasm sha256>.wasm``), fetched once
+    with ``fetch(circuit_id, wasm_sha256) -> bytes`` (``ProviderClient.circuit_wasm``) and kept only if it hashes
+    to ``wasm_sha256``.
+
+    Raises:
+        JobError: ``bad_input`` when the fetched bytes do not hash to ``wasm_sha256``; what ``fetch`` raises.
+    """
+    path = Path(cache_dir) / "circuits" / f"{wasm_sha256}.wasm"
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == wasm_sha256:
+        return path
+    data = fetch(circuit_id, wasm_sha256)
+    if hashlib.sha256(data).hexdigest() != wasm_sha256:
+        raise JobError("?", "bad_input", f"the wasm fetched for {circuit_id[:12]} does not hash to {wasm_sha256[:12]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
 
 
 def ensure_zkey(fetch: Any, cache_dir: str | Path, circuit_id: str) -> Path:
@@ -239,13 +276,26 @@ class JobWorker:
         return canonical_proof_bytes(proof_to_json(proof), public_to_json([c.hash]))
 
 
-    def prove_circuit(self, zkey_path: str, zkey_sha256: str, witness: list[int], public: list[int]) -> bytes:
+    def prove_circuit(self, zkey_path: str, zkey_sha256: str, witness: list[int] | None, public: list[int],
+                      inp: dict[str, Any] | None = None, wasm_path: str | None = None,
+                      witness_timeout_s: float = 60.0, witness_max_memory_bytes: int = 2 * 1024**3) -> bytes:
         """Canonical proof bytes of ``witness`` under the registered circuit's zkey (parsed and prepared once per
-        worker, by hash, in a ``PreparedKeyCache``); ``public`` = the witness's public signals.
+        worker, by hash, in a ``PreparedKeyCache``); ``public`` = the witness's public signals. With ``inp`` (the
+        circuit's input) instead of a witness, the witness is computed first from the wasm at ``wasm_path``
+        (``contracts.wasm_witness``: bounded by ``witness_timeout_s`` seconds and ``witness_max_memory_bytes``;
+        in memory only) and its public signals must be ``public``.
 
         Raises:
             TicketInputError: the witness does not fit the key, or the zkey on disk is not ``zkey_sha256``.
         """
+        if witness is None:
+            try:
+                witness = parse_wtns(calculate_witness(wasm_path or "", inp or {}, timeout_s=witness_timeout_s,
+                                                       max_memory_bytes=witness_max_memory_bytes), path="<witness>")
+            except WitnessError as exc:
+                raise TicketInputError(f"witness from the input: {exc}") from None
+            if witness[1:1 + len(public)] != list(public):
+                raise TicketInputError("the witness computed from the input has other public signals than the job")
         def load() -> Any:
             data = Path(zkey_path).read_bytes()
             if hashlib.sha256(data).hexdigest() != zkey_sha256:
@@ -335,7 +385,9 @@ class WorkerPool:
             else:
                 t = job.ticket
                 if "zkey_path" in t:
-                    ref = actor.prove_circuit.remote(t["zkey_path"], t["zkey_sha256"], t["witness"], t["public"])
+                    ref = actor.prove_circuit.remote(t["zkey_path"], t["zkey_sha256"], t.get("witness"), t["public"],
+                                                     t.get("input"), t.get("wasm_path"),
+                                                     max(1.0, min(60.0, timeout_s / 2)))
                 else:
                     ref = actor.prove.remote(t["circuit"], t["rounds"], t["preimage"], t["setup_seed"])
             out = ray.get(ref, timeout=timeout_s)

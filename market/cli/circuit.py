@@ -32,17 +32,24 @@ ADD_FIELDS = ("circuit_id", "n_constraints", "n_public", "vk_sha256")
 def add(
     zkey: Annotated[Path, typer.Argument(help="A snarkjs Groth16 .zkey.", exists=True, dir_okay=False,
                                          readable=True)],
+    wasm: Annotated[Optional[Path], typer.Option(
+        "--wasm", help="The circuit's witness calculator (circom's CIRCUIT_js/CIRCUIT.wasm): lets jobs give "
+        "--input input.json instead of a witness.", exists=True, dir_okay=False, readable=True)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A display name (1-64 of A-Z a-z 0-9 _ -).")] = None,
     exchange: ExchangeUrl = None, key: KeyOpt = None, password_file: PasswordFile = None,
     data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
-    """Upload ZKEY (stored once by sha256; the verification key is derived by the exchange)."""
+    """Upload ZKEY (streamed; stored once by sha256; the exchange derives the verification key and registers the
+    circuit's verifier on the settlement contract, so a bad proof can be challenged on chain)."""
     s = settings(exchange_url=exchange, data_dir=data_dir)
     with Client(s.exchange_url, load_account(key, password_file, s)) as c:
-        rec = c.add_circuit(zkey, name=name)
+        rec = c.add_circuit(zkey, wasm=wasm, name=name)
     data = {k: rec[k] for k in ADD_FIELDS}
+    onchain = (f"verifier {rec['verifier_address']} (tx {rec['verifier_tx']})" if rec.get("verifier_address")
+               else f"verifier not registered yet: {rec.get('verifier_error') or 'pending'}")
     emit(data, as_json, f"{rec['circuit_id']}  {rec['n_constraints']} constraints, {rec['n_public']} public, "
-                        f"vk sha256 {rec['vk_sha256']}")
+                        f"vk sha256 {rec['vk_sha256']}" + (f", wasm {rec['wasm_sha256']}" if rec.get("wasm_sha256")
+                                                           else "") + f"\n{onchain}")
 
 
 @circuit_app.command("list")
@@ -65,12 +72,20 @@ def show(
     circuit_id: Annotated[str, typer.Argument(help="The circuit id (sha256 hex of its zkey).")],
     vk_out: Annotated[Optional[Path], typer.Option(
         "--vk-out", help="Write the verification key here (snarkjs verification_key.json).")] = None,
+    verifier_out: Annotated[Optional[Path], typer.Option(
+        "--verifier-out", help="Write a Solidity verifier of the circuit here (Verifier.sol; snarkjs's "
+        "verifyProof interface).")] = None,
     exchange: ExchangeUrl = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
-    """One circuit; ``--vk-out`` writes its verification key as snarkjs JSON."""
+    """One circuit; ``--vk-out`` writes its verification key as snarkjs JSON, ``--verifier-out`` a Solidity
+    verifier."""
     s = settings(exchange_url=exchange, data_dir=data_dir)
     with Client(s.exchange_url) as c:
         rec = c.circuit(circuit_id)
+        if verifier_out is not None:
+            verifier_out.parent.mkdir(parents=True, exist_ok=True)
+            verifier_out.write_text(c.circuit_verifier(circuit_id))
+            rec["verifier_out"] = str(verifier_out)
     vk = rec.pop("vk")
     if vk_out is not None:
         vk_out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,24 @@ class Transport:
         req = sign_request(self.account, action, payload, self.domain, ttl_s=ttl_s)
         return self._send("POST", path, content=req.model_dump_json())
 
+    def signed_stream(self, path: str, action: str, payload: dict[str, Any], body: Any, *,
+                      header: str, ttl_s: int = 600) -> Any:
+        """POST ``body`` (bytes or an iterator of byte chunks, sent as it is read) with ``payload`` signed for
+        ``action`` in the request header ``header`` (compact JSON of the signed request). Raises ApiError."""
+        if self.account is None:
+            raise ApiError("no_account", f"{action} needs a signing account", "pass account= to the client")
+        req = sign_request(self.account, action, payload, self.domain, ttl_s=ttl_s)
+        try:
+            resp = self.http.post(path, content=body, headers={header: req.model_dump_json(),
+                                                               "content-type": "application/octet-stream"},
+                                  timeout=max(60.0, float(self.http.timeout.read or 60.0)) * 10)
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", f"POST {self.url}{path}: {type(exc).__name__}: {exc}",
+                           "is `raymarket exchange serve` running at this URL?") from None
+        if resp.status_code >= 400:
+            raise _api_error(resp)
+        return resp.json()
+
     def _send(self, method: str, path: str, **kw: Any) -> Any:
         if "content" in kw:
             kw["headers"] = {"content-type": "application/json"}

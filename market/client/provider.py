@@ -7,6 +7,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
+
 from market.client._http import Transport
 from market.client.errors import ApiError
 from market.protocol import MAX_POLL_WAIT_S, Action
@@ -43,6 +45,23 @@ class ProviderClient:
         if hashlib.sha256(data).hexdigest() != circuit_id:
             raise ApiError("bad_result", f"zkey of {circuit_id[:12]} does not hash to its id", "retry")
         return data
+
+    def circuit_wasm(self, circuit_id: str, wasm_sha256: str) -> bytes:
+        """The witness-calculator wasm of a registered circuit, checked against its sha256 (from the lease).
+
+        Raises:
+            ApiError: ``not_found`` (no wasm); ``bad_result`` when the bytes do not hash to ``wasm_sha256``.
+        """
+        try:
+            resp = self.t.http.get(f"/v1/circuits/{circuit_id}/wasm")
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", f"GET wasm of {circuit_id[:12]}: {type(exc).__name__}: {exc}", "") from None
+        if resp.status_code >= 400:
+            raise ApiError("not_found" if resp.status_code == 404 else "http",
+                           f"wasm of {circuit_id[:12]}: HTTP {resp.status_code}", "", resp.status_code)
+        if hashlib.sha256(resp.content).hexdigest() != wasm_sha256:
+            raise ApiError("bad_result", f"wasm of {circuit_id[:12]} does not hash to {wasm_sha256[:12]}", "retry")
+        return resp.content
 
     def register(self, name: str, *, offer: dict[str, Any], hardware: dict[str, Any] | None = None,
                  ray_address: str | None = None) -> dict[str, Any]:

@@ -6,24 +6,56 @@ the delivered proof must verify for (``market.exchange.service.completion``).
 
 Privacy: the witness is the client's secret. It is stored only as the job's ``witness`` blob, sent only in the
 lease ticket of the provider that proves it (delegated proving reveals it to that prover), never logged, and
-deleted once the job is paid or cancelled (:func:`drop_witness`).
+deleted once the job is paid or cancelled (:func:`drop_witness`). The same holds for a circuit input
+(``submit proof --input``): stored as the job's ``input_json`` blob, sent only to the prover, deleted likewise.
+
+Witness from an input (``circuit add --wasm``): a circuit may carry its circom witness-calculator wasm (stored
+once, by sha256, at most :data:`MAX_WASM_BYTES`). A job then gives the input JSON instead of a witness
+(``market.core.circuit_input``); the exchange evaluates the public signals once at intake
+(:func:`input_public`, bounded in time and memory, ``contracts.wasm_witness``), so the job's statement (circuit
+id, public signals) is fixed before it is auctioned, exactly as for a ``.wtns``; the provider computes the
+witness itself from the wasm and proves it; the proof must verify for those public signals and the circuit's
+verification key before anything is paid.
+
+On chain (:func:`register_on_chain`): each circuit's verification key is deployed as a ``KeyedGroth16Verifier``
+and registered on the Settlement contract under the circuit id (bytes32 = the zkey's sha256), so a bad-proof
+challenge (``Settlement.challengeProof``) works for it; the tx is recorded on the circuit.
+
+The MiMC-7 example (``submit proof --preimage N --rounds R``) is one registered circuit per round count
+(:func:`ensure_mimc`: the dev ceremony's zkey, owner ``exchange``, name ``mimc7-R``), registered on first use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.bindings import SettlementContract, deploy, g1_words, g2_words
+from contracts.wasm_witness import WitnessError, calculate_witness
+from market.core.tickets import dev_proving_key
 from market.db.models import CircuitRecord, JobBlob
+from proving.circuits.mimc import preimage_circuit
 from proving.errors import RaymarketError
 from proving.formats.snarkjs_json import vk_from_json, vk_to_json
-from proving.formats.wtns_file import parse_wtns
-from proving.formats.zkey import parse_zkey
+from proving.formats.wtns_file import parse_wtns, wtns_bytes
+from proving.formats.zkey import parse_zkey, zkey_bytes
 from proving.groth16.keys import VerifyingKey
+from proving.groth16.solidity import export_verifier
+
+#: Largest wasm accepted (bytes); the owner of the exchange-registered example circuits.
+MAX_WASM_BYTES = 32 * 1024 * 1024
+EXCHANGE_OWNER = "exchange"
+WASM_MAGIC = b"\0asm"
+#: Job blob names of a proof job's secrets (deleted once the job is paid or cancelled).
+SECRET_BLOBS = ("witness", "input_json")
 
 
 class CircuitError(RaymarketError, ValueError):
@@ -49,19 +81,38 @@ def derive(zkey: bytes) -> dict[str, Any]:
             "vk_sha256": hashlib.sha256(json.dumps(vk, sort_keys=True, separators=(",", ":")).encode()).hexdigest()}
 
 
-def add(s: Session, owner: str, zkey: bytes, name: str | None, now_s: float) -> CircuitRecord:
-    """Register ``zkey`` (idempotent: the same bytes are stored once, whoever adds them again).
+def check_wasm(wasm: bytes) -> str:
+    """The sha256 hex of a circom witness-calculator wasm, after the cheap checks.
 
     Raises:
-        CircuitError: not a Groth16 zkey.
+        CircuitError: over :data:`MAX_WASM_BYTES`, or not a WebAssembly module (magic ``\\0asm``).
     """
+    if len(wasm) > MAX_WASM_BYTES:
+        raise CircuitError(f"the wasm is over {MAX_WASM_BYTES} bytes")
+    if wasm[:4] != WASM_MAGIC:
+        raise CircuitError("not a WebAssembly module (circom's CIRCUIT_js/CIRCUIT.wasm)")
+    return hashlib.sha256(wasm).hexdigest()
+
+
+def add(s: Session, owner: str, zkey: bytes, name: str | None, now_s: float,
+        wasm: bytes | None = None) -> CircuitRecord:
+    """Register ``zkey`` (idempotent: the same bytes are stored once, whoever adds them again), with its
+    witness-calculator ``wasm`` when given (added to a circuit registered without one).
+
+    Raises:
+        CircuitError: not a Groth16 zkey; a bad wasm; a wasm other than the one the circuit already has.
+    """
+    wasm_sha = check_wasm(wasm) if wasm is not None else None
     circuit_id = hashlib.sha256(zkey).hexdigest()
     rec = s.get(CircuitRecord, circuit_id)
-    if rec is not None:
-        return rec
-    d = derive(zkey)
-    rec = CircuitRecord(name=name, owner=owner, size_bytes=len(zkey), zkey=zkey, created_at=now_s, **d)
-    s.add(rec)
+    if rec is None:
+        d = derive(zkey)
+        rec = CircuitRecord(name=name, owner=owner, size_bytes=len(zkey), zkey=zkey, created_at=now_s, **d)
+        s.add(rec)
+    if wasm is not None:
+        if rec.wasm_sha256 not in (None, wasm_sha):
+            raise CircuitError(f"circuit {circuit_id[:12]} already has another wasm (sha256 {rec.wasm_sha256})")
+        rec.wasm, rec.wasm_sha256, rec.wasm_size_bytes = wasm, wasm_sha, len(wasm)
     s.flush()
     return rec
 
@@ -70,7 +121,10 @@ def view(rec: CircuitRecord, *, with_vk: bool = False) -> dict[str, Any]:
     """The public JSON of a circuit (``vk`` = snarkjs ``verification_key.json`` when ``with_vk``)."""
     out: dict[str, Any] = {"circuit_id": rec.circuit_id, "name": rec.name, "owner": rec.owner,
                            "n_constraints": rec.n_constraints, "n_public": rec.n_public, "n_vars": rec.n_vars,
-                           "vk_sha256": rec.vk_sha256, "size_bytes": rec.size_bytes, "created_at": rec.created_at}
+                           "vk_sha256": rec.vk_sha256, "size_bytes": rec.size_bytes, "created_at": rec.created_at,
+                           "wasm_sha256": rec.wasm_sha256, "verifier_address": rec.verifier_address,
+                           "verifier_settlement": rec.verifier_settlement, "verifier_tx": rec.verifier_tx,
+                           "verifier_error": rec.verifier_error}
     if with_vk:
         out["vk"] = rec.vk_json
     return out
@@ -107,7 +161,109 @@ def witness_public(rec: CircuitRecord, wtns: bytes, claimed: list[str] | None) -
 
 
 def drop_witness(s: Session, job_id: str) -> None:
-    """Delete the job's witness (after it is paid or cancelled); a no-op when there is none."""
-    blob = s.get(JobBlob, (job_id, "witness"))
-    if blob is not None:
-        s.delete(blob)
+    """Delete the job's witness or circuit input (after it is paid or cancelled); a no-op when there is none."""
+    for name in SECRET_BLOBS:
+        blob = s.get(JobBlob, (job_id, name))
+        if blob is not None:
+            s.delete(blob)
+
+
+# ---- witness from an input (the wasm) ----------------------------------------------------------------------
+
+_WASM_DIR: list[Path] = []
+_WASM_LOCK = threading.Lock()
+
+
+def wasm_file(rec: CircuitRecord) -> Path:
+    """The circuit's wasm as a file (this process's private cache directory, by sha256; written once).
+
+    Raises:
+        CircuitError: the circuit has no wasm.
+    """
+    if rec.wasm_sha256 is None:
+        raise CircuitError(f"circuit {rec.circuit_id[:12]} has no wasm: add it with "
+                           "`raymarket circuit add ZKEY --wasm CIRCUIT.wasm`, or send a .wtns witness")
+    with _WASM_LOCK:
+        if not _WASM_DIR:
+            _WASM_DIR.append(Path(tempfile.mkdtemp(prefix="raymarket-wasm-")))
+        path = _WASM_DIR[0] / f"{rec.wasm_sha256}.wasm"
+        if not path.exists():
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(rec.wasm or b"")
+            tmp.replace(path)
+    return path
+
+
+def input_public(rec: CircuitRecord, inp: dict[str, Any], *, timeout_s: float = 60.0,
+                 max_memory_bytes: int = 2 * 1024**3) -> list[int]:
+    """The public signals (``w[1..n_public]``) the canonical input ``inp`` implies under the circuit's wasm
+    (the witness is computed, read and dropped here; nothing of it is kept).
+
+    Raises:
+        CircuitError: no wasm; the input does not fit the circuit; the calculator ran out of time or memory;
+            the witness does not fit the zkey (a wasm of another circuit).
+    """
+    try:
+        w = parse_wtns(calculate_witness(wasm_file(rec), inp, timeout_s=timeout_s,
+                                         max_memory_bytes=max_memory_bytes), path="<witness>")
+    except WitnessError as exc:
+        raise CircuitError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 -- FormatError: the calculator wrote no .wtns
+        raise CircuitError(f"the wasm wrote no snarkjs .wtns ({type(exc).__name__})") from None
+    if len(w) != rec.n_vars or w[0] != 1:
+        raise CircuitError(f"the wasm's witness has {len(w)} values; the zkey has {rec.n_vars} signals "
+                           "(is the wasm this circuit's?)")
+    return [int(x) for x in w[1:1 + rec.n_public]]
+
+
+# ---- the MiMC-7 example as a registered circuit ------------------------------------------------------------
+
+
+def ensure_mimc(s: Session, rounds: int, now_s: float, keys_dir: Path | None = None) -> CircuitRecord:
+    """The registered circuit of the MiMC-7 example at ``rounds`` (owner ``exchange``, name ``mimc7-R``):
+    registered on first use from the dev ceremony's proving key (NOT FOR PRODUCTION)."""
+    name = f"mimc7-{int(rounds)}"
+    rec = s.scalars(select(CircuitRecord).where(CircuitRecord.owner == EXCHANGE_OWNER,
+                                                CircuitRecord.name == name)).first()
+    if rec is not None:
+        return rec
+    return add(s, EXCHANGE_OWNER, zkey_bytes(dev_proving_key(int(rounds), keys_dir)), name, now_s)
+
+
+def mimc_witness(preimage: int, rounds: int) -> bytes:
+    """The ``.wtns`` of knowing ``preimage`` under the MiMC-7 example circuit (``[1, h, x, ...]``)."""
+    c = preimage_circuit(int(preimage), n_rounds=int(rounds))
+    return wtns_bytes(c.witness or [])
+
+
+# ---- on chain ----------------------------------------------------------------------------------------------
+
+
+def verifier_args(vk: VerifyingKey) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """``KeyedGroth16Verifier``'s constructor arguments for ``vk``: alpha, beta, gamma, delta, flattened IC."""
+    ic: list[int] = []
+    for p in vk.ic:
+        ic += g1_words(p)
+    return g1_words(vk.alpha_g1), g2_words(vk.beta_g2), g2_words(vk.gamma_g2), g2_words(vk.delta_g2), ic
+
+
+def register_on_chain(settlement: SettlementContract, operator_key: str, rec: CircuitRecord) -> None:
+    """Deploy the circuit's ``KeyedGroth16Verifier`` and register it on ``settlement`` under the circuit id
+    (operator = the contract's owner); records address, Settlement, tx and clears the error on ``rec``.
+
+    Raises:
+        contracts.errors.ContractsError: a deploy or the registration failed (the caller records it).
+    """
+    verifier = deploy(settlement.chain, "KeyedGroth16Verifier", operator_key, *verifier_args(verifying_key(rec)))
+    receipt = settlement.register_verifier(operator_key, bytes.fromhex(rec.circuit_id), verifier.address,
+                                           n_public=int(rec.n_public))
+    tx = receipt["transactionHash"]
+    rec.verifier_address, rec.verifier_settlement = verifier.address, settlement.address
+    rec.verifier_tx = tx if isinstance(tx, str) else "0x" + bytes(tx).hex()
+    rec.verifier_error = None
+
+
+def solidity_verifier(rec: CircuitRecord) -> str:
+    """Solidity source of a standalone verifier for the circuit (snarkjs's ``verifyProof`` interface and the
+    generic ``verify``; ``proving.groth16.solidity``)."""
+    return export_verifier(verifying_key(rec), contract_name="Groth16Verifier")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -24,28 +22,10 @@ from market.settings import Settings
 from proving.field import FR_MODULUS
 from proving.formats.wtns_file import read_wtns, wtns_bytes
 from tests.providers.harness import AgentProcess, bond, make_keystore
-from tests.proving.protocol_fixtures import npm_tool, powers_of_tau, run, snarkjs_verify
+from tests.proving.protocol_fixtures import snarkjs_verify
 from tests.service.harness import ThreadService
 
 pytestmark = [pytest.mark.ray]
-
-CIRCUIT = Path(__file__).parent / "circom" / "merkle4.circom"
-
-
-@pytest.fixture(scope="module")
-def merkle(tmp_path_factory):
-    """merkle4.circom compiled with circom2; Groth16 setup + one contribution with snarkjs; a witness."""
-    circom2, snarkjs = npm_tool("circom2"), npm_tool("snarkjs")
-    wd = tmp_path_factory.mktemp("merkle4")
-    shutil.copy(CIRCUIT, wd)
-    run([circom2, "merkle4.circom", "--r1cs", "--wasm", "-o", "."], wd)
-    (wd / "input.json").write_text(json.dumps({"salt": 11, "leaves": [2, 3, 5, 7]}))
-    run([snarkjs, "wtns", "calculate", str(wd / "merkle4_js" / "merkle4.wasm"), "input.json", "witness.wtns"], wd)
-    run([snarkjs, "groth16", "setup", "merkle4.r1cs", str(powers_of_tau()), "m0.zkey"], wd)
-    run([snarkjs, "zkey", "contribute", "m0.zkey", "merkle_final.zkey", "--name=k", "-e=circuit test entropy"], wd)
-    run([snarkjs, "zkey", "export", "verificationkey", "merkle_final.zkey", "snarkjs_vk.json"], wd)
-    return wd
-
 
 def _cli(*args: str) -> dict:
     res = CliRunner().invoke(cli_app, list(args), catch_exceptions=False)
@@ -54,6 +34,7 @@ def _cli(*args: str) -> dict:
 
 
 def test_circuit_job_end_to_end(merkle, tmp_path):
+    merkle_vk = json.loads(merkle.vk.read_text())
     settings = Settings(data_dir=tmp_path / "exchange", settlement_window_s=1.0, max_attempts=3)
     svc = ThreadService(settings, ServiceConfig(lease_s=6.0, round_interval_s=0.2, dev=True)).start()
     agent = AgentProcess("prover1", svc.url, tmp_path, cpus=1)
@@ -66,7 +47,7 @@ def test_circuit_job_end_to_end(merkle, tmp_path):
         client = Client(svc.url, key)
         client.faucet(10**18)
 
-        zkey = merkle / "merkle_final.zkey"
+        zkey = merkle.zkey
         added = _cli("circuit", "add", str(zkey), "--json", *common, *signer)
         assert set(added) == {"circuit_id", "n_constraints", "n_public", "vk_sha256"}
         cid = added["circuit_id"]
@@ -76,14 +57,19 @@ def test_circuit_job_end_to_end(merkle, tmp_path):
         assert again["circuit_id"] == cid and len(client.circuits()) == 1
         listed = _cli("circuit", "list", "--json", *common)
         assert [c["circuit_id"] for c in listed] == [cid]
-        vk_out = tmp_path / "verification_key.json"
-        _cli("circuit", "show", cid, "--vk-out", str(vk_out), "--json", *common)
-        ours, theirs = json.loads(vk_out.read_text()), json.loads((merkle / "snarkjs_vk.json").read_text())
+        vk_out, sol = tmp_path / "verification_key.json", tmp_path / "Verifier.sol"
+        shown = _cli("circuit", "show", cid, "--vk-out", str(vk_out), "--verifier-out", str(sol), "--json", *common)
+        assert "function verifyProof" in sol.read_text() and shown["verifier_out"] == str(sol)
+        # registered on the service's settlement contract at `circuit add` (operator tx recorded)
+        contract = svc.runtime.chain.contract
+        assert shown["verifier_settlement"] == contract.address and shown["verifier_tx"].startswith("0x")
+        assert contract.call("verifiers", bytes.fromhex(cid)) == shown["verifier_address"]
+        ours, theirs = json.loads(vk_out.read_text()), merkle_vk
         for field in ("vk_alpha_1", "vk_beta_2", "vk_gamma_2", "vk_delta_2", "IC", "nPublic"):
             assert ours[field] == theirs[field], field
 
         # a tampered witness: its public salt changed, the client's public.json says otherwise -> refused at intake
-        w = read_wtns(merkle / "witness.wtns")
+        w = read_wtns(merkle.witness)
         public = [str(x) for x in w[1:3]]
         (tmp_path / "public.json").write_text(json.dumps(public))
         tampered = list(w)
@@ -97,7 +83,7 @@ def test_circuit_job_end_to_end(merkle, tmp_path):
 
         agent.wait_started()
         bond(svc.url, agent)
-        job = _cli("submit", "proof", "--circuit", cid, "--witness", str(merkle / "witness.wtns"), "--public",
+        job = _cli("submit", "proof", "--circuit", cid, "--witness", str(merkle.witness), "--public",
                    str(tmp_path / "public.json"), "--max-price", str(10**16), "--wait", "--timeout-s", "600",
                    "--json", *common, *signer)
         assert job["status"] in ("paid", "settled") and job["provider"] == "prover1", job
@@ -105,7 +91,7 @@ def test_circuit_job_end_to_end(merkle, tmp_path):
         _cli("result", job["job_id"], "--out", str(out), "--json", *common, *signer)
         assert json.loads((out / "public.json").read_text()) == public
         assert snarkjs_verify(vk_out, out / "public.json", out / "proof.json")
-        assert snarkjs_verify(merkle / "snarkjs_vk.json", out / "public.json", out / "proof.json")
+        assert snarkjs_verify(merkle.vk, out / "public.json", out / "proof.json")
 
         # the witness is the client's secret: gone from the exchange once paid, never in the job's logs
         with svc.runtime.read() as s:
@@ -117,7 +103,7 @@ def test_circuit_job_end_to_end(merkle, tmp_path):
         assert (agent.data_dir / "keys" / "circuits" / f"{cid}.zkey").exists()
 
         # a second job on the same circuit: proved with the cached key, paid
-        job2 = client.submit_proof(circuit_id=cid, witness=merkle / "witness.wtns", max_price_wei=10**16)
+        job2 = client.submit_proof(circuit_id=cid, witness=merkle.witness, max_price_wei=10**16)
         assert client.wait(job2["job_id"], timeout_s=600)["status"] in ("paid", "settled")
     finally:
         agent.cleanup()

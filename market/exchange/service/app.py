@@ -34,13 +34,16 @@ log = logging.getLogger("raymarket.exchange")
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 ``too_large`` (Content-Length or streamed)."""
+    """ASGI middleware: refuse bodies over ``max_bytes`` with 413 ``too_large`` (Content-Length or streamed).
+    The streamed upload routes in :attr:`STREAMED` bound their bodies themselves (against a signed size)."""
+
+    STREAMED = frozenset({"/v1/circuits/upload"})
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.STREAMED:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):

@@ -22,12 +22,12 @@ from market import ledger
 from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
-from market.core.policy import (PolicyError, VerificationPolicy, default_policy, parse_policy, prover_budget_wei,
-                                required_collateral_wei)
+from market.core.policy import default_collateral_wei
 from proving.field import FR_MODULUS
 from market.core.tickets import (TicketInputError, circuit_input_hash, hex32, inference_input_hash, is_circuit_id,
                                  proof_input_hash, proof_ticket, sentences_from_text)
 from market.db.models import CircuitRecord, JobBlob, JobEventRecord, JobRecord, LeaseRecord
+from market.core.circuit_input import CircuitInputError, canonical_input_bytes, parse_input
 from market.exchange import circuits
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError, conflict, invalid, not_found, not_owner
@@ -65,11 +65,10 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
         circuit (``not_found``); a witness that does not fit the circuit or its claimed public signals.
     """
     job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
-    policy, collateral = verification_terms(spec)
     common: dict[str, Any] = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
                   deadline_s=spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
-                  memory_bytes=spec.memory_bytes, collateral_wei=collateral, verification=str(policy),
-                  budget_wei=prover_budget_wei(spec.max_price_wei, policy))
+                  memory_bytes=spec.memory_bytes,  # no collateral given: the policy's default (issue 14 #5)
+                  collateral_wei=spec.collateral_wei or default_collateral_wei(spec.max_price_wei, spec.kind))
     if spec.kind == "inference":
         data = decode_input(spec, config)
         try:
@@ -86,38 +85,43 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
         raise invalid("spec.rounds", f"at most {config.max_proof_rounds} rounds")
     if int(spec.preimage or 0) >= FR_MODULUS:  # never echo the preimage: it is the client's secret
         raise invalid("spec.preimage", "must be below the BN254 scalar field modulus")
-    ticket = proof_ticket(int(spec.preimage or 0), rounds, str(spec.circuit))
-    params = {k: ticket[k] for k in ("circuit", "rounds", "preimage", "public")}
+    if s is not None:  # the MiMC-7 example is one registered circuit per round count (issue 13), on first use
+        rec = circuits.ensure_mimc(s, rounds, time.time())
+        wtns = circuits.mimc_witness(int(spec.preimage or 0), rounds)
+        public = circuits.witness_public(rec, wtns, None)
+        params = {"circuit": rec.circuit_id, "public": [str(x) for x in public], "n_constraints": rec.n_constraints,
+                  "example": f"mimc7-{rounds}"}
+        return ex.JobSpec(input_hash=hex32(circuit_input_hash(rec.circuit_id, public)), params=params,
+                          duration_estimate_s=PROOF_ESTIMATE_S, **common), wtns
+    ticket = proof_ticket(int(spec.preimage or 0), rounds, str(spec.circuit))  # a quote: no session, no intake
+    params = {k: ticket[k] for k in ("circuit", "rounds", "public")}
     input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))
     return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
 
 
-def verification_terms(spec: JobSpecIn) -> tuple[VerificationPolicy, int]:
-    """The job's verification policy (``spec.verification``, else the kind's default) and its collateral: the
-    client's, else the policy's required collateral (``market.core.policy``; issue 13, issue 14 #5).
-
-    Raises:
-        ServiceError: ``invalid`` naming ``spec.verification`` (unknown policy, or one the kind cannot use) or
-            ``spec.collateral_wei`` (below what the policy requires at this max price).
-    """
-    try:
-        policy = parse_policy(spec.verification, spec.kind) if spec.verification else default_policy(spec.kind)
-    except PolicyError as exc:
-        raise invalid("spec.verification", str(exc)) from None
-    need = required_collateral_wei(spec.max_price_wei, policy)
-    if spec.collateral_wei and spec.collateral_wei < need:
-        raise invalid("spec.collateral_wei", f"{spec.collateral_wei} wei is below the {need} wei that verification "
-                      f"{str(policy)!r} requires at max price {spec.max_price_wei} wei: raise it or leave it out")
-    return policy, spec.collateral_wei or need
-
-
 def _circuit_spec(s: Session | None, spec: JobSpecIn, config: ServiceConfig,
                   common: dict[str, Any]) -> tuple[ex.JobSpec, bytes]:
-    """A proof job on a registered circuit: the witness checked against the circuit (the witness is kept only
-    as the job's blob, never in params or logs)."""
+    """A proof job on a registered circuit: the witness checked against the circuit, or the input validated and
+    its public signals evaluated with the circuit's wasm (``circuits.input_public``). The witness / input is
+    kept only as the job's blob, never in params or logs."""
     rec = s.get(CircuitRecord, str(spec.circuit)) if s is not None else None
     if rec is None:
         raise not_found("circuit", str(spec.circuit))
+    if spec.input_json is not None:
+        try:
+            inp = parse_input(spec.input_json)
+        except CircuitInputError as exc:
+            raise invalid(f"spec.input_json ({exc.field})", exc.rule) from None
+        try:
+            public = circuits.input_public(rec, inp)
+        except circuits.CircuitError as exc:
+            raise invalid("spec.input_json", str(exc)) from None
+        if spec.public is not None and [int(x) for x in spec.public] != public:
+            raise invalid("spec.public", "the input's public signals are not the ones given in `public`")
+        params = {"circuit": rec.circuit_id, "public": [str(x) for x in public], "n_constraints": rec.n_constraints,
+                  "witness_from": "input", "wasm_sha256": rec.wasm_sha256}
+        return ex.JobSpec(input_hash=hex32(circuit_input_hash(rec.circuit_id, public)), params=params,
+                          duration_estimate_s=PROOF_ESTIMATE_S, **common), canonical_input_bytes(inp)
     b64 = spec.witness_b64 or ""
     if len(b64) > config.max_input_bytes * 4 // 3 + 4:
         raise ServiceError(ErrorCode.TOO_LARGE, f"witness over {config.max_input_bytes} bytes", "")
@@ -157,7 +161,7 @@ def submit(s: Session, signer: str, spec_in: JobSpecIn, config: ServiceConfig, n
         have = ledger.balance(s, ledger.client_account(signer))
         raise ServiceError(ErrorCode.INSUFFICIENT_FUNDS, f"balance {have} wei < max price {spec.max_price_wei} wei",
                            "deposit first (development: `raymarket dev` faucet)") from None
-    blob_name = "input" if spec.kind == "inference" else "witness"
+    blob_name = "input" if spec.kind == "inference" else "input_json" if spec_in.input_json else "witness"
     if data is not None and s.get(JobBlob, (job.job_id, blob_name)) is None:
         s.add(JobBlob(job_id=job.job_id, name=blob_name, size_bytes=len(data), data=data))
     return job

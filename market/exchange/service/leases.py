@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from market import exchange as ex
 from market.core.tickets import ATTESTATION_KIND, DEV_SETUP_SEED
 from market.db.models import JobBlob, JobRecord, LeaseRecord
+from proving.formats.wtns_file import parse_wtns
 from contracts.attestation import job_id_bytes32
 
 OPEN = ("assigned", "running")
@@ -91,12 +92,21 @@ def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
         if blob is None:
             raise LookupError(f"job {job.job_id} has no stored input")
         return {"input_b64": base64.b64encode(blob.data).decode()}
-    if "rounds" not in params:  # a registered circuit: the zkey by hash, the client's witness
+    if "rounds" not in params:  # a registered circuit: the zkey by hash, the client's witness or input
+        circuit = {"circuit": params["circuit"], "zkey_sha256": params["circuit"], "public": list(params["public"])}
+        if params.get("witness_from") == "input":  # the provider computes the witness with the circuit's wasm
+            blob = s.get(JobBlob, (job.job_id, "input_json"))
+            if blob is None:
+                raise LookupError(f"job {job.job_id} has no stored input")
+            return {**circuit, "input_json": blob.data.decode(), "wasm_sha256": params["wasm_sha256"]}
         blob = s.get(JobBlob, (job.job_id, "witness"))
         if blob is None:
             raise LookupError(f"job {job.job_id} has no stored witness")
-        return {"circuit": params["circuit"], "zkey_sha256": params["circuit"], "public": list(params["public"]),
-                "witness_b64": base64.b64encode(blob.data).decode()}
+        circuit["witness_b64"] = base64.b64encode(blob.data).decode()
+        if "example" in params:  # the MiMC-7 example: also its legacy statement (tests' stand-in provers read it)
+            circuit.update(rounds=int(params["example"].split("-")[1]), preimage=str(parse_wtns(blob.data)[2]),
+                           setup_seed=DEV_SETUP_SEED)
+        return circuit
     return {"circuit": params["circuit"], "rounds": int(params["rounds"]), "preimage": params["preimage"],
             "public": list(params["public"]), "setup_seed": DEV_SETUP_SEED}
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market.db.models import JobRecord, LeaseRecord, ProviderRecord, RequestNonce
-from market.exchange.service import leases, money, providers
+from market.exchange.service import leases, money, providers, routes_circuits
 from market.exchange.service.runtime import Runtime
 
 log = logging.getLogger("raymarket.exchange")
@@ -85,7 +85,7 @@ def prune_nonces(rt: Runtime, now_s: float) -> None:
 def tick(rt: Runtime, now_s: float | None = None) -> None:
     """One pass of every step (errors are logged; the next tick retries)."""
     now_s = time.time() if now_s is None else now_s
-    for step in (housekeeping, auction, settle, money.step):
+    for step in (housekeeping, auction, settle, money.step, routes_circuits.step):
         try:
             step(rt, now_s)
         except Exception:  # the loop must survive a failing step (chain down, lock timeout)
