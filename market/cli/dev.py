@@ -14,7 +14,9 @@ reach them), each logging to ``<data_dir>/dev/*.log``:
    deposits it with its own key (:func:`fund_on_chain`);
 4. N provider agents (``raymarket provider start``), each with its own key, its own data dir and its
    own single-node Ray cluster with token auth, bonded by a REAL Vault stake from its own key (funded the
-   same way). No ledger money comes from the faucet, so ``raymarket audit`` is balanced.
+   same way). Every ledger wei comes from a confirmed Vault event (``world`` is closed on the exchange's
+   ledger; the exchange's own dev faucet also sends real ``Vault.depositFor`` / ``stakeFor``), so
+   ``raymarket audit`` is balanced.
 
 It records every process it started (PID and start time) in ``<data_dir>/dev/state.json`` and writes
 ``exchange_url``, ``contract``, ``chain_id``, ``rpc_url``, ``keystore`` and ``password_file`` into
@@ -59,7 +61,7 @@ dev_app = typer.Typer(help="A development market on this machine (exchange, chai
                       no_args_is_help=True)
 
 GWEI = 10**9
-#: What the DEV faucet gives the development client, and bonds for each provider, wei.
+#: What the development client deposits, and each provider stakes, in the Vault (real chain money), wei.
 CLIENT_FUNDS_WEI = 10**18
 PROVIDER_BOND_WEI = 10**17
 #: Asks of the development providers, wei per CPU-second (p1 cheapest).
