@@ -47,10 +47,22 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    fk_off = sqlite and not connection.in_transaction()
+    if fk_off:
+        # Batch mode rebuilds a table by copy, drop, rename; with SQLite foreign keys on, the drop fails when
+        # rows reference the table. The pragma only works outside a transaction: here, before alembic's.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+                      render_as_batch=sqlite, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite and (problems := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+            raise RuntimeError(f"foreign key violations after the migrations (rolled back): {problems[:5]}")
+    if fk_off:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 if context.is_offline_mode():

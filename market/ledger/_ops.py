@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
 
+from market.db.base import MAX_WEI, WeiType
 from market.ledger._checks import SEP
 from market.ledger.accounts import SYSTEM_ACCOUNTS, open_system_accounts
 from market.ledger.errors import IdempotencyConflict, InsufficientFunds, InvalidAmount, InvalidArgument, UnknownAccount
 
-MAX_WEI_PG = 10**78 - 1          # NUMERIC(78, 0)
-MAX_WEI_SQLITE = 2**63 - 1       # SQLite INTEGER
 
 
 @dataclass
@@ -58,16 +58,22 @@ def ctx(s: Session) -> Ctx:
 
 
 def max_wei(c: Ctx) -> int:
-    return MAX_WEI_PG if c.pg else MAX_WEI_SQLITE
+    """The largest balance or amount, the same on both backends: :data:`market.db.base.MAX_WEI` (2**256 - 1)."""
+    return MAX_WEI
 
 
 def check_amount(c: Ctx, name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise InvalidAmount(name, value)
-    if value > max_wei(c):
-        raise InvalidArgument(name, value, f"at most {max_wei(c)} wei on this database"
-                                           + ("" if c.pg else " (SQLite is 64-bit; use Postgres)"))
+    if value > MAX_WEI:
+        raise InvalidArgument(name, value, "at most 2**256 - 1 wei (uint256)")
     return value
+
+
+def wei_params(stmt: TextClause, *names: str) -> TextClause:
+    """``stmt`` with its parameters ``names`` typed as :class:`~market.db.base.WeiType` (decimal text on SQLite,
+    whose driver cannot bind ints above 2**63 - 1; ``NUMERIC`` on Postgres)."""
+    return stmt.bindparams(*(bindparam(n, type_=WeiType(field=n)) for n in names))
 
 
 _OP_GET = text("SELECT kind, inputs_sha256, result_json FROM ledger_operations WHERE id = :id")
@@ -179,7 +185,9 @@ def _write_pg(ops: bool, legs: bool, deltas: bool):
     return _WRITES_PG[key]
 
 
-_UPDATE_LITE = text("UPDATE ledger_accounts SET balance_wei = balance_wei + :delta WHERE id = :id")
+# SQLite: balances are decimal text; wei_add (market.db.base, registered on every SQLite connection) adds them
+# exactly in Python ints, atomically within the statement as ``+`` does on Postgres.
+_UPDATE_LITE = text("UPDATE ledger_accounts SET balance_wei = wei_add(balance_wei, :delta) WHERE id = :id")
 
 
 #: One ``ledger_operations`` row: (operation id, kind, SHA-256 of the canonical inputs, JSON result or None).
@@ -241,6 +249,6 @@ def _flush(c: Ctx, ops: Sequence[OpRow], legs: Sequence[Leg], deltas: dict[str, 
             s.execute(_INSERT_OPS_LITE, [{"id": o[0], "kind": o[1], "digest": o[2], "result": o[3]} for o in ops])
         if legs:
             s.execute(_INSERT_LEGS_LITE, [{"op_id": g.op_id, "leg": g.leg, "debit": g.debit, "credit": g.credit,
-                                           "amount": g.amount, "kind": g.kind, "job_id": g.job_id} for g in legs])
+                                           "amount": str(g.amount), "kind": g.kind, "job_id": g.job_id} for g in legs])
         if deltas:
-            s.execute(_UPDATE_LITE, [{"id": i, "delta": deltas[i]} for i in sorted(deltas)])
+            s.execute(_UPDATE_LITE, [{"id": i, "delta": str(deltas[i])} for i in sorted(deltas)])

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row
+from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, wei_params
 from market.ledger.accounts import (bond_account, open_account,
                                     open_provider, unbonding_account)
 
@@ -65,8 +65,10 @@ def assign_parked_stake(s: Session, op_id: str, address: str, provider: str) -> 
 
 
 # ------------------------------------------------------------------------------------------------ stake out
-_UNBOND_INSERT = text("INSERT INTO ledger_unbonds (id, provider, amount_wei, requested_at_s, matures_at_s, status) "
-                      "VALUES (:id, :provider, :amount, :at, :matures, 'pending')")
+_UNBOND_INSERT = wei_params(text(
+    "INSERT INTO ledger_unbonds (id, provider, amount_wei, requested_at_s, matures_at_s, status) "
+    "VALUES (:id, :provider, :amount, :at, :matures, 'pending')"), "amount")
+_UNBOND_SHRINK = wei_params(text("UPDATE ledger_unbonds SET amount_wei = :a WHERE id = :id"), "a")
 
 
 def request_unstake(s: Session, op_id: str, address: str, provider: str, amount_wei: int, now_s: float,
@@ -169,8 +171,7 @@ def reach_unbonding(s: Session, op_id: str, provider: str, amount_wei: int) -> i
             writes.append((text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id"),
                            {"by": op_id, "id": unbond_id}))
         else:
-            writes.append((text("UPDATE ledger_unbonds SET amount_wei = :a WHERE id = :id"),
-                           {"a": amount - part, "id": unbond_id}))
+            writes.append((_UNBOND_SHRINK, {"a": amount - part, "id": unbond_id}))
         left -= part
     legs = legs_of(op_id, [(hold, bond, total, "reach_unbond")])
     commit(c, accts, legs, [op_row(op_id, "reach_unbonding", digest,

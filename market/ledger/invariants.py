@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from market.db.base import wei_sum
 from market.ledger.accounts import WORLD_ACCOUNT, slashing_account, unbonding_account
+from market.ledger.models import PendingSlash, PendingTransfer, Transfer, UnbondRequest
 
 
 def check_invariants(s: Session) -> list[str]:
@@ -15,15 +17,15 @@ def check_invariants(s: Session) -> list[str]:
     external deposits: deposits - withdrawals from the journal); no negative balance on an
     account not allowed one; every balance equals the replay of the journal; every holding
     account equals what its open reservations / unbonds / slashes say; every journal row
-    belongs to a recorded operation.
+    belongs to a recorded operation. Sums are exact on both backends (:func:`market.db.base.wei_sum`).
     """
     out: list[str] = []
     accts = {r[0]: (int(r[1]), bool(r[2]), r[3]) for r in
              s.execute(text("SELECT id, balance_wei, allow_negative, kind FROM ledger_accounts")).all()}
     replay: dict[str, int] = {}
-    for debit, credit, amount in s.execute(text(
-            "SELECT debit_account_id, credit_account_id, sum(amount_wei) FROM ledger_transfers "
-            "GROUP BY debit_account_id, credit_account_id")).all():
+    for debit, credit, amount in s.execute(
+            select(Transfer.debit_account_id, Transfer.credit_account_id, wei_sum(Transfer.amount_wei))
+            .group_by(Transfer.debit_account_id, Transfer.credit_account_id)).all():
         replay[debit] = replay.get(debit, 0) - int(amount)
         replay[credit] = replay.get(credit, 0) + int(amount)
     total = sum(b for b, _, _ in accts.values())
@@ -52,15 +54,14 @@ def check_invariants(s: Session) -> list[str]:
 def _check_holdings(s: Session, accts: dict[str, tuple[int, bool, str]]) -> list[str]:
     """Holding accounts (escrow/collateral/unbonding/slashing) equal the open records they back."""
     expected: dict[str, int] = {}
-    for credit, remaining in s.execute(text("SELECT credit_account_id, sum(remaining_wei) FROM ledger_pendings "
-                                            "WHERE status = 'pending' GROUP BY credit_account_id")).all():
+    for credit, remaining in s.execute(select(PendingTransfer.credit_account_id, wei_sum(PendingTransfer.remaining_wei))
+                                       .where(PendingTransfer.status == "pending")
+                                       .group_by(PendingTransfer.credit_account_id)).all():
         expected[credit] = int(remaining)
-    for provider, amount in s.execute(text("SELECT provider, sum(amount_wei) FROM ledger_unbonds "
-                                           "WHERE status = 'pending' GROUP BY provider")).all():
-        expected[unbonding_account(provider)] = int(amount)
-    for provider, amount in s.execute(text("SELECT provider, sum(amount_wei) FROM ledger_slashes "
-                                           "WHERE status = 'pending' GROUP BY provider")).all():
-        expected[slashing_account(provider)] = int(amount)
+    for model, account in ((UnbondRequest, unbonding_account), (PendingSlash, slashing_account)):
+        for provider, amount in s.execute(select(model.provider, wei_sum(model.amount_wei))
+                                          .where(model.status == "pending").group_by(model.provider)).all():
+            expected[account(provider)] = int(amount)
     out = []
     for account_id, (bal, _, kind) in sorted(accts.items()):
         if kind in ("escrow", "collateral", "unbonding", "slashing") and bal != expected.get(account_id, 0):

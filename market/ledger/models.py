@@ -13,6 +13,10 @@ Invariants held by Postgres itself (migration ``0001_ledger``):
   * ``ck_ledger_transfers_amount_positive``, ``ck_ledger_transfers_distinct_accounts``;
   * triggers: the journal is append-only; a deferred constraint trigger checks at commit that
     each transaction's balance changes equal its journal transfers (see the migration).
+
+On SQLite wei columns are decimal text (:class:`market.db.base.WeiType`): the CHECKs against ``0`` hold
+as written (``'-5' < '0' <= '7'`` as text), the others have SQLite forms (:data:`SQLITE_CHECKS`, migration
+``0008_wei_text``): a length-then-text comparison, and sums through the exact ``wei_add`` SQL function.
 """
 
 from __future__ import annotations
@@ -28,6 +32,26 @@ from market.db.base import Base, Wei
 
 #: Length of account, transfer, job and party ids.
 ID_LEN = 200
+
+#: CHECKs on wei columns that differ on SQLite (decimal text): constraint name -> (Postgres SQL, SQLite SQL).
+SQLITE_CHECKS = {
+    "remaining_in_range": (
+        "remaining_wei >= 0 AND remaining_wei <= amount_wei",
+        "remaining_wei >= 0 AND (length(remaining_wei) < length(amount_wei) OR "
+        "(length(remaining_wei) = length(amount_wei) AND remaining_wei <= amount_wei))"),
+    "sources_sum": ("from_collateral_wei + from_bond_wei = amount_wei",
+                    "wei_add(from_collateral_wei, from_bond_wei) = amount_wei"),
+    "split_sum": ("burn_wei + rescuer_wei + client_wei = amount_wei",
+                  "wei_add(wei_add(burn_wei, rescuer_wei), client_wei) = amount_wei"),
+}
+
+
+def _wei_check(name: str) -> tuple[CheckConstraint, CheckConstraint]:
+    """The Postgres and the SQLite form of the CHECK ``name`` (each emitted only on its dialect)."""
+    pg, lite = SQLITE_CHECKS[name]
+    return (CheckConstraint(pg, name=name).ddl_if(dialect="postgresql"),
+            CheckConstraint(lite, name=name).ddl_if(dialect="sqlite"))
+
 
 #: Account kinds (the ``kind`` column).
 ACCOUNT_KINDS = ("world", "client", "escrow", "provider", "bond", "collateral", "unbonding",
@@ -107,7 +131,7 @@ class PendingTransfer(Base):
     __tablename__ = "ledger_pendings"
     __table_args__ = (
         CheckConstraint("amount_wei > 0", name="amount_positive"),
-        CheckConstraint("remaining_wei >= 0 AND remaining_wei <= amount_wei", name="remaining_in_range"),
+        *_wei_check("remaining_in_range"),
         CheckConstraint("status IN ('pending', 'posted', 'voided', 'expired')", name="status_known"),
         CheckConstraint("kind IN ('escrow', 'collateral')", name="kind_known"),
         Index("ix_ledger_pendings_job_id", "job_id"),
@@ -157,8 +181,8 @@ class PendingSlash(Base):
     __tablename__ = "ledger_slashes"
     __table_args__ = (
         CheckConstraint("amount_wei > 0", name="amount_positive"),
-        CheckConstraint("from_collateral_wei + from_bond_wei = amount_wei", name="sources_sum"),
-        CheckConstraint("burn_wei + rescuer_wei + client_wei = amount_wei", name="split_sum"),
+        *_wei_check("sources_sum"),
+        *_wei_check("split_sum"),
         CheckConstraint("status IN ('pending', 'final', 'cancelled')", name="status_known"),
         Index("ix_ledger_slashes_provider", "provider"),
     )

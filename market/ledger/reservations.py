@@ -19,7 +19,7 @@ from market.core.ids import expiry_id
 from market.core.slashing import DEFAULT_PROTOCOL_FEE_BPS, protocol_fee_wei
 from market.ledger._checks import check_id, check_time, op_digest
 from market.ledger._ops import Acct, Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require, \
-    simulate
+    simulate, wei_params
 from market.ledger.accounts import (PROTOCOL_FEE_ACCOUNT, bond_account, client_account, collateral_account,
                                     escrow_account, open_account, provider_account)
 from market.ledger.errors import (InvalidArgument, LedgerError, PendingAlreadyResolved, PendingExists,
@@ -84,12 +84,12 @@ _PENDING_LAST = text(f"SELECT {PENDING_COLS} FROM ledger_pendings WHERE job_id =
                      "AND party = :party ORDER BY id DESC LIMIT 1")
 _PENDING_LAST_ANY = text(f"SELECT {PENDING_COLS} FROM ledger_pendings WHERE job_id = :job AND kind = :kind "
                          "ORDER BY id DESC LIMIT 1")
-_PENDING_INSERT = text(
+_PENDING_INSERT = wei_params(text(
     "INSERT INTO ledger_pendings (id, kind, job_id, party, debit_account_id, credit_account_id, amount_wei, "
     "remaining_wei, status, expires_at_s) VALUES (:id, :kind, :job, :party, :debit, :credit, :amount, :amount, "
-    "'pending', :expires)")
-PENDING_UPDATE = text("UPDATE ledger_pendings SET remaining_wei = :remaining, status = :status, "
-                       "resolved_by = :by WHERE id = :id")
+    "'pending', :expires)"), "amount")
+PENDING_UPDATE = wei_params(text("UPDATE ledger_pendings SET remaining_wei = :remaining, status = :status, "
+                                 "resolved_by = :by WHERE id = :id"), "remaining")
 
 
 def pending_row(row: Any) -> Pending:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from market.core.slashing import SLASH_CANCEL_WINDOW_S, SlashReason, rule_for, slash_amount_wei, split_slash
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require
+from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, require, \
+    wei_params
 from market.ledger.accounts import (BURN_ACCOUNT, bond_account, client_account, collateral_account,
                                     provider_account, slashing_account, unbonding_account)
 from market.ledger.errors import (InvalidAmount, InvalidArgument, PendingNotFound, SlashAlreadyResolved,
@@ -49,9 +50,11 @@ class Slash:
 
 _SLASH_COLS = ("id, provider, job_id, reason, lock_id, amount_wei, from_collateral_wei, from_bond_wei, rescuer, "
                "client, burn_wei, rescuer_wei, client_wei, requested_at_s, final_after_s, status")
-_SLASH_INSERT = text(f"INSERT INTO ledger_slashes ({_SLASH_COLS}) VALUES (:slash_id, :provider, :job_id, :reason, "
-                     ":lock_id, :amount_wei, :from_collateral_wei, :from_bond_wei, :rescuer, :client, :burn_wei, "
-                     ":rescuer_wei, :client_wei, :requested_at_s, :final_after_s, :status)")
+_SLASH_INSERT = wei_params(text(
+    f"INSERT INTO ledger_slashes ({_SLASH_COLS}) VALUES (:slash_id, :provider, :job_id, :reason, "
+    ":lock_id, :amount_wei, :from_collateral_wei, :from_bond_wei, :rescuer, :client, :burn_wei, "
+    ":rescuer_wei, :client_wei, :requested_at_s, :final_after_s, :status)"),
+    "amount_wei", "from_collateral_wei", "from_bond_wei", "burn_wei", "rescuer_wei", "client_wei")
 
 
 _SLASH_RESOLVE = text("UPDATE ledger_slashes SET status = :status, resolved_by = :by WHERE id = :id")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from market.core.slashing import UNBONDING_PERIOD_S
 from market.ledger._checks import check_id, check_time, op_digest
-from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay
+from market.ledger._ops import Ctx, check_amount, commit, ctx, legs_of, lock_accounts, op_row, replay, wei_params
 from market.ledger.accounts import bond_account, provider_account, unbonding_account
 from market.ledger.errors import UnbondingNotMatured
 from market.ledger.transfers import Receipt, transfer
@@ -53,11 +53,12 @@ def bond(s: Session, transfer_id: str, provider: str, amount_wei: int) -> Receip
     return transfer(s, transfer_id, provider_account(provider), bond_account(provider), amount_wei, kind="bond")
 
 
-_UNBOND_INSERT = text("INSERT INTO ledger_unbonds (id, provider, amount_wei, requested_at_s, matures_at_s, status) "
-                      "VALUES (:id, :provider, :amount, :at, :matures, 'pending')")
+_UNBOND_INSERT = wei_params(text(
+    "INSERT INTO ledger_unbonds (id, provider, amount_wei, requested_at_s, matures_at_s, status) "
+    "VALUES (:id, :provider, :amount, :at, :matures, 'pending')"), "amount")
 _UNBOND_COLS = "id, provider, amount_wei, requested_at_s, matures_at_s, status"
 _UNBOND_COMPLETE = text("UPDATE ledger_unbonds SET status = 'completed', completed_by = :by WHERE id = :id")
-_UNBOND_SHRINK = text("UPDATE ledger_unbonds SET amount_wei = :a WHERE id = :id")
+_UNBOND_SHRINK = wei_params(text("UPDATE ledger_unbonds SET amount_wei = :a WHERE id = :id"), "a")
 
 
 def request_unbond(s: Session, transfer_id: str, provider: str, amount_wei: int, now_s: float, *,

@@ -2,19 +2,24 @@
 
 ``raymarket_jobs{status}``, ``raymarket_providers_online``, ``raymarket_leases_open``,
 ``raymarket_ledger_balance_wei{kind}`` (gauges, from the database); ``raymarket_round_seconds`` (histogram,
-observed by the background loop); ``raymarket_settlement_batches_total`` (counter of submitted batches).
+observed by the background loop); ``raymarket_settlement_batches_total`` (counter of submitted batches);
+the chain node's health (``chain_setup.ChainHealth``, read at scrape time): ``raymarket_chain_rpc_up`` (1 while
+the node answers, 0 during a stall), ``raymarket_chain_seconds_since_ok`` (seconds since the last successful
+chain call), ``raymarket_chain_stalls_total`` (stalls seen since the service started).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from market.core.jobs import JobStatus
+from market.db.base import wei_sum
 from market.db.models import JobRecord, LeaseRecord, ProviderRecord
 from market.ledger.models import Account
 
@@ -49,6 +54,19 @@ class Metrics:
         self.round_seconds = RecentHistogram("raymarket_round_seconds", "Wall time of one auction round (s)",
                                        buckets=ROUND_BUCKETS_S, registry=r)
         self.batches = Counter("raymarket_settlement_batches_total", "Settlement batches submitted", registry=r)
+        self.chain_up = Gauge("raymarket_chain_rpc_up", "1 while the chain node answers, 0 during a stall",
+                              registry=r)
+        self.chain_since_ok = Gauge("raymarket_chain_seconds_since_ok",
+                                    "Seconds since the last successful chain call", registry=r)
+        self.chain_stalls = Gauge("raymarket_chain_stalls_total", "Chain RPC stalls since the service started",
+                                  registry=r)
+        self.chain_up.set(1)
+
+    def watch_chain(self, health: Any) -> None:
+        """Read the chain gauges from ``health`` (a ``chain_setup.ChainHealth``) at every scrape."""
+        self.chain_up.set_function(lambda: 1.0 if health.up else 0.0)
+        self.chain_since_ok.set_function(health.seconds_since_ok)
+        self.chain_stalls.set_function(lambda: float(health.stalls))
 
     def refresh(self, s: Session) -> None:
         """Read the gauges' values from the database."""
@@ -59,7 +77,7 @@ class Metrics:
                                            .where(ProviderRecord.active.is_(True))) or 0)
         self.leases_open.set(s.scalar(select(func.count()).select_from(LeaseRecord)
                                       .where(LeaseRecord.status.in_(("assigned", "running")))) or 0)
-        for kind, total in s.execute(select(Account.kind, func.sum(Account.balance_wei)).group_by(Account.kind)):
+        for kind, total in s.execute(select(Account.kind, wei_sum(Account.balance_wei)).group_by(Account.kind)):
             self.balance.labels(kind=kind).set(float(total or 0))
 
     def render(self, s: Session) -> bytes:
