@@ -241,6 +241,7 @@ def table(report: dict[str, Any]) -> str:
             ("faults injected", f"{report['faults_total']} of {report['fault_kinds']} kinds"),
             *((f"  {k}", v) for k, v in report["faults_injected"].items()),
             ("jobs terminal", f"{report['jobs_terminal']} {report['jobs_by_status']}"),
+            *((f"  failed: {k[:40]}", v) for k, v in list(report.get("failed_reasons", {}).items())[:4]),
             ("paid twice", report["paid_twice"]), ("ledger violations", report["ledger_violations"]),
             ("stuck escrow (wei)", report["stuck_escrow_wei"]), ("audit balanced", report["audit_balanced"]),
             ("lies told / rejected / paid", f"{report['lies']['told']} / {report['lies']['rejected']} / "
