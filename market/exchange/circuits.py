@@ -42,8 +42,9 @@ from contracts.bindings import SettlementContract, deploy, g1_words, g2_words
 from contracts.wasm_witness import WitnessError, calculate_witness
 from market.core.tickets import dev_proving_key
 from market.db.models import CircuitRecord, JobBlob
-from proving.circuits.mimc import preimage_circuit
+from proving.circuits.mimc import round_constants
 from proving.errors import RaymarketError
+from proving.field import FR_MODULUS
 from proving.formats.snarkjs_json import vk_from_json, vk_to_json
 from proving.formats.wtns_file import parse_wtns, wtns_bytes
 from proving.formats.zkey import parse_zkey, zkey_bytes
@@ -203,9 +204,10 @@ def input_public(rec: CircuitRecord, inp: dict[str, Any], *, timeout_s: float = 
         CircuitError: no wasm; the input does not fit the circuit; the calculator ran out of time or memory;
             the witness does not fit the zkey (a wasm of another circuit).
     """
+    wasm = wasm_file(rec)
     try:
-        w = parse_wtns(calculate_witness(wasm_file(rec), inp, timeout_s=timeout_s,
-                                         max_memory_bytes=max_memory_bytes), path="<witness>")
+        w = parse_wtns(calculate_witness(wasm, inp, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes),
+                       path="<witness>")
     except WitnessError as exc:
         raise CircuitError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 -- FormatError: the calculator wrote no .wtns
@@ -231,9 +233,20 @@ def ensure_mimc(s: Session, rounds: int, now_s: float, keys_dir: Path | None = N
 
 
 def mimc_witness(preimage: int, rounds: int) -> bytes:
-    """The ``.wtns`` of knowing ``preimage`` under the MiMC-7 example circuit (``[1, h, x, ...]``)."""
-    c = preimage_circuit(int(preimage), n_rounds=int(rounds))
-    return wtns_bytes(c.witness or [])
+    """The ``.wtns`` of knowing ``preimage`` under the MiMC-7 example circuit: ``[1, h, x]`` then per round
+    ``t2, t4, t6`` and ``t7`` (not in the last round) with ``t = x`` (round 0) or ``t7 + c_i`` -- the layout of
+    ``proving.circuits.mimc.preimage_circuit`` (key 0), computed directly (no R1CS built per job)."""
+    x, wires = int(preimage) % FR_MODULUS, []
+    t7 = x
+    constants = round_constants(int(rounds))
+    for i, c in enumerate(constants):
+        t = t7 if i == 0 else (t7 + c) % FR_MODULUS
+        t2 = t * t % FR_MODULUS
+        t4 = t2 * t2 % FR_MODULUS
+        t6 = t4 * t2 % FR_MODULUS
+        t7 = t6 * t % FR_MODULUS
+        wires += [t2, t4, t6] + ([t7] if i < len(constants) - 1 else [])
+    return wtns_bytes([1, t7, x, *wires])
 
 
 # ---- on chain ----------------------------------------------------------------------------------------------
