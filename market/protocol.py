@@ -60,8 +60,10 @@ class Action:
     PROVIDER_HEARTBEAT = "provider.heartbeat"
     LEASE_POLL = "lease.poll"
     LEASE_COMPLETE = "lease.complete"
+    LEASE_COMPLETE_BATCH = "lease.complete_batch"
     LEASE_FAIL = "lease.fail"
     JOB_SUBMIT = "job.submit"
+    JOB_SUBMIT_BATCH = "job.submit_batch"
     JOB_CANCEL = "job.cancel"
     JOB_RESULT = "job.result"
     JOB_LOGS = "job.logs"
@@ -70,7 +72,8 @@ class Action:
     CIRCUIT_ADD = "circuit.add"
     CIRCUIT_UPLOAD = "circuit.upload"
     ACCOUNT_WITHDRAW = "account.withdraw"
-    ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_FAIL, JOB_SUBMIT,
+    ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_COMPLETE_BATCH,
+                     LEASE_FAIL, JOB_SUBMIT, JOB_SUBMIT_BATCH,
                      JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW,
                      CIRCUIT_ADD, CIRCUIT_UPLOAD})
 
@@ -316,6 +319,16 @@ class CompletePayload(_Payload):
     logs: list[str] = Field(default_factory=list, max_length=MAX_LOG_LINES)
 
 
+#: Most uploads one ``lease.complete_batch`` request carries.
+MAX_BATCH_UPLOADS = 64
+
+
+class CompleteBatchPayload(_Payload):
+    """``lease.complete_batch``: several ``lease.complete`` uploads under one signature (one outcome each)."""
+
+    items: list[CompletePayload] = Field(min_length=1, max_length=MAX_BATCH_UPLOADS)
+
+
 class FailPayload(_Payload):
     """``lease.fail``: the provider gives a lease back (the job is re-auctioned without it)."""
 
@@ -373,6 +386,16 @@ class SubmitPayload(_Payload):
     """``job.submit``: ``{"spec": JobSpecIn}``."""
 
     spec: JobSpecIn
+
+
+#: Most jobs one ``job.submit_batch`` request carries.
+MAX_BATCH_SUBMITS = 256
+
+
+class SubmitBatchPayload(_Payload):
+    """``job.submit_batch``: ``{"specs": [JobSpecIn, ...]}`` under one signature (one answer each)."""
+
+    specs: list[JobSpecIn] = Field(min_length=1, max_length=MAX_BATCH_SUBMITS)
 
 
 class JobRefPayload(_Payload):
@@ -435,8 +458,10 @@ UPLOAD_REQUEST_HEADER = "x-raymarket-request"
 #: The payload model of each action.
 PAYLOADS: dict[str, type[BaseModel]] = {
     Action.PROVIDER_REGISTER: RegisterPayload, Action.PROVIDER_HEARTBEAT: HeartbeatPayload,
-    Action.LEASE_POLL: PollPayload, Action.LEASE_COMPLETE: CompletePayload, Action.LEASE_FAIL: FailPayload,
-    Action.JOB_SUBMIT: SubmitPayload, Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
+    Action.LEASE_POLL: PollPayload, Action.LEASE_COMPLETE: CompletePayload,
+    Action.LEASE_COMPLETE_BATCH: CompleteBatchPayload, Action.LEASE_FAIL: FailPayload,
+    Action.JOB_SUBMIT: SubmitPayload, Action.JOB_SUBMIT_BATCH: SubmitBatchPayload,
+    Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
     Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
     Action.CIRCUIT_UPLOAD: CircuitUploadPayload,

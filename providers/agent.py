@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import signal
 import socket
 import sys
@@ -53,7 +54,7 @@ import psutil
 import ray
 
 from market.client import ApiError, ProviderClient
-from market.protocol import valid_id
+from market.protocol import MAX_BATCH_UPLOADS, valid_id
 from providers.cluster import ProviderCluster
 from providers.errors import ClusterError, JobError, ProviderError
 from providers.hardware import benchmark, detect
@@ -64,6 +65,8 @@ from providers.keys import load_keystore, read_password
 DEFAULT_PRICE_PER_CPU_S_WEI = 25 * 10**9
 AGENT_PIDFILE = "agent.json"
 DRAIN_FILE = "drain"
+#: A batch upload carries at most this many result bytes (raw); a larger result goes alone.
+UPLOAD_BATCH_BYTES = 4 * 2**20
 
 
 class AgentError(ProviderError):
@@ -92,6 +95,12 @@ class AgentConfig:
         benchmark_runs: benchmark repetitions (the median is offered as ``speed``).
         dev_bond_wei: on a development exchange (``/v1/info`` ``dev``), bond this much from the dev faucet
             after registering (``raymarket dev up``); ignored on a real exchange.
+        queue_depth: leases held per CPU (default 1). Above 1 the offer admits ``cpus * queue_depth`` leases at
+            once; the extra ones wait in the agent's queue and start as soon as a worker is free, so short jobs
+            never wait for an auction round between two runs (``hardware.queue_depth`` records it).
+        batch_uploads: upload the results that finished while the previous upload was in flight together in one
+            signed ``lease.complete_batch`` request (falls back to one ``lease.complete`` each on an exchange
+            without it).
     """
 
     exchange_url: str
@@ -115,6 +124,18 @@ class AgentConfig:
     warm_up: bool = False
     benchmark_runs: int = 5
     dev_bond_wei: int = 0
+    queue_depth: int = 1
+    batch_uploads: bool = True
+
+
+@dataclass
+class _Upload:
+    job: Any
+    result: bytes
+    result_hash: str
+    signature: str
+    logs: list[str]
+    secs: float
 
 
 @dataclass
@@ -125,6 +146,7 @@ class _Running:
     future: Future | None = None
     abandoned: bool = False
     logs: list[str] = field(default_factory=list)
+    uploading: bool = False  # computed; queued for the upload thread (the exchange counts it done on upload)
 
 
 def default_name() -> str:
@@ -162,6 +184,9 @@ class Agent:
         self._drain_signal = threading.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._hb_thread: threading.Thread | None = None
+        self._uploads: queue.Queue = queue.Queue()
+        self._uploader: threading.Thread | None = None
+        self._batch_route = True
         self.stats = {"completed": 0, "failed": 0, "rejected": 0, "leases": 0}
 
     # ---------------------------------------------------------------- state
@@ -169,6 +194,22 @@ class Agent:
     def draining(self) -> bool:
         """True while ``<data_dir>/drain`` exists (SIGUSR1 / :meth:`drain` create it; deleting it resumes)."""
         return self._drain_signal.is_set() or (self.data_dir / DRAIN_FILE).exists()
+
+    @property
+    def queue_depth(self) -> int:
+        """Leases held per CPU (``AgentConfig.queue_depth``, at least 1)."""
+        return max(1, int(self.cfg.queue_depth))
+
+    @property
+    def slots(self) -> int:
+        """Leases held at once: ``cpus * queue_depth`` (at most ``cpus`` of them run at a time)."""
+        return self.cpus * self.queue_depth
+
+    def _holding(self) -> int:
+        """Leases queued or running here (not those computed and waiting for their upload): what the exchange
+        counts against the offer, so what bounds the next poll."""
+        with self._lock:
+            return sum(1 for r in self._running.values() if not r.abandoned and not r.uploading)
 
     def running_jobs(self) -> list[str]:
         """Job ids of the leases being run or uploaded now."""
@@ -214,7 +255,7 @@ class Agent:
             secs = self.pool.warm_up(["inference"])
             self.progress(f"provider {self.name}: embedding model loaded in {secs:.1f} s")
         offer = {"price_per_cpu_s_wei": int(self.cfg.price_per_cpu_s_wei),
-                 "price_per_gpu_s_wei": int(self.cfg.price_per_gpu_s_wei), "cpus": self.cpus,
+                 "price_per_gpu_s_wei": int(self.cfg.price_per_gpu_s_wei), "cpus": self.slots,
                  "gpus": cluster_gpus or len(hw.gpus), "gpu_model": hw.gpu_model, "memory_bytes": hw.memory_bytes,
                  "speed": max(speed, 0.001)}
         hardware = {"head": hw.to_dict(), "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
@@ -233,8 +274,11 @@ class Agent:
         self._executor = ThreadPoolExecutor(max_workers=self.cpus, thread_name_prefix=f"lease-{self.name}")
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.name}", daemon=True)
         self._hb_thread.start()
+        if self.cfg.batch_uploads:
+            self._uploader = threading.Thread(target=self._upload_loop, name=f"uploads-{self.name}", daemon=True)
+            self._uploader.start()
         self.progress(f"provider {self.name}: registered as {self.account.address} at {self.cfg.exchange_url}, "
-                      f"asking {self.cfg.price_per_cpu_s_wei} wei/CPU-s, up to {self.cpus} leases at once")
+                      f"asking {self.cfg.price_per_cpu_s_wei} wei/CPU-s, {self.cpus} leases at once, {self.slots} held")
         return {"provider": self.name, "address": self.account.address, "ray_address": self.cluster.address,
                 "cluster_owned": self.cluster.owned, "cpus": self.cpus, "speed": speed,
                 "exchange_url": self.cfg.exchange_url}
@@ -317,7 +361,7 @@ class Agent:
                     self.progress(f"provider {self.name}: drain ended; taking leases again")
                     was_draining = False
                     self._heartbeat_now()
-                free = self.cpus - len(self.running_jobs())
+                free = self.slots - self._holding()
                 if free <= 0:
                     self._stop.wait(0.2)
                     continue
@@ -399,19 +443,78 @@ class Agent:
         if run.abandoned:
             self._forget(job.lease_id)
             return
+        upload = _Upload(job, result, result_hash, signature, log, secs)
+        if self._uploader is not None:
+            run.uploading = True
+            self._uploads.put(upload)  # the upload thread sends it, with whatever else finished meanwhile
+            return
+        self._upload_one(upload)
+
+    def _upload_one(self, u: "_Upload") -> None:
+        job = u.job
         try:
             answer = self._retry_unreachable(
-                lambda: self.client.complete({"lease_id": job.lease_id, "job_id": job.job_id}, result=result,
-                                             result_hash=result_hash, signature=signature, logs=log),
+                lambda: self.client.complete({"lease_id": job.lease_id, "job_id": job.job_id}, result=u.result,
+                                             result_hash=u.result_hash, signature=u.signature, logs=u.logs),
                 f"upload of {job.job_id}", max(60.0, self.cfg.job_timeout_s))
-            status = answer.get("status")
-            self.stats["completed" if status == "paid" else "rejected"] += 1
-            self.progress(f"provider {self.name}: job {job.job_id} {status} ({secs:.2f} s)"
-                          + (f": {answer.get('reason')}" if answer.get("reason") else ""))
+            self._answered(u, answer)
         except ApiError as exc:
             self.progress(f"provider {self.name}: upload of {job.job_id} refused: {exc}")
         finally:
             self._forget(job.lease_id)
+
+    def _answered(self, u: "_Upload", answer: dict[str, Any]) -> None:
+        status = answer.get("status")
+        if status == "error":
+            self.progress(f"provider {self.name}: upload of {u.job.job_id} refused: {answer.get('error')}: "
+                          f"{str(answer.get('message'))[:200]}")
+            return
+        self.stats["completed" if status == "paid" else "rejected"] += 1
+        self.progress(f"provider {self.name}: job {u.job.job_id} {status} ({u.secs:.2f} s)"
+                      + (f": {answer.get('reason')}" if answer.get("reason") else ""))
+
+    def _upload_loop(self) -> None:
+        """Send queued results: everything queued while the last request was in flight goes in the next one."""
+        while True:
+            first = self._uploads.get()
+            if first is None:
+                return
+            batch, size, stop = [first], len(first.result), False
+            while len(batch) < MAX_BATCH_UPLOADS and size < UPLOAD_BATCH_BYTES:
+                try:
+                    nxt = self._uploads.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+                size += len(nxt.result)
+            self._upload_batch(batch)
+            if stop:
+                return
+
+    def _upload_batch(self, batch: list["_Upload"]) -> None:
+        if len(batch) == 1 or not self._batch_route:
+            for u in batch:
+                self._upload_one(u)
+            return
+        uploads = [{"lease": {"lease_id": u.job.lease_id, "job_id": u.job.job_id}, "result": u.result,
+                    "result_hash": u.result_hash, "signature": u.signature, "logs": u.logs} for u in batch]
+        try:
+            answers = self._retry_unreachable(lambda: self.client.complete_many(uploads), "batch upload",
+                                              max(60.0, self.cfg.job_timeout_s))
+        except ApiError as exc:
+            if exc.status in (404, 405):  # an exchange without lease.complete_batch: one request each
+                self._batch_route = False
+            else:
+                self.progress(f"provider {self.name}: batch upload refused ({exc}); uploading one by one")
+            for u in batch:
+                self._upload_one(u)
+            return
+        for u, answer in zip(batch, answers):
+            self._answered(u, answer)
+            self._forget(u.job.lease_id)
 
     def _forget(self, lease_id: str) -> None:
         with self._lock:
@@ -437,6 +540,9 @@ class Agent:
                     r.future.result(timeout=max(0.0, deadline - time.monotonic()))
                 except Exception:  # noqa: BLE001 -- timeout or the job's own failure (already reported)
                     pass
+        if self._uploader is not None:  # results already computed are uploaded, not given back
+            self._uploads.put(None)
+            self._uploader.join(max(1.0, deadline - time.monotonic()))
         with self._lock:
             left = [r for r in self._running.values() if r.future is None or not r.future.done()]
             for r in left:
@@ -620,13 +726,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warm-up", action="store_true")
     p.add_argument("--benchmark-runs", type=int, default=5)
     p.add_argument("--dev-bond-wei", type=int, default=0)
+    p.add_argument("--queue-depth", type=int, default=1, help="leases held per CPU (short jobs: no round wait)")
+    p.add_argument("--no-batch-uploads", action="store_true", help="one lease.complete request per result")
     a = p.parse_args(argv)
     cfg = AgentConfig(exchange_url=a.exchange, keystore=a.key, data_dir=a.data_dir, name=a.name,
                       password_file=a.password_file, ray_address=a.ray_address, ray_token_file=a.ray_token_file,
                       price_per_cpu_s_wei=a.price_per_cpu_s_wei, cpus=a.cpus, trusted_fleet=a.trusted_fleet,
                       poll_wait_s=a.poll_wait_s, heartbeat_s=a.heartbeat_s, job_timeout_s=a.job_timeout_s,
                       stop_grace_s=a.stop_grace_s, fast_health_check=a.fast_health_check, warm_up=a.warm_up,
-                      benchmark_runs=a.benchmark_runs, dev_bond_wei=a.dev_bond_wei)
+                      benchmark_runs=a.benchmark_runs, dev_bond_wei=a.dev_bond_wei, queue_depth=a.queue_depth,
+                      batch_uploads=not a.no_batch_uploads)
 
     def started(summary: dict[str, Any]) -> None:
         print(json.dumps(summary), flush=True)

@@ -48,6 +48,17 @@ class Client:
         """Submit a raw job spec (``market.protocol.JobSpecIn`` fields); escrows ``max_price_wei``. Returns the job."""
         return self.t.signed("/v1/jobs", Action.JOB_SUBMIT, {"spec": spec})
 
+    def submit_many(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Submit several raw job specs in one signed request (``job.submit_batch``, at most
+        ``market.protocol.MAX_BATCH_SUBMITS``); each escrows its ``max_price_wei``. Returns one entry per spec, in
+        order: ``{"job_id", "status", "max_price_wei"}``, or ``{"job_id", "status": "error", "error", "message",
+        "hint"}`` for a spec the exchange refused (the others still go in).
+
+        Raises:
+            ApiError: the request as a whole was refused (``not_found`` from an exchange without the route).
+        """
+        return self.t.signed("/v1/jobs/batch", Action.JOB_SUBMIT_BATCH, {"specs": list(specs)})["jobs"]
+
     def submit_inference(self, text_path_or_bytes: str | Path | bytes, *, max_price_wei: int,
                          deadline_s: float = 3600.0, cpus: int = 1, gpus: int = 0, gpu_model: str | None = None,
                          memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0) -> dict[str, Any]:

@@ -96,6 +96,23 @@ class ProviderClient:
                              {"lease_id": lease_id, "job_id": job_id, "result_b64": base64.b64encode(result).decode(),
                               "result_hash": result_hash, "signature": signature, "logs": list(logs)})
 
+    def complete_many(self, uploads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upload several results in one signed request (``lease.complete_batch``, at most
+        ``market.protocol.MAX_BATCH_UPLOADS``): each upload ``{"lease": lease dict, "result": bytes,
+        "result_hash", "signature", "logs"}``. Returns one answer per upload, in order: the :meth:`complete`
+        answer, or ``{"job_id", "lease_id", "status": "error", "error": code, "message"}`` for an upload the
+        exchange refused (the others are not affected).
+
+        Raises:
+            ApiError: the request as a whole was refused (``not_found`` from an exchange without the route).
+        """
+        items = []
+        for u in uploads:
+            lease_id, job_id = _ids(u["lease"], None)
+            items.append({"lease_id": lease_id, "job_id": job_id, "result_b64": base64.b64encode(u["result"]).decode(),
+                          "result_hash": u["result_hash"], "signature": u["signature"], "logs": list(u.get("logs", ()))})
+        return self.t.signed("/v1/leases/complete-batch", Action.LEASE_COMPLETE_BATCH, {"items": items})["results"]
+
     def fail(self, lease: dict[str, Any] | str, job_id: str | None = None, *, reason: str,
              logs: Sequence[str] = ()) -> dict[str, Any]:
         """Give the lease back (the job is re-auctioned without this provider). Returns the job's new state."""

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from market import ledger
 from market.db.models import JobBlob, JobLogLine
-from market.exchange.service import jobs, money, providers
+from market.exchange.service import batch_submit, jobs, money, providers
 from market.exchange.service.auth import check_envelope, consume_nonce
 from market.exchange.service.errors import ServiceError, conflict, invalid
 from market.exchange.service.runtime import Runtime
@@ -42,6 +42,11 @@ def router(rt: Runtime) -> APIRouter:
             consume_nonce(s, req, now)
             job = jobs.submit(s, signer, p.spec, rt.config, now)
             return job_view(s, job)
+
+    @r.post("/v1/jobs/batch")
+    def submit_batch(req: SignedRequest) -> dict[str, Any]:
+        signer, p, now = begin(req, Action.JOB_SUBMIT_BATCH)
+        return batch_submit.submit_batch(rt, req, signer, list(p.specs), now)
 
     @r.post("/v1/jobs/{job_id}/cancel")
     def cancel(req: SignedRequest, job_id: str = Path(pattern=ID_PATTERN)) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from market import exchange as ex
 from market.db.models import ProviderRecord
-from market.exchange.service import completion, leases, providers
+from market.exchange.service import completion, leases, providers, uploads
 from market.exchange.service.auth import check_envelope, consume_nonce
 from market.exchange.service.errors import conflict, invalid
 from market.exchange.service.runtime import Runtime
@@ -103,6 +103,11 @@ def router(rt: Runtime) -> APIRouter:
                 raise conflict(f"lease {lease_id} is {lease.status}; the upload is not taken", "drop the job")
             return completion.apply(s, lease, exp, verdict, p, fee_bps=rt.settings.fee_bps,
                                     max_attempts=rt.settings.max_attempts, now_s=time.time())
+
+    @r.post("/v1/leases/complete-batch")
+    def complete_batch(req: SignedRequest) -> dict[str, Any]:
+        signer, p, _ = begin(req, Action.LEASE_COMPLETE_BATCH)
+        return uploads.complete_batch(rt, req, signer, list(p.items))
 
     @r.post("/v1/leases/{lease_id}/fail")
     def fail(req: SignedRequest, lease_id: str = Path(pattern=ID_PATTERN)) -> dict[str, Any]:
