@@ -19,7 +19,7 @@ from market.settlement.hooks import (
     slash_provider_on_challenge,
 )
 from market.settlement.watcher import WatcherHooks
-from tests.money.funding import chain_deposit, chain_stake
+from tests.money.funding import standalone_bond, standalone_deposit
 
 NOW = 1_800_000_000.0
 BOND = 10**18
@@ -41,8 +41,11 @@ def _paid_job(engine) -> int:
     with Session(engine) as s, s.begin():
         ex.register_provider(s, ex.ProviderOffer(name="p1", address=ADDRESS, cpus=2, memory_bytes=8 * ex.GIB,
                                                  price_per_cpu_s_wei=20 * 10**9), now_s=NOW)
-        chain_stake(s, ADDRESS, "p1", BOND, "stake-p1")  # a confirmed Vault stake
-        chain_deposit(s, "alice", 10**17, "dep-1")  # a confirmed Vault deposit
+        # a standalone ledger (no Vault): the hook's own ledger slash is under test (a chain-backed ledger leaves
+        # a BadProof fault to Vault.slashChallenged: tests/money/test_one_slash.py)
+        standalone_bond(s, "p1", BOND, "bond-p1")
+        ledger.open_client(s, "alice")
+        standalone_deposit(s, ledger.client_account("alice"), 10**17, "dep-1")
         ex.submit_job(s, ex.JobSpec(job_id="j1", client="alice", kind="inference", input_hash="0x" + "ab" * 32,
                                     params={}, max_price_wei=10**15, duration_estimate_s=10,
                                     collateral_wei=COLLATERAL), now_s=NOW)

@@ -17,7 +17,7 @@ from market.settlement.batching import BatchingPolicy, Settler, inclusion, unhex
 from market.settlement.hooks import slash_provider_on_challenge
 from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
 from tests.settlement.helpers import SimulatedCircuit, proof_leaf
-from tests.money.funding import chain_stake
+from tests.money.funding import standalone_bond
 
 CIRCUIT_ID = b"\x22" * 32
 
@@ -50,7 +50,7 @@ def test_bad_proof_challenge_through_exported_verifier_slashes_provider_in_ledge
                              price_per_gpu_s_wei=1, registered_at=time.time(), hardware={}))
         ledger.open_system_accounts(s)
         ledger.open_provider(s, "p1")
-        chain_stake(s, address, "p1", 10**19, "stake-p1")  # a confirmed Vault stake
+        standalone_bond(s, "p1", 10**19, "bond-p1")  # a standalone ledger: the hook's ledger slash is under test
 
     pub = [11, 12]
     good_proof = circuit.prove(pub)
