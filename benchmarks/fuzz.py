@@ -15,8 +15,13 @@ for the JSON files: parse, key checks and pairing verification) and a native cra
 costs only that case. ``--in-process`` runs the cheaper in-process consumers instead (what the
 test suite runs, ``tests/fuzz``).
 
-Targets come from :data:`tests.fuzz.engine.TARGET_MODULES`; to add one (a job spec, an API
-body), register a :class:`tests.fuzz.engine.Target` in a module and list the module there.
+Beyond the proving formats: ``jobspec`` (mutated TOML / JSON / YAML job spec documents through the spec model,
+:mod:`tests.fuzz.jobspec_targets`) and ``api_body`` (mutated signed and unsigned request bodies against the exchange's
+FastAPI app in process: a refusal must be a 4xx ``{"error", "message", "hint"}`` that changed no table,
+:mod:`tests.fuzz.api_targets`). ``python benchmarks/fuzz.py --targets jobspec,api_body --cases 1000 --json``.
+
+Targets come from :data:`tests.fuzz.engine.TARGET_MODULES`; to add one, register a
+:class:`tests.fuzz.engine.Target` in a module and list the module there.
 """
 
 from __future__ import annotations

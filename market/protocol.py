@@ -366,6 +366,8 @@ class JobSpecIn(_Payload):
     memory_bytes: int = Field(default=0, ge=0, le=2**50)
     collateral_wei: WeiIn = Field(default=0, ge=0)
     job_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    #: ``proof`` | ``spot-check:RATE`` | ``attest-only`` (``market.core.policy``); None: the kind's default.
+    verification: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "JobSpecIn":

@@ -358,6 +358,9 @@ def _cross_problem(spec: JobFile) -> tuple[str, str] | None:
         policy = spec.policy
     except PolicyError as exc:
         return "verification", str(exc)
+    if prover_budget_wei(spec.max_price, policy) == 0:
+        return "max_price", (f"{spec.max_price} wei leaves nothing for the provider after verification "
+                             f"{str(policy)!r} takes its share: raise it")
     need = required_collateral_wei(spec.max_price, policy)
     if spec.collateral is not None and spec.collateral < need:
         return "collateral", (f"{spec.collateral} wei is below the {need} wei that verification {str(policy)!r} "
@@ -450,14 +453,38 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+#: Deepest nesting of brackets (``[`` / ``{``, counted even inside strings) a spec document may have; longest run
+#: of leading spaces and ``- `` of a line (YAML block nesting). A spec needs 2 levels; the parsers (PyYAML, tomllib)
+#: recurse per level and take seconds on a 10 kB document nested 5,000 deep, so the depth is checked first.
+MAX_NESTING, MAX_INDENT = 16, 96
+_INDENT = re.compile(r"^[ \t-]{%d,}" % (MAX_INDENT + 1), re.MULTILINE)
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` in ``text`` (quotes ignored: an over-estimate, never an under-estimate), up to
+    :data:`MAX_NESTING` + 1 (the scan stops there)."""
+    depth = best = 0
+    for m in re.finditer(r"[\[\]{}]", text):
+        depth = depth + 1 if m.group() in "[{" else max(0, depth - 1)
+        if depth > best:
+            best = depth
+            if best > MAX_NESTING:
+                break
+    return best
+
+
 def parse_document(text: str, fmt: Literal["toml", "json", "yaml"]) -> Any:
     """The document ``text`` in format ``fmt``.
 
     Raises:
-        JobSpecError: over :data:`MAX_SPEC_BYTES`, or not valid ``fmt`` (with the parser's line and column).
+        JobSpecError: over :data:`MAX_SPEC_BYTES`, nested deeper than :data:`MAX_NESTING` (or indented past
+            :data:`MAX_INDENT`), or not valid ``fmt`` (with the parser's line and column).
     """
     if len(text) > MAX_SPEC_BYTES:
         raise JobSpecError([("spec", f"over {MAX_SPEC_BYTES} bytes: name big inputs by path (text_file = ...)")])
+    if nesting_depth(text) > MAX_NESTING or _INDENT.search(text):
+        raise JobSpecError([("spec", f"nested deeper than {MAX_NESTING} levels: a spec has two (its [inputs] and "
+                                     "[resources] tables)")])
     try:
         if fmt == "toml":
             return tomllib.loads(text)
@@ -480,6 +507,22 @@ def is_spec_path(text: str) -> bool:
     return Path(text).suffix.lower() in FORMATS
 
 
+def parse_spec_bytes(data: bytes, fmt: Literal["toml", "json", "yaml"], *, base_dir: Path | None = None,
+                     check_files: bool = True) -> JobFile:
+    """A spec from the bytes of a document in ``fmt`` (UTF-8): :func:`parse_document` then :func:`validate_spec`.
+
+    Raises:
+        JobSpecError: not UTF-8, over :data:`MAX_SPEC_BYTES`, a bad document, or any field.
+    """
+    if len(data) > MAX_SPEC_BYTES:
+        raise JobSpecError([("spec", f"over {MAX_SPEC_BYTES} bytes: name big inputs by path (text_file = ...)")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobSpecError([("spec", f"not UTF-8 text (byte {exc.start})")]) from None
+    return validate_spec(parse_document(text, fmt), base_dir=base_dir, check_files=check_files)
+
+
 def load_spec(source: str | Path, *, check_files: bool = True) -> JobFile:
     """A spec from a file (format by suffix; relative input paths resolved against its folder) or, when ``source``
     is no file, from inline JSON (paths relative to the working directory).
@@ -492,12 +535,12 @@ def load_spec(source: str | Path, *, check_files: bool = True) -> JobFile:
         try:
             if path.stat().st_size > MAX_SPEC_BYTES:
                 raise JobSpecError([("spec", f"{path} is over {MAX_SPEC_BYTES} bytes")])
-            text = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             why = "no such file" if isinstance(exc, FileNotFoundError) else exc.__class__.__name__
             raise JobSpecError([("spec", f"cannot read {str(path)[:200]}: {why}")]) from None
-        doc = parse_document(text, FORMATS.get(path.suffix.lower(), "json"))
-        return validate_spec(doc, base_dir=path.parent, check_files=check_files)
+        return parse_spec_bytes(data, FORMATS.get(path.suffix.lower(), "json"), base_dir=path.parent,
+                                check_files=check_files)
     return validate_spec(parse_document(str(source), "json"), base_dir=Path("."), check_files=check_files)
 
 

@@ -170,7 +170,8 @@ def test_toml_json_yaml_and_flat_form_agree(tmp_path):
 
 def test_bad_documents_are_clean(tmp_path):
     for name, text, word in [("a.toml", "kind = ", "TOML"), ("a.json", "{", "JSON"), ("a.yaml", "a: [", "YAML"),
-                             ("b.yaml", "a: &x [1]\nb: *x\n", "aliases"), ("c.json", "[" * 100_000, "JSON"),
+                             ("b.yaml", "a: &x [1]\nb: *x\n", "aliases"), ("c.json", "[" * 100_000, "nested deeper"),
+                             ("c.yaml", "- " * 200 + "1", "nested deeper"),
                              ("d.yaml", "- 1\n", "table")]:
         (tmp_path / name).write_text(text)
         with pytest.raises(JobSpecError) as exc:

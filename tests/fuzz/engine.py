@@ -44,7 +44,7 @@ from typing import Any
 from proving.errors import RaymarketError
 
 #: Modules that register targets when imported (see the module docstring).
-TARGET_MODULES: list[str] = ["tests.fuzz.proving_targets"]
+TARGET_MODULES: list[str] = ["tests.fuzz.proving_targets", "tests.fuzz.jobspec_targets", "tests.fuzz.api_targets"]
 #: Outcome names, in report order.
 OUTCOMES = ("clean_error", "crash", "hang", "accepted")
 #: At most this many failing cases are kept with their details per run.

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sqlalchemy.exc import StatementError
 
@@ -81,6 +82,15 @@ def _validation_error(_request: Request, exc: Any) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
+def _http_error(_request: Request, exc: Any) -> JSONResponse:
+    """Starlette's own refusals (a body that is not JSON or not UTF-8, an unknown route, a wrong method) in the
+    refusal body ``{"error", "message", "hint"}`` like every other 4xx (issue 14: found by the API-body fuzzer)."""
+    code = {404: ErrorCode.NOT_FOUND}.get(exc.status_code, ErrorCode.INVALID)
+    body = {"error": code, "message": str(exc.detail), "hint": "send a JSON object (UTF-8) to a route of /v1 "
+            "(see GET /v1/info)" if code == ErrorCode.INVALID else "see the routes of the API (GET /v1/info)"}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def _service_error(_request: Request, exc: Any) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
@@ -116,6 +126,7 @@ def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     app = FastAPI(title="raymarket exchange", version=routes_public.API_VERSION, lifespan=lifespan)
     app.state.runtime = rt
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StatementError, _statement_error)
     app.add_exception_handler(LedgerError, _ledger_error)

@@ -22,7 +22,9 @@ from market import ledger
 from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
-from market.core.policy import default_collateral_wei
+from market.core.orders import MAX_WEI as MATCHING_MAX_WEI
+from market.core.policy import (PolicyError, VerificationPolicy, default_policy, parse_policy, prover_budget_wei,
+                                required_collateral_wei)
 from proving.field import FR_MODULUS
 from market.core.tickets import (TicketInputError, circuit_input_hash, hex32, inference_input_hash, is_circuit_id,
                                  proof_input_hash, proof_ticket, sentences_from_text)
@@ -65,10 +67,11 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
         circuit (``not_found``); a witness that does not fit the circuit or its claimed public signals.
     """
     job_id = spec.job_id or f"j-{uuid.uuid4().hex[:20]}"
+    policy, collateral = verification_terms(spec)
     common: dict[str, Any] = dict(job_id=job_id, client=signer, kind=spec.kind, max_price_wei=spec.max_price_wei,
                   deadline_s=spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
-                  memory_bytes=spec.memory_bytes,  # no collateral given: the policy's default (issue 14 #5)
-                  collateral_wei=spec.collateral_wei or default_collateral_wei(spec.max_price_wei, spec.kind))
+                  memory_bytes=spec.memory_bytes, collateral_wei=collateral, verification=str(policy),
+                  budget_wei=prover_budget_wei(spec.max_price_wei, policy))
     if spec.kind == "inference":
         data = decode_input(spec, config)
         try:
@@ -97,6 +100,34 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
     params = {k: ticket[k] for k in ("circuit", "rounds", "public")}
     input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))
     return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
+
+
+def verification_terms(spec: JobSpecIn) -> tuple[VerificationPolicy, int]:
+    """The job's verification policy (``spec.verification``, else the kind's default) and its collateral: the
+    client's, else the policy's required collateral (``market.core.policy``; issue 13, issue 14 #5).
+
+    Raises:
+        ServiceError: ``invalid`` naming ``spec.verification`` (unknown policy, or one the kind cannot use) or
+            ``spec.collateral_wei`` (below what the policy requires at this max price).
+    """
+    try:
+        policy = parse_policy(spec.verification, spec.kind) if spec.verification else default_policy(spec.kind)
+    except PolicyError as exc:
+        raise invalid("spec.verification", str(exc)) from None
+    if prover_budget_wei(spec.max_price_wei, policy) == 0:
+        raise invalid("spec.max_price_wei", f"{spec.max_price_wei} wei leaves nothing for the provider after "
+                      f"verification {str(policy)!r} takes its share: raise it")
+    need = required_collateral_wei(spec.max_price_wei, policy)
+    if spec.collateral_wei and spec.collateral_wei < need:
+        raise invalid("spec.collateral_wei", f"{spec.collateral_wei} wei is below the {need} wei that verification "
+                      f"{str(policy)!r} requires at max price {spec.max_price_wei} wei: raise it or leave it out")
+    collateral = spec.collateral_wei or need
+    for field, wei in (("spec.max_price_wei", spec.max_price_wei), ("spec.collateral_wei", collateral)):
+        if wei >= MATCHING_MAX_WEI:  # the matching engine's exact int64 bound (market.core.orders.MAX_WEI)
+            raise invalid(field, f"{wei} wei is over the matching engine's limit of {MATCHING_MAX_WEI - 1} wei "
+                          f"(2^62 - 1){' (the collateral ' + str(policy) + ' requires)' if wei == need else ''}: "
+                          "lower it")
+    return policy, collateral
 
 
 def _circuit_spec(s: Session | None, spec: JobSpecIn, config: ServiceConfig,
