@@ -90,6 +90,11 @@ def run_checks(engine: Any, prefix: str, lies: list[dict[str, Any]]) -> dict[str
         stuck_wei, stuck_jobs = stuck_escrow(s, statuses)
         lies_out = lie_outcomes(s, lies)
         failed_why = failure_reasons(s, statuses, prefix)
+        reorg_effects = {
+            "jobs_unsettled_by_reorg": s.execute(text("SELECT count(DISTINCT job_id) FROM job_events WHERE "
+                                                      "event = 'unsettled' AND job_id LIKE :p"),
+                                                 {"p": prefix + "%"}).scalar_one(),
+            "vault_events_reverted": s.execute(text("SELECT count(*) FROM vault_reorgs")).scalar_one()}
         held_open = s.execute(text("SELECT coalesce(sum(remaining_wei), 0) FROM ledger_pendings "
                                    "WHERE status = 'pending'")).scalar_one()
     by_status: dict[str, int] = {}
@@ -101,4 +106,5 @@ def run_checks(engine: Any, prefix: str, lies: list[dict[str, Any]]) -> dict[str
             "paid_twice": len(twice), "paid_twice_jobs": twice[:50],
             "ledger_violations": len(violations), "ledger_violation_lines": violations[:50],
             "stuck_escrow_wei": stuck_wei, "stuck_escrow_jobs": stuck_jobs[:50],
-            "reserved_wei_all": int(held_open), "lies": lies_out, "failed_reasons": failed_why}
+            "reserved_wei_all": int(held_open), "lies": lies_out, "failed_reasons": failed_why,
+            "reorg_effects": reorg_effects}

@@ -202,7 +202,7 @@ def run_chaos(plan: Plan, base: Path, *, providers: int = 3, clients: int = 3, l
             "paid_twice": checks["paid_twice"], "ledger_violations": checks["ledger_violations"],
             "stuck_escrow_wei": checks["stuck_escrow_wei"], "audit_balanced": bool(audit.get("balanced")),
             "audit": audit, "jobs_by_status": checks["jobs_by_status"], "failed_reasons": checks["failed_reasons"],
-            "lies": checks["lies"],
+            "lies": checks["lies"], "reorg_effects": checks["reorg_effects"],
             "details": {k: checks[k] for k in ("not_terminal", "paid_twice_jobs", "ledger_violation_lines",
                                                "stuck_escrow_jobs", "reserved_wei_all")},
             "submit_refused": run.submit_errors, "cancels": run.cancels, "retried_calls": run.retries,
