@@ -71,11 +71,12 @@ class Action:
     DEV_FAUCET = "dev.faucet"
     CIRCUIT_ADD = "circuit.add"
     CIRCUIT_UPLOAD = "circuit.upload"
+    CHALLENGE_ANSWER = "challenge.answer"
     ACCOUNT_WITHDRAW = "account.withdraw"
     ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_COMPLETE_BATCH,
                      LEASE_FAIL, JOB_SUBMIT, JOB_SUBMIT_BATCH,
                      JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW,
-                     CIRCUIT_ADD, CIRCUIT_UPLOAD})
+                     CIRCUIT_ADD, CIRCUIT_UPLOAD, CHALLENGE_ANSWER})
 
 
 class ErrorCode:
@@ -274,6 +275,8 @@ class Offer(_Payload):
     gpu_model: str | None = Field(default=None, max_length=64)
     memory_bytes: int = Field(ge=0, le=2**60)
     speed: float = Field(default=1.0, gt=0, le=1000)
+    price_per_constraint_wei: WeiIn = Field(default=0, ge=0, lt=2**62)
+    price_per_sentence_wei: WeiIn = Field(default=0, ge=0, lt=2**62)
 
 
 class RegisterPayload(_Payload):
@@ -327,6 +330,14 @@ class CompleteBatchPayload(_Payload):
     """``lease.complete_batch``: several ``lease.complete`` uploads under one signature (one outcome each)."""
 
     items: list[CompletePayload] = Field(min_length=1, max_length=MAX_BATCH_UPLOADS)
+
+
+class ChallengeAnswerPayload(_Payload):
+    """``challenge.answer``: the provider's answer to a speed challenge (canonical proof bytes, base64)."""
+
+    name: str = Field(pattern=ID_PATTERN)
+    challenge_id: str = Field(pattern=ID_PATTERN)
+    result_b64: str = Field(max_length=65_536)
 
 
 class FailPayload(_Payload):
@@ -466,5 +477,5 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
     Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
-    Action.CIRCUIT_UPLOAD: CircuitUploadPayload,
+    Action.CIRCUIT_UPLOAD: CircuitUploadPayload, Action.CHALLENGE_ANSWER: ChallengeAnswerPayload,
 }

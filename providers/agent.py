@@ -58,7 +58,7 @@ from market.protocol import MAX_BATCH_UPLOADS, valid_id
 from providers.cluster import ProviderCluster
 from providers.errors import ClusterError, JobError, ProviderError
 from providers.hardware import benchmark, detect
-from providers.jobs import WorkerPool, check_lease, ensure_wasm, ensure_zkey, sign_result
+from providers.jobs import WorkerPool, challenge_job, check_lease, ensure_wasm, ensure_zkey, sign_result
 from providers.keys import load_keystore, read_password
 
 #: Default ask, wei per CPU-second (the old demo's price: 25 gwei).
@@ -259,7 +259,8 @@ class Agent:
                  "gpus": cluster_gpus or len(hw.gpus), "gpu_model": hw.gpu_model, "memory_bytes": hw.memory_bytes,
                  "speed": max(speed, 0.001)}
         hardware = {"head": hw.to_dict(), "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
-                    "cluster_cpus": cluster_cpus, "cluster_gpus": cluster_gpus, "bench": times}
+                    "cluster_cpus": cluster_cpus, "cluster_gpus": cluster_gpus, "bench": times,
+                    "challenges": 1}  # answers timed speed challenges
         try:
             self.registration = self._retry_unreachable(
                 lambda: self.client.register(self.name, offer=offer, hardware=hardware,
@@ -377,6 +378,8 @@ class Agent:
                     continue
                 for lease in leases:
                     self._accept(lease)
+                for ch in self.client.take_challenges():  # timed by the exchange: run it at once
+                    self._executor.submit(self._answer_challenge, ch)
                 if leases:
                     self._heartbeat_now()
         finally:
@@ -404,6 +407,20 @@ class Agent:
         with self._lock:
             self._running[job.lease_id] = run
         run.future = self._executor.submit(self._run_lease, job, run)
+
+    def _answer_challenge(self, ch: dict[str, Any]) -> None:
+        """Prove a speed challenge on the cluster like a proof lease and answer it (the exchange times it)."""
+        cid = str(ch.get("challenge_id", "?"))
+        try:
+            job = challenge_job(ch)
+            proof = self.pool.run(job, max(1.0, job.expires_at - time.time()))
+            verdict = self.client.answer_challenge(self.name, job.job_id, proof)
+        except (JobError, ApiError) as exc:
+            self.progress(f"provider {self.name}: speed challenge {cid} not answered: {exc}")
+            return
+        self.progress(f"provider {self.name}: speed challenge {cid}: " + (
+            f"passed, measured speed {verdict.get('speed')}" if verdict.get("passed")
+            else f"failed: {verdict.get('reason')}"))
 
     def _give_back(self, lease: dict[str, Any], reason: str, logs: list[str]) -> None:
         try:

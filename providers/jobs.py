@@ -171,6 +171,31 @@ def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str) -> Prepared
                        input_hash=input_hash, price_wei=price_wei, domain=domain, expires_at=expires_at)
 
 
+#: Largest MiMC-7 round count a speed challenge may ask for (what a lease could ask too).
+MAX_CHALLENGE_ROUNDS = 364
+
+
+def challenge_job(ch: dict[str, Any]) -> PreparedJob:
+    """A speed challenge (``market.exchange.service.challenges``: a MiMC-7 proof of a fresh preimage) as a
+    proof job :meth:`WorkerPool.run` can run; nothing is signed for it.
+
+    Raises:
+        JobError: ``bad_ticket`` for a malformed challenge or one bigger than :data:`MAX_CHALLENGE_ROUNDS`.
+    """
+    cid = str(ch.get("challenge_id", "?"))
+    try:
+        rounds, preimage = int(ch["rounds"]), int(ch["preimage"])
+        ticket = {"circuit": str(ch["circuit"]), "rounds": rounds, "preimage": preimage,
+                  "setup_seed": int(ch.get("setup_seed", DEV_SETUP_SEED))}
+        deadline = float(ch["deadline_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JobError(cid, "bad_ticket", f"malformed challenge: {exc}") from None
+    if ticket["circuit"] != MIMC_CIRCUIT or not 1 <= rounds <= MAX_CHALLENGE_ROUNDS:
+        raise JobError(cid, "bad_ticket", f"challenge {ticket['circuit']!r} x {rounds} rounds is not accepted")
+    return PreparedJob(lease_id=cid, job_id=cid, kind="proof", ticket=ticket, input_hash=b"\0" * 32, price_wei=0,
+                       domain=Eip712Domain(0, "0x" + "00" * 20), expires_at=deadline)
+
+
 def ensure_wasm(fetch: Any, cache_dir: str | Path, circuit_id: str, wasm_sha256: str) -> Path:
     """The circuit's witness-calculator wasm on disk (``<cache_dir>/circuits/<wasm sha256>.wasm``), fetched once
     with ``fetch(circuit_id, wasm_sha256) -> bytes`` (``ProviderClient.circuit_wasm``) and kept only if it hashes

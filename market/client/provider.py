@@ -25,6 +25,7 @@ class ProviderClient:
 
     def __init__(self, exchange_url: str, account: Any, *, timeout_s: float = MAX_POLL_WAIT_S + 35.0) -> None:
         self.t = Transport(exchange_url, account, timeout_s=timeout_s)
+        self.challenges: list[dict[str, Any]] = []  # speed challenges the last polls handed out (take_challenges)
 
     @property
     def address(self) -> str:
@@ -83,9 +84,24 @@ class ProviderClient:
     def poll(self, name: str, *, max_leases: int = 1, wait_s: float = 10.0) -> list[dict[str, Any]]:
         """Long-poll for up to ``max_leases`` new leases (waits up to ``wait_s`` <= 25 s). Returns the leases:
         ``{lease_id, job_id, kind, expires_at, price_wei, attestation: {domain, job_id_bytes32, input_hash,
-        kind}, ticket}``."""
-        return self.t.signed("/v1/leases/poll", Action.LEASE_POLL,
-                             {"name": name, "max_leases": int(max_leases), "wait_s": float(wait_s)})["leases"]
+        kind}, ticket}``. Speed challenges that come with the answer are kept for :meth:`take_challenges`."""
+        got = self.t.signed("/v1/leases/poll", Action.LEASE_POLL,
+                            {"name": name, "max_leases": int(max_leases), "wait_s": float(wait_s)})
+        self.challenges.extend(got.get("challenges") or [])
+        return got["leases"]
+
+    def take_challenges(self) -> list[dict[str, Any]]:
+        """The speed challenges received since the last call: ``{challenge_id, kind, circuit, rounds, preimage,
+        public, setup_seed, units, deadline_at}`` (``market.exchange.service.challenges``)."""
+        out, self.challenges = self.challenges, []
+        return out
+
+    def answer_challenge(self, name: str, challenge_id: str, result: bytes) -> dict[str, Any]:
+        """Answer a speed challenge with the canonical proof bytes. Returns ``{challenge_id, passed, reason,
+        speed, effective_speed}``."""
+        return self.t.signed(f"/v1/challenges/{challenge_id}/answer", Action.CHALLENGE_ANSWER,
+                             {"name": name, "challenge_id": challenge_id,
+                              "result_b64": base64.b64encode(result).decode()})
 
     def complete(self, lease: dict[str, Any] | str, job_id: str | None = None, *, result: bytes, result_hash: str,
                  signature: str, logs: Sequence[str] = ()) -> dict[str, Any]:

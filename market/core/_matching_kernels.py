@@ -150,14 +150,15 @@ def rate_float(cpus, gpus, mem, pc, pg, pm):
 
 @njit(cache=True, inline="always")
 def rate_exact(cpus, gpus, mem, pc, pg, pm):
-    """Exact wei per second: cpus*pc + gpus*pg + ceil(mem*pm / 2**30), without int64 overflow
-    whenever the result is below 2**62 (memory term split in 30-bit halves)."""
+    """Exact wei per second: cpus*pc + gpus*pg + ceil(mem*pm / 2**30), at least 1 (a zero ask would clear at
+    price 0 and fail payment: :func:`market.core.orders.ask_wei`), without int64 overflow whenever the
+    result is below 2**62 (memory term split in 30-bit halves)."""
     mem_hi = mem >> _GIB_SHIFT
     mem_lo = mem & _GIB_MASK
     pm_hi = pm >> _GIB_SHIFT
     pm_lo = pm & _GIB_MASK
     mterm = mem_hi * pm + mem_lo * pm_hi + ((mem_lo * pm_lo + _GIB_MASK) >> _GIB_SHIFT)
-    return cpus * pc + gpus * pg + mterm
+    return max(cpus * pc + gpus * pg + mterm, 1)
 
 
 @njit(cache=True, inline="always")

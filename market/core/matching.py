@@ -61,7 +61,7 @@ from market.core import _matching_kernels as K
 from market.core._matching_kernels import job_columns, offer_columns, override_columns
 from market.core.explain import Explanation, explain_unmatched
 from market.core.orders import (JobBook, JobOrder, MatchingError, Offer, OfferBook, Usage, build_job_book,
-                           build_offer_book, record_from_dict, record_to_dict)
+                           build_offer_book, record_from_dict, record_to_dict, unit_asks)
 from market.core.pricing import check_rule, clearing_prices, price_caps
 
 #: Above this many distinct exact shapes, memory is bucketed (1/8 octave, rounded down) for the ranking.
@@ -487,7 +487,8 @@ def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str 
         running: provider -> resources already taken by running jobs (subtracted from capacity).
         seed: tie-break permutation key (0: ties by job id).
         ask_overrides: ``(job_id, provider) -> ask_wei`` from provider pricing hooks
-            (:mod:`market.core.pricing_hook`), replacing the static ask for that pair.
+            (:mod:`market.core.pricing_hook`), replacing the static ask for that pair. Pairs priced per unit
+            of work (:func:`market.core.orders.unit_asks`) join them (a hook's ask wins).
         explain: count the reasons of every unmatched job over all offers now (O(unmatched x offers));
             otherwise :attr:`RoundResult.explanations` counts them on first access.
 
@@ -500,10 +501,11 @@ def clear_round(jobs: Iterable[JobOrder], offers: Iterable[Offer], *, rule: str 
     check_rule(rule)
     t0 = time.perf_counter()
     jobs = sorted(jobs, key=attrgetter("job_id"))  # the canonical order (the book's sort then finds it sorted)
+    offers = list(offers)
     ob, models, labels = build_offer_book(offers, running)
     jb = build_job_book(jobs, ob, models, labels)
     caps = price_caps(rule, jb.max_price, jb.min_price, jb.bidding_start_s, jb.ramp_period_s, now_s)
-    ov = override_columns(ask_overrides or {}, jb, ob)
+    ov = override_columns({**unit_asks(jobs, offers), **(ask_overrides or {})}, jb, ob)  # per-unit quotes, then hooks
     t1 = time.perf_counter()
     assign, ask, (job_shape, lists, jc, oc, rem) = _match(jb, ob, caps, float(now_s), ov, seed)
     t2 = time.perf_counter()

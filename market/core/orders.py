@@ -8,10 +8,21 @@ CPUs and GPUs. Prices are per resource-second: a provider's ask for a job is
     run_s   = ceil(duration_estimate_s * 1000 / speed_milli)          (seconds at the provider's speed)
     rate    = cpus * price_per_cpu_s_wei + gpus * price_per_gpu_s_wei
               + ceil(memory_bytes * price_per_gib_s_wei / 2**30)      (wei per second)
-    ask_wei = run_s * rate
+    ask_wei = run_s * max(rate, 1)                                         (never 0: see below)
 
 where ``speed_milli = round(1000 * speed)`` is the provider's benchmarked speed factor quantised to
 thousandths (1000 = the reference machine that ``duration_estimate_s`` is quoted at). See :func:`ask_wei`.
+The rate is at least 1 wei per second: an offer priced 0 for every resource a job takes would otherwise ask
+0, clear at price 0 and then fail payment (issue 14, finding 7); a pricing hook's ask of 0 or less is
+refused outright (:mod:`market.core.pricing_hook`).
+
+Units of work: a job may state ``work_units`` (constraints of a proof, sentences of an inference) and an offer
+may quote ``price_per_constraint_wei`` / ``price_per_sentence_wei``; such a pair asks
+``work_units * price_per_unit`` (:func:`unit_ask_wei`), independent of any speed, and enters the round as an ask
+override (the kernels' hook path). Pairs without a per-unit quote keep the per-second formula above, with the
+exchange's measured speed in ``speed`` (:mod:`market.core.pricing`, "measured speed"): one CPU-second at
+measured speed ``s`` does ``s * REFERENCE_UNITS_PER_S[kind]`` units, so the per-unit price it implies is
+``rate / (s * REFERENCE_UNITS_PER_S[kind])``.
 
 Re-auction (the exchange loop's side): a job that failed, timed out or whose provider was slashed comes
 back as :func:`reopen` of its last order: ``attempt`` + 1, the failed provider added to
@@ -91,7 +102,9 @@ class JobOrder:
     ``min_reputation`` in [0, 1]; ``labels_required`` (offer must carry all).
     Reverse Dutch auction parameters (RISC Zero Boundless request offer: ``minPrice``, ``biddingStart``,
     ``rampUpPeriod``, ``lockTimeout``): ``min_price_wei``, ``bidding_start_s``, ``ramp_period_s``,
-    ``lock_timeout_s``. ``attempt`` counts re-auctions (0 = first).
+    ``lock_timeout_s``. ``attempt`` counts re-auctions (0 = first). ``work_units``: the job's units of work
+    (a proof job's constraint count, an inference job's sentence count; 0 = not known), priced by offers that
+    quote per unit (:func:`unit_ask_wei`).
 
     Raises:
         InvalidOrder: a field out of range (names the field and the fix).
@@ -119,6 +132,7 @@ class JobOrder:
     ramp_period_s: float = 0.0
     lock_timeout_s: float = 600.0
     attempt: int = 0
+    work_units: int = 0
 
     def __post_init__(self) -> None:
         r = f"JobOrder[{self.job_id!r}]"
@@ -134,6 +148,7 @@ class JobOrder:
         _check_int(r, "collateral_wei", self.collateral_wei, 0)
         _check_int(r, "min_price_wei", self.min_price_wei, 0, self.max_price_wei + 1)
         _check_int(r, "attempt", self.attempt, 0, 2**31)
+        _check_int(r, "work_units", self.work_units, 0, 2**40)
         _check_real(r, "min_reputation", self.min_reputation, 0.0, 1.0)
         _check_real(r, "bidding_start_s", self.bidding_start_s, 0.0, 1e15)
         _check_real(r, "ramp_period_s", self.ramp_period_s, 0.0, 1e15)
@@ -157,8 +172,10 @@ class Offer:
     subtracted by the round's ``running`` argument); prices ``price_per_cpu_s_wei``,
     ``price_per_gpu_s_wei``, ``price_per_gib_s_wei`` (wei per resource-second at its own speed);
     ``free_bond_wei`` (bond not yet locked as collateral: each assignment consumes the job's
-    ``collateral_wei``); ``reputation`` in [0, 1]; ``labels``; ``speed`` (benchmarked speed factor,
-    1.0 = reference; quantised to thousandths); ``verification`` (policies it supports).
+    ``collateral_wei``); ``reputation`` in [0, 1]; ``labels``; ``speed`` (speed factor, 1.0 = reference;
+    quantised to thousandths: the exchange puts its *measured* speed here, :mod:`market.core.pricing`);
+    ``verification`` (policies it supports); ``price_per_constraint_wei`` / ``price_per_sentence_wei``:
+    optional quotes per unit of work (0 = none) for proof / inference jobs that state ``work_units``.
 
     Raises:
         InvalidOrder: a field out of range.
@@ -177,6 +194,8 @@ class Offer:
     labels: frozenset[str] = frozenset()
     speed: float = 1.0
     verification: frozenset[str] = VERIFICATION_POLICIES
+    price_per_constraint_wei: int = 0
+    price_per_sentence_wei: int = 0
 
     def __post_init__(self) -> None:
         r = f"Offer[{self.provider!r}]"
@@ -185,7 +204,8 @@ class Offer:
         _check_int(r, "cpus", self.cpus, 0, 2**20)
         _check_int(r, "gpus", self.gpus, 0, 2**16)
         _check_int(r, "memory_bytes", self.memory_bytes, 0, 2**50)
-        for name in ("price_per_cpu_s_wei", "price_per_gpu_s_wei", "price_per_gib_s_wei", "free_bond_wei"):
+        for name in ("price_per_cpu_s_wei", "price_per_gpu_s_wei", "price_per_gib_s_wei", "free_bond_wei",
+                     "price_per_constraint_wei", "price_per_sentence_wei"):
             _check_int(r, name, getattr(self, name), 0)
         _check_real(r, "reputation", self.reputation, 0.0, 1.0)
         _check_real(r, "speed", self.speed, 0.001, 1e6)
@@ -218,8 +238,48 @@ def run_seconds(duration_estimate_s: int, speed_milli: int) -> int:
 def ask_wei(job: JobOrder, offer: Offer) -> int:
     """The static ask (wei) of ``offer`` for ``job`` by the formula in the module docstring (exact ints)."""
     mem_term = -(-job.memory_bytes * offer.price_per_gib_s_wei // GIB_BYTES)
-    rate = job.cpus * offer.price_per_cpu_s_wei + job.gpus * offer.price_per_gpu_s_wei + mem_term
+    rate = max(1, job.cpus * offer.price_per_cpu_s_wei + job.gpus * offer.price_per_gpu_s_wei + mem_term)
     return run_seconds(job.duration_estimate_s, offer.speed_milli) * rate
+
+
+#: Which per-unit price of an offer prices a job kind's ``work_units``.
+UNIT_PRICE_FIELD: dict[str, str] = {"proof": "price_per_constraint_wei", "inference": "price_per_sentence_wei"}
+
+
+def unit_ask_wei(job: JobOrder, offer: Offer) -> int | None:
+    """The per-unit ask ``work_units * price_per_<unit>_wei`` of ``offer`` for ``job``, or ``None`` when the job
+    states no units or the offer quotes no per-unit price for its kind (the time-based :func:`ask_wei` applies).
+    Speed plays no part: the same job from the same provider asks the same price however fast the machine
+    measured that day."""
+    field_name = UNIT_PRICE_FIELD.get(job.kind)
+    price = getattr(offer, field_name) if field_name else 0
+    if job.work_units <= 0 or price <= 0:
+        return None
+    return job.work_units * price
+
+
+def static_ask_wei(job: JobOrder, offer: Offer) -> int:
+    """The ask without a pricing hook: the per-unit ask when the offer quotes one, else :func:`ask_wei`."""
+    unit = unit_ask_wei(job, offer)
+    return ask_wei(job, offer) if unit is None else unit
+
+
+def unit_asks(jobs: Iterable[JobOrder], offers: Iterable[Offer]) -> dict[tuple[str, str], int]:
+    """``(job_id, provider) -> ask`` for every pair priced per unit of work (:func:`unit_ask_wei`), as the round's
+    ask overrides. O(offers) when no offer quotes per unit; else O(jobs with units x quoting offers). Asks at or
+    above :data:`MAX_WEI` are left out (the pair is then priced by time)."""
+    quoting = [o for o in offers if o.price_per_constraint_wei or o.price_per_sentence_wei]
+    if not quoting:
+        return {}
+    out: dict[tuple[str, str], int] = {}
+    for j in jobs:
+        if j.work_units <= 0:
+            continue
+        for o in quoting:
+            a = unit_ask_wei(j, o)
+            if a is not None and a < MAX_WEI:
+                out[(j.job_id, o.provider)] = a
+    return out
 
 
 def reopen(job: JobOrder, *, failed_provider: str | None, spent_wei: int = 0) -> JobOrder:

@@ -19,14 +19,23 @@ client pays. All amounts are wei (``int``), times are seconds.
   within ``lock_timeout_s`` is slashed and the job re-opens (see :func:`lock`, :func:`fulfil`,
   :func:`expire`). In a batch round at ``now_s`` every ask <= ``ramp_price_wei(now_s)`` is eligible and
   the assigned job pays that ramp price.
+
+Units of work and measured speed (issue 14, finding 10): a proof job's work is its constraint count, an
+inference job's its sentence count (:func:`work_units`); offers may quote per unit
+(:func:`market.core.orders.unit_ask_wei`). The ``speed`` the matching reads is the exchange's *measured* speed
+(:func:`effective_speed`: the median of the provider's last :data:`SPEED_WINDOW` timed challenges,
+:func:`challenge_speed`), never the provider's claim alone: an unmeasured claim counts at most
+:data:`UNMEASURED_SPEED_CAP`, and a provider whose last challenge failed or timed out counts
+:data:`FAILED_SPEED` (only jobs with a deadline that loose can go to it).
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import statistics
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -204,3 +213,72 @@ def expire(state: DutchJob, *, now_s: float, deadline_s: float, burn_fraction: f
     if state.status is LockStatus.OPEN and now_s >= deadline_s:
         return replace(state, status=LockStatus.EXPIRED), None
     return state, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Units of work and measured speed
+# ---------------------------------------------------------------------------------------------
+
+#: The unit of work of each job kind.
+WORK_UNIT: dict[str, str] = {"proof": "constraint", "inference": "sentence"}
+#: Units per second of the reference machine (speed 1.0): Groth16 constraints proved (numba prover, MiMC-7,
+#: including the dispatch overhead of a small proof) and sentences embedded (MiniLM, CPU).
+REFERENCE_UNITS_PER_S: dict[str, float] = {"proof": 400.0, "inference": 20.0}
+#: How many recent challenge measurements the measured speed is the median of.
+SPEED_WINDOW = 5
+#: The most an unmeasured speed claim counts for (the reference machine).
+UNMEASURED_SPEED_CAP = 1.0
+#: The speed of a provider whose last challenge failed or timed out (the floor of ``Offer.speed``).
+FAILED_SPEED = 0.001
+#: Measured speeds are kept to this many significant digits (a jitter below it does not move prices).
+SPEED_DIGITS = 2
+
+
+def work_units(kind: str, params: Mapping[str, Any]) -> int:
+    """The units of work of a job from its stored params: ``n_constraints`` of a proof (else 4 per MiMC-7
+    round), ``n_sentences`` of an inference; 0 when unknown."""
+    if kind == "proof":
+        if params.get("n_constraints") is not None:
+            return max(0, int(params["n_constraints"]))
+        return 4 * max(0, int(params.get("rounds") or 0))
+    if kind == "inference":
+        return max(0, int(params.get("n_sentences") or 0))
+    return 0
+
+
+def reference_seconds(kind: str, units: int) -> int:
+    """Seconds ``units`` of ``kind`` take on the reference machine (at least 1): the duration estimate."""
+    rate = REFERENCE_UNITS_PER_S.get(kind)
+    return max(1, math.ceil(units / rate)) if rate and units > 0 else 1
+
+
+def quantise_speed(speed: float) -> float:
+    """``speed`` to :data:`SPEED_DIGITS` significant digits, within ``[FAILED_SPEED, 1e6]``."""
+    if not speed > 0 or math.isnan(speed):
+        return FAILED_SPEED
+    digits = SPEED_DIGITS - 1 - math.floor(math.log10(speed))
+    return min(1e6, max(FAILED_SPEED, round(speed, digits)))
+
+
+def challenge_speed(kind: str, units: int, elapsed_s: float) -> float:
+    """The speed factor a challenge of ``units`` of ``kind`` answered in ``elapsed_s`` seconds shows:
+    ``units / elapsed_s / REFERENCE_UNITS_PER_S[kind]``, quantised (:func:`quantise_speed`)."""
+    return quantise_speed(units / max(elapsed_s, 1e-3) / REFERENCE_UNITS_PER_S[kind])
+
+
+def effective_speed(claimed: float, measured: Sequence[float], last_failed: bool = False) -> float:
+    """The speed the matching uses for a provider (see the module docstring): :data:`FAILED_SPEED` after a
+    failed challenge, else the median of the last :data:`SPEED_WINDOW` ``measured`` speeds, else the claim
+    capped at :data:`UNMEASURED_SPEED_CAP`."""
+    if last_failed:
+        return FAILED_SPEED
+    if measured:
+        return quantise_speed(statistics.median(list(measured)[-SPEED_WINDOW:]))
+    return quantise_speed(min(float(claimed), UNMEASURED_SPEED_CAP))
+
+
+def offer_unit_prices(hardware: Mapping[str, Any] | None) -> dict[str, int]:
+    """The per-unit quotes the exchange noted for a provider (``hardware["exchange"]``, set at registration by
+    :mod:`market.exchange.service.challenges`) as :class:`market.core.orders.Offer` keyword arguments."""
+    n = (hardware or {}).get("exchange") or {}
+    return {k: int(n.get(k) or 0) for k in ("price_per_constraint_wei", "price_per_sentence_wei")}

@@ -32,6 +32,7 @@ from market import ledger
 from market.core import ids, policy
 from market.core.explain import quote
 from market.core.matching import RoundInputs
+from market.core.pricing import offer_unit_prices, work_units
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
 from market.settlement.hooks import register_challenge_slashing
@@ -250,14 +251,14 @@ def _job_order(job: JobRecord) -> JobOrder:
                     deadline_s=float(job.deadline_s), cpus=int(sp["cpus"]), gpus=int(sp["gpus"]),
                     gpu_model=sp.get("gpu_model"), memory_bytes=int(sp["memory_bytes"]),
                     collateral_wei=int(job.collateral_wei), exclude_providers=frozenset(sp.get("excluded", [])),
-                    attempt=job.attempt - 1)
+                    attempt=job.attempt - 1, work_units=work_units(job.kind, sp.get("params") or {}))
 
 
 def _offer(s: Session, p: ProviderRecord) -> Offer:
     return Offer(provider=p.name, cpus=p.cpus, memory_bytes=p.memory_bytes,
                  price_per_cpu_s_wei=int(p.price_per_cpu_s_wei), free_bond_wei=ledger.balance(s, ledger.bond_account(p.name)),
                  gpus=p.gpus, gpu_model=p.gpu_model, price_per_gpu_s_wei=int(p.price_per_gpu_s_wei),
-                 reputation=float(p.reputation), speed=float(p.speed))
+                 reputation=float(p.reputation), speed=float(p.speed), **offer_unit_prices(p.hardware))
 
 
 def _running_usage(s: Session) -> dict[str, Usage]:
@@ -520,7 +521,8 @@ def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str
                      duration_estimate_s=spec.duration_estimate_s,
                      max_price_wei=spec.max_price_wei if spec.budget_wei is None else spec.budget_wei,
                      deadline_s=now_s + spec.deadline_s, cpus=spec.cpus, gpus=spec.gpus, gpu_model=spec.gpu_model,
-                     memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei)
+                     memory_bytes=spec.memory_bytes, collateral_wei=spec.collateral_wei,
+                     work_units=work_units(spec.kind, spec.params))
     prices = [int(p) for p in s.scalars(
         select(JobRecord.cleared_price_wei).where(JobRecord.kind == spec.kind, JobRecord.cleared_price_wei.isnot(None))
         .order_by(JobRecord.updated_at.desc()).limit(QUOTE_RECENT_PRICES))]

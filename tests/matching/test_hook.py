@@ -1,4 +1,5 @@
-"""Provider pricing hooks: entry point or file, time limit, fallback to the static ask, use in a round."""
+"""Provider pricing hooks (run in a worker process): entry point or file, time limit, fallback to the static ask,
+refusal of invalid asks, use in a round."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from market.core.matching import clear_round
 from market.core.orders import ask_wei
-from market.core.pricing_hook import HookLoadError, load_hook, run_hook
+from market.exchange.pricing_hooks import run_hook
 from tests.matching.test_constraints import NOW, job, offer
 
 HOOK_FILE = '''
@@ -37,14 +38,15 @@ def hook_file(tmp_path):
 
 
 def test_load_by_file_and_by_entry_point(hook_file) -> None:
-    assert load_hook(f"{hook_file}:half_price")({"duration_estimate_s": 10, "cpus": 2}, {"price_per_cpu_s_wei": 3}) == 30
-    assert load_hook("market.core.orders:run_seconds")(100, 2000) == 50
-    with pytest.raises(HookLoadError, match="not found"):
-        load_hook("/nonexistent/x.py:f")
-    with pytest.raises(HookLoadError, match="missing"):
-        load_hook(f"{hook_file}:nope")
-    with pytest.raises(HookLoadError, match="function"):
-        load_hook("just_a_module")
+    o = offer(price_per_cpu_s_wei=3)
+    j = job(duration_estimate_s=10, cpus=2)
+    assert run_hook(f"{hook_file}:half_price", o, [j]).asks == {("j1", "p1"): 30}
+    report = run_hook("operator:countOf", o, [j])  # an entry point: countOf(job, offer) == 0 keys equal the offer
+    assert report.asks == {} and "ask 0 wei refused" in report.refusals[0].reason
+    for spec, why in (("/nonexistent/x.py:f", "not found"), (f"{hook_file}:nope", "missing"),
+                      ("just_a_module", "':function'")):
+        report = run_hook(spec, o, [j])
+        assert report.asks == {("j1", "p1"): ask_wei(j, o)} and why in report.fallbacks[0].reason, spec
 
 
 def test_hook_asks_are_used_in_the_round(hook_file) -> None:
@@ -72,9 +74,9 @@ def test_timeout_falls_back_and_skips_the_rest(hook_file) -> None:
     assert [f.reason for f in report.fallbacks] == ["timed out after 0.05 s", "skipped after timeout"]
 
 
-def test_bad_value_and_bad_spec_fall_back(hook_file) -> None:
+def test_bad_value_is_refused_and_bad_spec_falls_back(hook_file) -> None:
     o = offer()
     report = run_hook(f"{hook_file}:bad", o, [job()])
-    assert report.asks == {("j1", "p1"): ask_wei(job(), o)} and "not an int" in report.fallbacks[0].reason
+    assert report.asks == {} and "an ask must be an int" in report.refusals[0].reason
     report = run_hook("/nonexistent/x.py:f", o, [job()])
     assert report.fallbacks[0].reason.startswith("load failed")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 MIB = 1024 * 1024
 
@@ -23,6 +23,12 @@ class ServiceConfig:
         max_result_bytes: largest uploaded result, bytes.
         max_proof_rounds: largest MiMC-7 round count a proof job may ask for.
         nonce_prune_s: how often expired request nonces are deleted, seconds.
+        pricing_hooks: provider name -> pricing hook spec (``"module:function"`` / ``"path.py:function"``) the
+            operator installed for it; run in a worker process each round (:mod:`market.exchange.pricing_hooks`).
+        pricing_hook_timeout_s: seconds each hook call may take (the worker is killed past it).
+        challenge_interval_s: seconds between two speed challenges of one provider (None: no challenges;
+            the self-reported speed then counts, capped at the reference machine's, :mod:`.challenges`).
+        challenge_deadline_s: seconds a provider has to answer a challenge.
     """
 
     lease_s: float = 30.0
@@ -35,6 +41,10 @@ class ServiceConfig:
     max_result_bytes: int = 32 * MIB
     max_proof_rounds: int = 364
     nonce_prune_s: float = 60.0
+    pricing_hooks: Mapping[str, str] = field(default_factory=dict)
+    pricing_hook_timeout_s: float = 0.25
+    challenge_interval_s: float | None = None
+    challenge_deadline_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not self.lease_s > 0 or not self.round_interval_s > 0:
@@ -44,8 +54,9 @@ class ServiceConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> "ServiceConfig":
-        """Take ``lease_s``, ``round_interval_s``, ``dev`` and ``contract`` from ``settings`` when it has them."""
+        """Take ``lease_s``, ``round_interval_s``, ``dev``, ``contract`` and ``pricing_hooks`` from ``settings`` when
+        it has them."""
         base = cls()
-        picked = {k: getattr(settings, k) for k in ("lease_s", "round_interval_s", "dev", "contract")
+        picked = {k: getattr(settings, k) for k in ("lease_s", "round_interval_s", "dev", "contract", "pricing_hooks")
                   if getattr(settings, k, None) is not None}
         return replace(base, **{**picked, **{k: v for k, v in overrides.items() if v is not None}})

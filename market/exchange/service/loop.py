@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market.db.models import JobRecord, LeaseRecord, ProviderRecord, RequestNonce
-from market.exchange.service import leases, money, providers, routes_circuits
+from market.exchange import pricing_hooks
+from market.exchange.pricing_hooks import HookLimits
+from market.exchange.service import challenges, leases, money, providers, routes_circuits
 from market.exchange.service.runtime import Runtime
 
 log = logging.getLogger("raymarket.exchange")
@@ -56,12 +58,14 @@ def auction(rt: Runtime, now_s: float) -> int:
     t0 = time.perf_counter()
     with rt.read() as s:
         inputs = ex.round_inputs(s, rule=rt.settings.matching_rule, now_s=now_s)
+    inputs, hook_notes = pricing_hooks.price_round(  # provider hooks run in worker processes, never in here
+        inputs, rt.config.pricing_hooks, HookLimits(timeout_s=rt.config.pricing_hook_timeout_s))
     result = inputs.clear()  # the slow part runs outside the write lock: requests are not held up by it
     with rt.tx() as s:
         assignments, unmatched = ex.apply_round(s, f"r-{uuid.uuid4().hex[:12]}", inputs, result)
         leases.create_leases(s, assignments, now_s, rt.config.lease_s)
     rt.metrics.round_seconds.observe(time.perf_counter() - t0)
-    rt.explanations = unmatched
+    rt.explanations = {k: "; ".join([v, *hook_notes.get(k, [])]) for k, v in unmatched.items()}
     if assignments:
         rt.generation += 1
     return len(assignments)
@@ -85,7 +89,7 @@ def prune_nonces(rt: Runtime, now_s: float) -> None:
 def tick(rt: Runtime, now_s: float | None = None) -> None:
     """One pass of every step (errors are logged; the next tick retries)."""
     now_s = time.time() if now_s is None else now_s
-    for step in (housekeeping, auction, settle, money.step, routes_circuits.step):
+    for step in (housekeeping, challenges.step, auction, settle, money.step, routes_circuits.step):
         try:
             step(rt, now_s)
         except Exception:  # the loop must survive a failing step (chain down, lock timeout)

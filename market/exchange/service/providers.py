@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market.db.models import ProviderRecord
+from market.exchange.service import challenges
 from market.exchange.service.errors import ServiceError, invalid, not_found, not_owner
 from market.protocol import ErrorCode, RegisterPayload
 
@@ -22,12 +23,14 @@ def register(s: Session, signer: str, p: RegisterPayload, now_s: float) -> Provi
     if rec is not None and rec.address != signer:
         raise ServiceError(ErrorCode.NAME_TAKEN, f"provider name {p.name!r} belongs to {rec.address}",
                            "pick another --name")
+    kept = challenges.notes(rec) if rec is not None else {}  # the exchange's measurements survive a re-register
     o = p.offer
     offer = ex.ProviderOffer(name=p.name, address=signer, cpus=o.cpus, memory_bytes=o.memory_bytes,
                              price_per_cpu_s_wei=o.price_per_cpu_s_wei, bond_wei=0, gpus=o.gpus,
                              gpu_model=o.gpu_model, price_per_gpu_s_wei=o.price_per_gpu_s_wei, speed=o.speed,
                              hardware=p.hardware)
     rec = ex.register_provider(s, offer, now_s=now_s)
+    challenges.on_register(rec, kept, o)  # speed: measured, never the bare claim; per-unit quotes
     rec.last_seen_at, rec.draining, rec.ray_address = now_s, False, p.ray_address
     return rec
 

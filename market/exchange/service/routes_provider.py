@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from market import exchange as ex
 from market.db.models import ProviderRecord
-from market.exchange.service import completion, leases, providers, uploads
+from market.exchange.service import challenges, completion, leases, providers, uploads
 from market.exchange.service.auth import check_envelope, consume_nonce
 from market.exchange.service.errors import conflict, invalid
 from market.exchange.service.runtime import Runtime
@@ -53,15 +53,18 @@ def router(rt: Runtime) -> APIRouter:
             n, revoked = leases.extend(s, p.name, p.running, now, rt.config.lease_s)
         return {"leases_extended": n, "lease_expires_at": now + rt.config.lease_s, "revoked": revoked}
 
-    def claim(name: str, max_leases: int) -> list[dict[str, Any]]:
+    def claim(name: str, max_leases: int) -> dict[str, Any]:
         now = time.time()
         with rt.tx() as s:
             rec = s.get(ProviderRecord, name)
             if rec is None:  # only after the poll's own ownership check, so never in practice
-                return []
+                return {"leases": []}
             providers.seen(rec, now)
             got = leases.claim(s, name, max_leases, now, rt.config.lease_s)
-            return [leases.lease_view(s, lease, rt.attestation_domain) for lease in got]
+            out: dict[str, Any] = {"leases": [leases.lease_view(s, lease, rt.attestation_domain) for lease in got]}
+            if chs := challenges.claim_view(rt, s, name, now):  # a timed speed challenge, when one is due
+                out["challenges"] = chs
+            return out
 
     @r.post("/v1/leases/poll")
     async def poll(req: SignedRequest) -> dict[str, Any]:
@@ -78,8 +81,8 @@ def router(rt: Runtime) -> APIRouter:
             if gen != rt.generation or time.monotonic() - last >= POLL_RECHECK_S:
                 gen, last = rt.generation, time.monotonic()
                 got = await run_in_threadpool(claim, p.name, p.max_leases)
-                if got:
-                    return {"leases": got}
+                if got["leases"] or got.get("challenges"):
+                    return got
             if time.monotonic() >= deadline:
                 return {"leases": []}
             await asyncio.sleep(min(POLL_SLEEP_S, max(0.0, deadline - time.monotonic())))

@@ -20,6 +20,7 @@ from market.core.matching import RoundInputs
 from market.core.orders import JobOrder, Offer
 from market.db.models import LeaseRecord
 from market.exchange.service.chain_setup import ChainSetup, setup_chain
+from market.exchange.service.challenges import ChallengeBook
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.metrics import Metrics
 from market.protocol import ExchangeDomain
@@ -38,7 +39,8 @@ class Runtime:
         chain: :class:`ChainSetup`; settler, watcher: settlement; domain: the request EIP-712 domain;
         metrics: :class:`Metrics`; write_lock: serialises this process's write transactions;
         generation: bumped when new leases exist (long-polls wake on it); explanations: job id -> why unmatched;
-        last_round: (market fingerprint, time) of the last round (see ``loop.market_fingerprint``).
+        last_round: (market fingerprint, time) of the last round (see ``loop.market_fingerprint``);
+        challenges: the outstanding speed challenges (:mod:`market.exchange.service.challenges`).
     """
 
     settings: Any
@@ -54,6 +56,7 @@ class Runtime:
     explanations: dict[str, str] = field(default_factory=dict)
     verifying_keys: dict[int, Any] = field(default_factory=dict)
     last_round: tuple[Any, float] = (None, 0.0)
+    challenges: ChallengeBook = field(default_factory=ChallengeBook)
 
     @contextmanager
     def tx(self) -> Iterator[Session]:

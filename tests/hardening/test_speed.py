@@ -1,0 +1,196 @@
+"""Issue 14 finding 10: self-reported, noisy speed no longer drives prices and feasibility.
+
+Pure rules: per-unit asks do not depend on speed; the measured speed is the median of challenges, an unmeasured
+claim counts at most the reference machine, a failed challenge the floor. Through the real service (ThreadService,
+SQLite + in-process chain): a provider claiming speed 100 that answers its timed challenge like a speed-1 machine
+is matched and priced by the measured speed; a wrong answer is caught (reputation down, speed at the floor, not
+matched for a job whose deadline needs speed); the same job from the same provider clears at the same price
+whatever speed it claims from run to run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from market.client import ApiError, Client, ProviderClient
+from market.core.matching import clear_round
+from market.core.orders import JobOrder, Offer, ask_wei, run_seconds, unit_ask_wei
+from market.core.pricing import (FAILED_SPEED, REFERENCE_UNITS_PER_S, challenge_speed, effective_speed,
+                                 quantise_speed, work_units)
+from market.exchange.service.challenges import CHALLENGE_UNITS
+from market.exchange.service.config import ServiceConfig
+from market.settings import Settings
+from providers.hardware import benchmark
+from providers.jobs import JobWorker, challenge_job
+from tests.service.conftest import LEASE_S, SMALL_LIMITS, new_key
+from tests.service.harness import ThreadService
+
+NOW = 1_000_000.0
+
+
+def job(job_id: str = "j1", **kw) -> JobOrder:
+    base = dict(client="alice", kind="proof", duration_estimate_s=30, max_price_wei=10**15, deadline_s=NOW + 10**6)
+    return JobOrder(job_id, **{**base, **kw})
+
+
+def offer(provider: str = "p1", **kw) -> Offer:
+    base = dict(cpus=8, memory_bytes=2**36, price_per_cpu_s_wei=10**6, free_bond_wei=10**12)
+    return Offer(provider, **{**base, **kw})
+
+
+def test_the_benchmark_is_a_median_of_several_runs() -> None:
+    assert benchmark(repeats=3) > 0
+
+
+def test_per_unit_asks_do_not_move_with_speed() -> None:
+    j = job(work_units=364)
+    prices = set()
+    for speed in (0.46, 1.0, 8.3, 100.0):
+        o = offer(speed=speed, price_per_constraint_wei=10**9)
+        assert unit_ask_wei(j, o) == 364 * 10**9
+        prices.add(clear_round([j], [o], now_s=NOW).assignments[0].price_wei)
+    assert prices == {364 * 10**9}
+    assert unit_ask_wei(job(kind="inference", work_units=5), offer(price_per_constraint_wei=1)) is None
+    assert work_units("proof", {"n_constraints": 364}) == 364 and work_units("proof", {"rounds": 91}) == 364
+    assert work_units("inference", {"n_sentences": 12}) == 12 and work_units("other", {}) == 0
+
+
+def test_measured_speed_rules() -> None:
+    assert effective_speed(100.0, []) == 1.0  # an unmeasured claim counts at most the reference machine
+    assert effective_speed(0.5, []) == 0.5
+    assert effective_speed(100.0, [1.0, 9.0, 1.1, 0.9, 1.0]) == 1.0  # the median: one outlier moves nothing
+    assert effective_speed(100.0, [8.0], last_failed=True) == FAILED_SPEED
+    assert challenge_speed("proof", 400, 1.0) == 1.0 and challenge_speed("proof", 400, 0.01) == 100.0
+    assert quantise_speed(0.4567) == 0.46 and quantise_speed(8.34) == 8.3 and quantise_speed(-1) == FAILED_SPEED
+
+
+# --------------------------------------------------------------------------- through the real service
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    data = tmp_path_factory.mktemp("speed") / "data"
+    settings = Settings(data_dir=data, settlement_window_s=1.0, max_attempts=3)
+    config = ServiceConfig(lease_s=LEASE_S, round_interval_s=0.1, dev=True, **SMALL_LIMITS,
+                           challenge_interval_s=3600.0, challenge_deadline_s=300.0)
+    service = ThreadService(settings, config).start()
+    service.data_dir = data
+    yield service
+    service.stop()
+
+
+def _provider(svc, name: str, *, speed: float, challenges: bool = True, **prices) -> ProviderClient:
+    key = new_key()
+    pc = ProviderClient(svc.url, key)
+    pc.register(name, offer={"price_per_cpu_s_wei": 10**9, "cpus": 4, "gpus": 0, "gpu_model": None,
+                             "memory_bytes": 8 * 2**30, "speed": speed, **prices},
+                hardware={"challenges": 1} if challenges else {})
+    Client(svc.url, key).faucet(0, bond_wei=10**17, provider_name=name)
+    return pc
+
+
+def _challenge(pc: ProviderClient, name: str) -> dict:
+    for _ in range(20):
+        pc.poll(name, wait_s=1.0)
+        got = pc.take_challenges()
+        if got:
+            return got[0]
+    raise AssertionError(f"no challenge for {name}")
+
+
+def _view(client: Client, name: str) -> dict:
+    return next(p for p in client.providers() if p["name"] == name)
+
+
+def _prove(svc, ch: dict, preimage: int | None = None) -> bytes:
+    j = challenge_job(ch)
+    worker = JobWorker(cache_dir=str(svc.data_dir / "keys"))  # the proving key cached beside the exchange's
+    t = j.ticket
+    return worker.prove(t["circuit"], t["rounds"], t["preimage"] if preimage is None else preimage, t["setup_seed"])
+
+
+def _wait_status(client: Client, job_id: str, pc: ProviderClient, name: str, timeout_s: float = 60.0) -> dict:
+    """The job once it left ``open`` (the provider kept online by heartbeats meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pc.heartbeat(name)
+        view = client.status(job_id)
+        if view["status"] != "open":
+            return view
+        time.sleep(0.2)
+    return client.status(job_id)
+
+
+def test_a_provider_claiming_100_answering_like_1_is_priced_and_matched_by_its_measured_speed(svc) -> None:
+    client = Client(svc.url, new_key())
+    client.faucet(10**18)
+    pc = _provider(svc, "claims100", speed=100.0)
+    assert _view(client, "claims100")["offer"]["speed"] == 1.0  # before any challenge: capped, not 100
+    ch = _challenge(pc, "claims100")
+    assert ch["units"] == CHALLENGE_UNITS and ch["deadline_at"] > time.time()
+    t_issued = time.time()
+    proof = _prove(svc, ch)
+    like_speed_1 = CHALLENGE_UNITS / REFERENCE_UNITS_PER_S["proof"]  # seconds a speed-1 machine takes
+    time.sleep(max(0.0, like_speed_1 - (time.time() - t_issued)))
+    verdict = pc.answer_challenge("claims100", ch["challenge_id"], proof)
+    assert verdict["passed"] and verdict["reason"] == ""
+    measured = verdict["speed"]
+    assert measured <= 1.0 and verdict["effective_speed"] == measured
+    view = _view(client, "claims100")
+    assert view["offer"]["speed"] == measured and view["hardware"]["exchange"]["speed_measured"] == [measured]
+    pc.heartbeat("claims100")
+    # needs speed 100 to meet the deadline (30 reference-seconds in 2 s): not matched on the claim
+    tight = client.submit_proof(rounds=4, preimage=3, max_price_wei=10**17, deadline_s=2.0)["job_id"]
+    loose = client.submit_proof(rounds=4, preimage=5, max_price_wei=10**17, deadline_s=3600.0)["job_id"]
+    got = _wait_status(client, loose, pc, "claims100")
+    assert got["status"] in ("assigned", "running") and got["provider"] == "claims100", got
+    speed_milli = max(1, round(measured * 1000))
+    assert int(got["price_wei"]) == run_seconds(30, speed_milli) * 10**9  # priced by the measured speed
+    assert int(got["price_wei"]) > run_seconds(30, 100_000) * 10**9      # not by the claimed one
+    tight_view = client.status(tight)  # open, or failed at its deadline: never matched to the claimed speed
+    assert tight_view["status"] in ("open", "failed", "expired")
+    assert not any(e["event"] == "matched" for e in tight_view["history"]), tight_view
+
+
+def test_a_wrong_answer_is_caught(svc) -> None:
+    client = Client(svc.url, new_key())
+    pc = _provider(svc, "liar", speed=100.0)
+    ch = _challenge(pc, "liar")
+    forged = _prove(svc, ch, preimage=int(ch["preimage"]) + 1)  # a real proof, of another statement
+    verdict = pc.answer_challenge("liar", ch["challenge_id"], forged)
+    assert not verdict["passed"] and "another statement" in verdict["reason"]
+    view = _view(client, "liar")
+    assert view["offer"]["speed"] == FAILED_SPEED and view["reputation"] < 1.0
+    assert view["hardware"]["exchange"]["challenge_failed"] is True
+    with pytest.raises(ApiError, match="not_found"):  # a second answer to the same challenge: it is closed
+        pc.answer_challenge("liar", ch["challenge_id"], b"not a proof")
+
+
+def test_a_provider_that_does_not_answer_challenges_is_credited_at_most_the_reference_speed(svc) -> None:
+    client = Client(svc.url, new_key())
+    pc = _provider(svc, "silent", speed=50.0, challenges=False)
+    pc.poll("silent", wait_s=0.5)
+    assert pc.take_challenges() == []
+    assert _view(client, "silent")["offer"]["speed"] == 1.0
+    self_exchange = {"exchange": {"speed_measured": [999.0]}}  # a provider cannot write the exchange's notes
+    pc.register("silent", offer={"price_per_cpu_s_wei": 10**9, "cpus": 4, "memory_bytes": 8 * 2**30, "speed": 50.0},
+                hardware=self_exchange)
+    assert _view(client, "silent")["offer"]["speed"] == 1.0
+
+
+def test_the_same_job_clears_at_the_same_price_whatever_speed_is_claimed(svc) -> None:
+    client = Client(svc.url, new_key())
+    client.faucet(10**18)
+    prices = []
+    pc = _provider(svc, "unitpriced", speed=1.0, challenges=False, price_per_constraint_wei=10**9)
+    for i, claimed in enumerate((0.46, 8.3, 2.0)):  # one host's benchmark range (issue 14, finding 10)
+        pc.register("unitpriced", offer={"price_per_cpu_s_wei": 10**9, "cpus": 4, "memory_bytes": 8 * 2**30,
+                                         "speed": claimed, "price_per_constraint_wei": 10**9})
+        job_id = client.submit_proof(rounds=4, preimage=11 + i, max_price_wei=10**17, deadline_s=3600.0)["job_id"]
+        got = _wait_status(client, job_id, pc, "unitpriced")
+        assert got["provider"] == "unitpriced", got
+        prices.append(int(got["price_wei"]))
+        client.cancel(job_id)
+    assert len(set(prices)) == 1 and prices[0] % 10**9 == 0  # constraints x 1 gwei, whatever the claim
+    assert ask_wei(job(), offer()) > 0
