@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,7 +14,34 @@ from eth_hash.auto import keccak
 
 from market.client._http import Transport
 from market.client.errors import ApiError
-from market.protocol import Action
+from market.protocol import UPLOAD_REQUEST_HEADER, Action
+
+#: Chunk size of streamed uploads, bytes.
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+def _sha256_size(src: str | Path | bytes) -> tuple[str, int]:
+    """``(sha256 hex, size in bytes)`` of bytes or a file (read in chunks)."""
+    if isinstance(src, bytes):
+        return hashlib.sha256(src).hexdigest(), len(src)
+    h, n = hashlib.sha256(), 0
+    with open(src, "rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK_BYTES):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _chunks(parts: list[str | Path | bytes]) -> Iterator[bytes]:
+    """The bytes of ``parts`` one after the other, in chunks of at most :data:`UPLOAD_CHUNK_BYTES`."""
+    for src in parts:
+        if isinstance(src, bytes):
+            for i in range(0, len(src), UPLOAD_CHUNK_BYTES):
+                yield src[i:i + UPLOAD_CHUNK_BYTES]
+            continue
+        with open(src, "rb") as f:
+            while chunk := f.read(UPLOAD_CHUNK_BYTES):
+                yield chunk
 
 #: Job states after which :meth:`Client.wait` returns (``paid``: verified and paid; settled on-chain later).
 DONE_STATUSES = frozenset({"paid", "settled", "failed", "cancelled"})
@@ -71,6 +101,7 @@ class Client:
     def submit_proof(self, preimage: int | None = None, *, rounds: int | None = None, max_price_wei: int,
                      circuit: str = "mimc7", circuit_id: str | None = None,
                      witness: str | Path | bytes | None = None, public: list[str] | None = None,
+                     input: str | Path | dict[str, Any] | None = None,  # noqa: A002 -- the CLI's --input
                      deadline_s: float = 3600.0, cpus: int = 1, gpus: int = 0, gpu_model: str | None = None,
                      memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0) -> dict[str, Any]:
         """Submit a Groth16 proof job. Returns the job.
@@ -78,15 +109,23 @@ class Client:
         Either the MiMC-7 example (``preimage``, ``rounds``: knowledge of a preimage of the public hash), or a
         registered circuit (``circuit_id`` from :meth:`add_circuit`, ``witness``: a snarkjs ``.wtns`` path or
         bytes; ``public``: the public signals expected, refused at intake when the witness's differ). The
-        witness goes only to the provider that proves it; the exchange deletes it once the job is paid.
+        witness goes only to the provider that proves it; the exchange deletes it once the job is paid. Instead
+        of ``witness``, ``input`` (the circuit's input JSON: a path, JSON text or a dict) for a circuit added with
+        its wasm: the provider computes the witness (the input is as secret as the witness: same handling).
         """
         common = _common(max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)
         if circuit_id is not None:
-            if witness is None:
-                raise ApiError("invalid", "a proof on a registered circuit needs witness=", "pass the .wtns")
-            data = witness if isinstance(witness, bytes) else Path(witness).read_bytes()
-            spec: dict[str, Any] = {"kind": "proof", "circuit": circuit_id,
-                                    "witness_b64": base64.b64encode(data).decode(), **common}
+            if (witness is None) == (input is None):
+                raise ApiError("invalid", "a proof on a registered circuit needs witness= or input=",
+                               "pass the .wtns, or the input JSON of a circuit added with --wasm")
+            spec: dict[str, Any] = {"kind": "proof", "circuit": circuit_id, **common}
+            if input is not None:
+                spec["input_json"] = (json.dumps(input) if isinstance(input, dict)
+                                      else input if isinstance(input, str) and input.lstrip().startswith("{")
+                                      else Path(input).read_text())
+            else:
+                data = witness if isinstance(witness, bytes) else Path(witness).read_bytes()  # type: ignore[arg-type]
+                spec["witness_b64"] = base64.b64encode(data).decode()
             if public is not None:
                 spec["public"] = [str(int(x)) for x in public]
             return self.submit(spec)
@@ -95,18 +134,35 @@ class Client:
         spec = {"kind": "proof", "circuit": circuit, "rounds": int(rounds), "preimage": str(int(preimage)), **common}
         return self.submit(spec)
 
-    def add_circuit(self, zkey: str | Path | bytes, *, name: str | None = None) -> dict[str, Any]:
-        """Register a snarkjs Groth16 ``.zkey`` (path or bytes); returns the circuit ``{"circuit_id" (sha256 hex
-        of the zkey), "n_constraints", "n_public", "vk_sha256", ...}``. Idempotent (stored once by hash).
+    def add_circuit(self, zkey: str | Path | bytes, *, wasm: str | Path | bytes | None = None,
+                    name: str | None = None) -> dict[str, Any]:
+        """Register a snarkjs Groth16 ``.zkey`` (path or bytes), with its circom witness-calculator ``wasm``
+        (``CIRCUIT_js/CIRCUIT.wasm``; needed for proof jobs given an input instead of a witness); returns the
+        circuit ``{"circuit_id" (sha256 hex of the zkey), "n_constraints", "n_public", "vk_sha256", "wasm_sha256",
+        "verifier_address", "verifier_tx", ...}``. Idempotent (stored once by hash). Files are streamed in 1 MiB
+        chunks (``POST /v1/circuits/upload``), never read whole.
 
         Raises:
-            ApiError: ``invalid`` (not a Groth16 zkey), ``too_large``.
+            ApiError: ``invalid`` (not a Groth16 zkey / not a wasm), ``too_large``.
         """
-        data = zkey if isinstance(zkey, bytes) else Path(zkey).read_bytes()
-        payload: dict[str, Any] = {"zkey_b64": base64.b64encode(data).decode()}
+        parts = [p for p in (zkey, wasm) if p is not None]
+        digests = [_sha256_size(p) for p in parts]
+        payload: dict[str, Any] = {"zkey_sha256": digests[0][0], "zkey_size": digests[0][1]}
+        if wasm is not None:
+            payload.update(wasm_sha256=digests[1][0], wasm_size=digests[1][1])
         if name is not None:
             payload["name"] = name
-        return self.t.signed("/v1/circuits", Action.CIRCUIT_ADD, payload)
+        return self.t.signed_stream("/v1/circuits/upload", Action.CIRCUIT_UPLOAD, payload, _chunks(parts),
+                                    header=UPLOAD_REQUEST_HEADER)
+
+    def circuit_verifier(self, circuit_id: str) -> str:
+        """Solidity source of a standalone Groth16 verifier for the circuit (``verifyProof`` as snarkjs's export,
+        and ``verify(uint256[8], uint256[])``). Raises ApiError ``not_found``."""
+        resp = self.t.http.get(f"/v1/circuits/{circuit_id}/verifier.sol")
+        if resp.status_code >= 400:
+            raise ApiError("not_found" if resp.status_code == 404 else "http",
+                           f"verifier of circuit {circuit_id[:12]}: HTTP {resp.status_code}", "", resp.status_code)
+        return resp.text
 
     def circuits(self) -> list[dict[str, Any]]:
         """Every registered circuit (public)."""
