@@ -85,6 +85,8 @@ class AgentConfig:
         ray_address: attach to this head (the provider's fleet) instead of starting one;
             ray_token_file: its token (else ``$RAY_AUTH_TOKEN``, else the data dir's token).
         price_per_cpu_s_wei / price_per_gpu_s_wei: the ask, wei per resource-second.
+        price_per_constraint_wei / price_per_sentence_wei: optional asks per unit of work (0: none), for proof
+            jobs per constraint and inference jobs per sentence; speed plays no part in them.
         cpus: most leases run at once and CPUs offered (default: the cluster's CPUs; an own head is
             started with this many CPUs, default all detected).
         trusted_fleet: allow a cluster without token auth (see the module docstring).
@@ -113,6 +115,8 @@ class AgentConfig:
     ray_token_file: Path | None = None
     price_per_cpu_s_wei: int = DEFAULT_PRICE_PER_CPU_S_WEI
     price_per_gpu_s_wei: int = 0
+    price_per_constraint_wei: int = 0
+    price_per_sentence_wei: int = 0
     cpus: int | None = None
     trusted_fleet: bool = False
     poll_wait_s: float = 10.0
@@ -257,7 +261,8 @@ class Agent:
         offer = {"price_per_cpu_s_wei": int(self.cfg.price_per_cpu_s_wei),
                  "price_per_gpu_s_wei": int(self.cfg.price_per_gpu_s_wei), "cpus": self.slots,
                  "gpus": cluster_gpus or len(hw.gpus), "gpu_model": hw.gpu_model, "memory_bytes": hw.memory_bytes,
-                 "speed": max(speed, 0.001)}
+                 "speed": max(speed, 0.001), "price_per_constraint_wei": int(self.cfg.price_per_constraint_wei),
+                 "price_per_sentence_wei": int(self.cfg.price_per_sentence_wei)}
         hardware = {"head": hw.to_dict(), "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
                     "cluster_cpus": cluster_cpus, "cluster_gpus": cluster_gpus, "bench": times,
                     "challenges": 1}  # answers timed speed challenges
@@ -733,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ray-address")
     p.add_argument("--ray-token-file", type=Path)
     p.add_argument("--price-per-cpu-s-wei", type=int, default=DEFAULT_PRICE_PER_CPU_S_WEI)
+    p.add_argument("--price-per-constraint-wei", type=int, default=0, help="ask per constraint of a proof job")
+    p.add_argument("--price-per-sentence-wei", type=int, default=0, help="ask per sentence of an inference job")
     p.add_argument("--cpus", type=int)
     p.add_argument("--trusted-fleet", action="store_true")
     p.add_argument("--poll-wait-s", type=float, default=10.0)
@@ -749,6 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = AgentConfig(exchange_url=a.exchange, keystore=a.key, data_dir=a.data_dir, name=a.name,
                       password_file=a.password_file, ray_address=a.ray_address, ray_token_file=a.ray_token_file,
                       price_per_cpu_s_wei=a.price_per_cpu_s_wei, cpus=a.cpus, trusted_fleet=a.trusted_fleet,
+                      price_per_constraint_wei=a.price_per_constraint_wei,
+                      price_per_sentence_wei=a.price_per_sentence_wei,
                       poll_wait_s=a.poll_wait_s, heartbeat_s=a.heartbeat_s, job_timeout_s=a.job_timeout_s,
                       stop_grace_s=a.stop_grace_s, fast_health_check=a.fast_health_check, warm_up=a.warm_up,
                       benchmark_runs=a.benchmark_runs, dev_bond_wei=a.dev_bond_wei, queue_depth=a.queue_depth,
