@@ -3,6 +3,10 @@
 A job moves ``open -> assigned -> running -> verified -> paid -> settled``; a failure
 (timeout, node death, failed verification, slashed provider) sends it back to ``open`` for
 re-auction with its remaining budget, until its deadline or attempt limit makes it ``failed``.
+A spot-checked job (inference) waits in ``verifying`` between its attested result and its payment: the
+exchange re-executes a secret sample of it on another provider (``market.exchange.service.spot``); a match
+goes on to ``verified``, a mismatch back to ``open`` (slashed, re-auctioned), and a job still unverified at
+its deadline ``expired`` -> ``failed`` (client refunded, collateral released).
 A client may ``cancel`` a job until a result is accepted (``open``, ``assigned``, ``running``). Lifecycles as ``str`` Enums with one pure transition
 function, as Ray Serve does for its deployments.
 """
@@ -25,6 +29,7 @@ class JobStatus(str, enum.Enum):
     OPEN = "open"
     ASSIGNED = "assigned"
     RUNNING = "running"
+    VERIFYING = "verifying"  # result attested, payment held until a spot re-execution agrees
     VERIFIED = "verified"
     PAID = "paid"
     SETTLED = "settled"
@@ -37,6 +42,7 @@ class JobEvent(str, enum.Enum):
 
     MATCHED = "matched"
     STARTED = "started"
+    ATTESTED = "attested"  # a signed result taken, its spot-check pending
     VERIFIED = "verified"
     PAID = "paid"
     SETTLED = "settled"
@@ -70,6 +76,10 @@ _TRANSITIONS: dict[tuple[JobStatus, JobEvent], JobStatus] = {
     (JobStatus.RUNNING, JobEvent.VERIFIED): JobStatus.VERIFIED,
     (JobStatus.RUNNING, JobEvent.FAULT): JobStatus.OPEN,
     (JobStatus.RUNNING, JobEvent.CANCEL): JobStatus.CANCELLED,
+    (JobStatus.RUNNING, JobEvent.ATTESTED): JobStatus.VERIFYING,
+    (JobStatus.VERIFYING, JobEvent.VERIFIED): JobStatus.VERIFIED,
+    (JobStatus.VERIFYING, JobEvent.FAULT): JobStatus.OPEN,  # the spot re-execution disagreed: slash, re-auction
+    (JobStatus.VERIFYING, JobEvent.EXPIRED): JobStatus.FAILED,  # unverified at the deadline: refund
     (JobStatus.VERIFIED, JobEvent.PAID): JobStatus.PAID,
     (JobStatus.PAID, JobEvent.SETTLED): JobStatus.SETTLED,
     (JobStatus.SETTLED, JobEvent.UNSETTLED): JobStatus.PAID,

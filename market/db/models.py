@@ -100,7 +100,7 @@ class JobRecord(Base):
         CheckConstraint("max_price_wei > 0", name="max_price_positive"),
         CheckConstraint("attempt >= 1", name="attempt_positive"),
         CheckConstraint(
-            "status in ('open','assigned','running','verified','paid','settled','failed','cancelled')",
+            "status in ('open','assigned','running','verifying','verified','paid','settled','failed','cancelled')",
             name="status_known",
         ),
     )

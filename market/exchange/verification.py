@@ -66,16 +66,28 @@ class Expected:
     vk: VerifyingKey | None = None
 
 
+class MalformedUpload(ValueError):
+    """An upload that is not an answer at all (e.g. a signature no key could have made): refused, nothing changes
+    (the provider may still send a real answer while its lease lasts). ``field`` names what is malformed."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
 def verify_attestation(exp: Expected, result_hash: bytes, signature: bytes) -> Attestation:
     """Rebuild the attestation from what the exchange expects and check the provider signed it.
 
     Raises:
-        ResultRejected: the signature does not recover to the provider's address.
+        MalformedUpload: the signature recovers to no address (not 65 bytes, r/s/v out of range).
+        ResultRejected: the signature recovers to another address than the provider's.
     """
     att = Attestation(job_id=job_id_bytes32(exp.job_id), input_hash=exp.input_hash, result_hash=result_hash,
                       provider=exp.provider_address, price_wei=exp.price_wei,
                       kind=JobKind.INFERENCE if exp.kind == "inference" else JobKind.PROOF)
     signer = recover_signer(att, signature, exp.domain)
+    if signer is None:
+        raise MalformedUpload("signature", "not a recoverable 65-byte ECDSA signature")
     if signer != att.provider:
         raise ResultRejected(exp.job_id, f"attestation signed by {signer}, not by provider {att.provider}")
     return att

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from eth_utils import event_abi_to_log_topic
+from web3.exceptions import BlockNotFound
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -149,7 +150,7 @@ class Watcher:
     def _canonical_hash(self, number: int) -> str | None:
         try:
             block = self.w3.eth.get_block(number)
-        except Exception:  # BlockNotFound: the chain is now shorter
+        except BlockNotFound:  # the chain is now shorter (any other error, e.g. a timeout, is no reorg: raised)
             return None
         return hex32(block["hash"])
 

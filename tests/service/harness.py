@@ -153,7 +153,8 @@ def attest(lease: dict, key: str, result: bytes) -> tuple[str, str]:
 
 def run_lease(lease: dict, keys_dir: Path) -> bytes:
     """The real result bytes of a lease: a Groth16 proof (proof jobs) or unit-norm float32 rows (inference;
-    the exchange checks shape and norms only, so random rows stand in for the model here)."""
+    the exchange checks shape, norms and a spot re-execution by another provider, so per-sentence pseudo-random
+    rows stand in for the model here)."""
     t = lease["ticket"]
     if lease["kind"] == "proof":
         circuit = preimage_circuit(int(t["preimage"]), n_rounds=int(t["rounds"]))
@@ -161,8 +162,11 @@ def run_lease(lease: dict, keys_dir: Path) -> bytes:
         return canonical_proof_bytes(proof_to_json(proof), public_to_json([circuit.hash]))
     import base64
 
-    n = len([ln for ln in base64.b64decode(t["input_b64"]).decode().splitlines() if ln.strip()])
-    rows = np.random.default_rng(0).normal(size=(n, 384)).astype(np.float32)
+    # one unit row per sentence, seeded by its keccak: two honest harness providers agree on every row, so a
+    # spot re-execution (a verification lease holds a sample of the sentences) matches
+    lines = [ln.strip() for ln in base64.b64decode(t["input_b64"]).decode().splitlines() if ln.strip()]
+    rows = np.stack([np.random.default_rng(int.from_bytes(keccak(ln.encode())[:8], "big")).normal(size=384)
+                     for ln in lines]).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     buf = io.BytesIO()
     np.save(buf, rows, allow_pickle=False)

@@ -4,6 +4,7 @@ the downloaded results match the attested hashes, balances add up, the batch roo
 
 from __future__ import annotations
 
+import threading
 import time
 
 from sqlalchemy import select
@@ -50,8 +51,12 @@ def test_inference_and_proof_jobs_paid_and_settled(any_service, keys_dir):
     inf = client.submit_inference(TEXT, max_price_wei=10**15)
     prf = client.submit_proof(12345, rounds=ROUNDS, max_price_wei=10**15)
     pc, key = provs["p1"]
+    # p2 verifies: the inference job is paid only after another provider re-embeds a secret sample of it
+    verifier = threading.Thread(target=_serve, args=(*provs["p2"], "p2", keys_dir, 1), daemon=True)
+    verifier.start()
     done = _serve(pc, key, "p1", keys_dir, 2)
-    assert {j: a["status"] for j, (a, _) in done.items()} == {inf["job_id"]: "paid", prf["job_id"]: "paid"}
+    assert {j: a["status"] for j, (a, _) in done.items()} == {inf["job_id"]: "verifying", prf["job_id"]: "paid"}
+    verifier.join(40)
     jobs = _wait_settled(client, list(done))
     for job_id, (_, result) in done.items():
         assert client.result(job_id) == result  # checked against the attested hash by the SDK

@@ -4,7 +4,9 @@ Verification (``market.exchange.verification``): keccak-256 of the bytes is the 
 attestation over (job id, input hash, result hash, provider, cleared price, kind) recovers to the provider's
 registered address; inference: ``float32 (n, 384)`` unit rows; proof: the Groth16 proof verifies for the job's
 public input. Accepted: the result is stored, the provider paid (``complete_job``), the attestation queued for
-settlement, the lease ``completed``. Rejected: ``fail_job`` (a provably wrong result slashes the collateral)
+settlement, the lease ``completed`` -- except a spot-checked inference job, which is held ``verifying`` until
+another provider re-executes a secret sample of it (``market.exchange.service.spot``; the verifier's upload comes
+through here too, on its ``lv-`` lease). Rejected: ``fail_job`` (a provably wrong result slashes the collateral)
 and the lease ``rejected``. The lease keeps the answer: a retried upload gets the same one, and a job is never
 paid twice (the lease and job states and the ledger's idempotent transfer ids all guard it).
 """
@@ -25,9 +27,9 @@ from market import exchange as ex
 from market.core.tickets import TicketInputError, dev_proving_key, parse_proof_bytes
 from market.db.models import CircuitRecord, JobBlob, JobLogLine, LeaseRecord, ProviderRecord
 from market.exchange import circuits
-from market.exchange.service import leases
+from market.exchange.service import leases, spot
 from market.exchange.service.errors import ServiceError, conflict, not_found, not_owner
-from market.exchange.verification import Expected, ResultRejected, verify_output
+from market.exchange.verification import Expected, MalformedUpload, ResultRejected, verify_output
 from market.protocol import CompletePayload, ErrorCode, MAX_LOG_LINE_CHARS
 from market.settlement.batching import add_attestation
 from proving.formats.snarkjs_json import proof_from_json
@@ -73,6 +75,8 @@ def decode_result(p: CompletePayload, max_bytes: int) -> bytes:
 
 def expected(s: Session, lease: LeaseRecord, domain: Any, vk_for: Any) -> Expected:
     """What the exchange knows about the leased job independently of the upload."""
+    if spot.is_verification(lease):
+        return spot.expected(s, lease, domain)
     job = ex.get_job(s, lease.job_id)
     params = job.spec["params"]
     kw: dict[str, Any] = {}
@@ -95,7 +99,11 @@ def expected(s: Session, lease: LeaseRecord, domain: Any, vk_for: Any) -> Expect
 
 
 def verify(exp: Expected, result: bytes, p: CompletePayload) -> Verdict:
-    """Run every check; never raises for a bad result (the verdict says why)."""
+    """Run every check; never raises for a bad result (the verdict says why).
+
+    Raises:
+        ServiceError: ``invalid`` for an upload that is no answer at all (``MalformedUpload``): nothing changes.
+    """
     try:
         obj: Any = result
         if exp.kind == "proof":
@@ -107,6 +115,9 @@ def verify(exp: Expected, result: bytes, p: CompletePayload) -> Verdict:
         return Verdict(result, rejection=ResultRejected(exp.job_id, str(exc)))
     except ResultRejected as rej:
         return Verdict(result, rejection=rej)
+    except MalformedUpload as bad:
+        raise ServiceError(ErrorCode.INVALID, f"payload.{bad.field}: {bad.reason}", "sign the attestation with the "
+                           "provider's key (providers.jobs.sign_result)") from None
 
 
 def _leaf(exp: Expected, verdict: Verdict, signature: bytes, rounds: int | None,
@@ -137,6 +148,12 @@ def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: Co
     Raises:
         ServiceError: ``conflict`` when the lease is no longer running (expired, revoked, given back).
     """
+    if spot.is_verification(lease):  # the verifier's logs are not the client's job's: not stored
+        try:
+            return spot.conclude(s, lease, verdict.rejection, verdict.result, domain=exp.domain, fee_bps=fee_bps,
+                                 max_attempts=max_attempts, now_s=now_s)
+        except ValueError as exc:
+            raise conflict(str(exc), "the verification task was closed; drop it") from None
     job = ex.get_job(s, lease.job_id)
     if lease.status != "running" or job.status != "running" or job.provider != lease.provider:
         raise conflict(f"lease {lease.lease_id} is {lease.status} (job {job.status}); the upload is not taken",
@@ -148,6 +165,11 @@ def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: Co
                     now_s=now_s)
         outcome: dict[str, Any] = {"job_id": job.job_id, "status": "rejected", "reason": rej.reason}
         leases.close(s, lease, "rejected", now_s, outcome)
+        return outcome
+    if (rate := spot.spot_rate(job)) != "off":  # held, not paid, until another provider agrees on a sample
+        spot.begin(s, job, lease, verdict.result, p.result_hash, p.signature, exp.provider_address, rate, now_s)
+        outcome = {"job_id": job.job_id, "status": "verifying", "reason": None}
+        leases.close(s, lease, "completed", now_s, outcome)
         return outcome
     s.add(JobBlob(job_id=job.job_id, name="result", size_bytes=len(verdict.result), data=verdict.result))
     sig = bytes.fromhex(p.signature[2:])

@@ -36,7 +36,8 @@ from market.exchange.service.errors import ServiceError, conflict, invalid, not_
 from market.protocol import ErrorCode, JobSpecIn
 
 CANCELLABLE = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value)
-UNFINISHED = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value, JobStatus.VERIFIED.value)
+UNFINISHED = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value, JobStatus.VERIFYING.value,
+              JobStatus.VERIFIED.value)
 #: Reference-machine seconds per sentence embedded, and per proof job (the rounds' duration estimates).
 SENTENCES_PER_S = 20
 PROOF_ESTIMATE_S = 30

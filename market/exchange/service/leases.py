@@ -3,7 +3,9 @@
 ``assigned`` (matched in a round) -> ``running`` (delivered by a poll) -> ``completed`` | ``rejected`` |
 ``failed`` (given back) | ``expired`` | ``revoked`` (the client cancelled). An expired lease sends its job
 back to the next round without that provider (``fail_job`` with ``wrong_result=False``: infrastructure loss is
-not slashed), until the job's attempts or deadline run out. All functions take the open transaction first.
+not slashed), until the job's attempts or deadline run out. A verification task (``spot``: lease id ``lv-...``,
+the sample of a ``verifying`` job given to another provider) uses the same states and poll path; its expiry
+only closes it (the loop's sweep asks another verifier). All functions take the open transaction first.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from sqlalchemy.orm import Session
 
 from market import exchange as ex
 from market.core.tickets import ATTESTATION_KIND, DEV_SETUP_SEED
-from market.db.models import JobBlob, JobRecord, LeaseRecord
+from market.db.models import JobBlob, JobRecord, LeaseRecord, ProviderRecord
+from market.core import policy
+from market.core.tickets import inference_input_hash
+from market.exchange.service import spot
 from proving.formats.wtns_file import parse_wtns
 from contracts.attestation import job_id_bytes32
 
@@ -45,7 +50,8 @@ def claim(s: Session, provider: str, max_leases: int, now_s: float, lease_s: flo
                             .order_by(LeaseRecord.created_at).limit(max_leases)))
     for lease in leases:
         lease.status, lease.delivered_at, lease.expires_at = "running", now_s, now_s + lease_s
-        ex.mark_started(s, lease.job_id, now_s)
+        if not spot.is_verification(lease):
+            ex.mark_started(s, lease.job_id, now_s)
     s.flush()
     return leases
 
@@ -72,11 +78,44 @@ def expire(s: Session, now_s: float, max_attempts: int) -> list[str]:
                                                        LeaseRecord.expires_at < now_s)))
     for lease in expired:
         close(s, lease, "expired", now_s, {"status": "expired", "reason": "lease expired"})
+        if spot.is_verification(lease):  # a silent verifier: an infrastructure fault; the sweep asks another
+            prov = s.get(ProviderRecord, lease.provider)
+            if prov is not None:
+                prov.reputation = policy.lowered_reputation(prov.reputation, wrong_result=False)
+            continue
         job = s.get(JobRecord, lease.job_id)
         if job is not None and job.status in OPEN and job.provider == lease.provider:
             ex.fail_job(s, job.job_id, reason=f"lease {lease.lease_id} expired (provider {lease.provider} silent)",
                         wrong_result=False, max_attempts=max_attempts, now_s=now_s)
     return [lease.lease_id for lease in expired]
+
+
+def sweep_stuck(s: Session, now_s: float, max_attempts: int) -> list[str]:
+    """Return every ``assigned`` / ``running`` job that no open lease of its provider holds any more (an
+    inconsistency: a crash between two writes, a bug) or whose deadline has passed: its open leases are closed
+    ``expired`` and the job goes through ``fail_job`` (no slash: nothing shows a wrong result), which re-auctions it
+    or, past its deadline or attempts, refunds the client. (``verifying`` jobs are swept by ``spot.sweep``.)
+    Returns the job ids swept."""
+    swept: list[str] = []
+    jobs = list(s.scalars(select(JobRecord).where(JobRecord.status.in_(OPEN))))
+    if not jobs:
+        return swept
+    by_job: dict[str, list[LeaseRecord]] = {}
+    for lease in s.scalars(select(LeaseRecord).where(LeaseRecord.status.in_(OPEN))):
+        if not spot.is_verification(lease):
+            by_job.setdefault(lease.job_id, []).append(lease)
+    for job in jobs:
+        held = by_job.get(job.job_id, [])
+        mine = [lease for lease in held if lease.provider == job.provider]
+        if mine and job.deadline_s >= now_s:
+            continue
+        for lease in held:
+            close(s, lease, "expired", now_s, {"job_id": job.job_id, "status": "expired", "reason": "swept"})
+        why = "its deadline passed while it ran" if mine else "no open lease held it"
+        ex.fail_job(s, job.job_id, reason=f"swept: {why} (provider {job.provider})", wrong_result=False,
+                    max_attempts=max_attempts, now_s=now_s)
+        swept.append(job.job_id)
+    return swept
 
 
 def close(s: Session, lease: LeaseRecord, status: str, now_s: float, outcome: dict[str, Any]) -> None:
@@ -112,12 +151,19 @@ def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
 
 
 def lease_view(s: Session, lease: LeaseRecord, domain: Any) -> dict[str, Any]:
-    """A delivered lease as ``lease.poll`` returns it (ticket and what the attestation must commit to)."""
+    """A delivered lease as ``lease.poll`` returns it (ticket and what the attestation must commit to). A
+    verification task looks like an inference lease: its ticket is the sampled sentences only, its input hash
+    their keccak, its price 0."""
     job = ex.get_job(s, lease.job_id)
     att_domain = {"name": domain.name, "version": domain.version, "chainId": domain.chain_id,
                   "verifyingContract": domain.verifying_contract}
+    input_hash, tk = job.input_hash, None
+    if spot.is_verification(lease):
+        rec = spot.record(s, job.job_id) or {"rows": []}
+        text = spot.sample_text(s, job.job_id, rec["rows"])
+        input_hash, tk = "0x" + inference_input_hash(text).hex(), {"input_b64": base64.b64encode(text).decode()}
     return {"lease_id": lease.lease_id, "job_id": job.job_id, "kind": job.kind, "expires_at": lease.expires_at,
             "price_wei": str(lease.price_wei),
             "attestation": {"domain": att_domain, "job_id_bytes32": "0x" + job_id_bytes32(job.job_id).hex(),
-                            "input_hash": job.input_hash, "kind": ATTESTATION_KIND[job.kind]},
-            "ticket": ticket(s, job)}
+                            "input_hash": input_hash, "kind": ATTESTATION_KIND[job.kind]},
+            "ticket": tk if tk is not None else ticket(s, job)}

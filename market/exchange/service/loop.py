@@ -1,9 +1,11 @@
-"""The service's background loop: each tick expires leases and deadlines, runs an auction round, submits
-due settlement batches and lets the watcher catch up. Every step is its own transaction, so a kill at any
-point leaves a consistent database, and the next start continues from it."""
+"""The service's background loop: each tick expires leases and deadlines, sweeps stuck jobs, hands spot-checks
+to verifiers, runs an auction round; a second thread submits due settlement batches and lets the watchers catch
+up, only while the chain node answers (a paused node delays settlement, never the market). Every step is its
+own transaction, so a kill at any point leaves a consistent database, and the next start continues from it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,7 +18,8 @@ from market import exchange as ex
 from market.db.models import JobRecord, LeaseRecord, ProviderRecord, RequestNonce
 from market.exchange import pricing_hooks
 from market.exchange.pricing_hooks import HookLimits
-from market.exchange.service import challenges, leases, money, providers, routes_circuits
+from market.exchange.service import challenges, leases, money, providers, routes_circuits, spot
+from market.exchange.service.chain_setup import probe
 from market.exchange.service.runtime import Runtime
 
 log = logging.getLogger("raymarket.exchange")
@@ -27,9 +30,22 @@ def housekeeping(rt: Runtime, now_s: float) -> None:
     with rt.tx() as s:
         providers.refresh_active(s, now_s, rt.config.lease_s)
         expired = leases.expire(s, now_s, rt.settings.max_attempts)
+        swept = leases.sweep_stuck(s, now_s, rt.settings.max_attempts)
         ex.expire_jobs(s, now_s)
     if expired:
         log.info("leases expired: %s", ", ".join(expired))
+    if swept:
+        log.warning("jobs swept (no open lease, or past their deadline while running): %s", ", ".join(swept))
+
+
+def verify_step(rt: Runtime, now_s: float) -> None:
+    """Spot-checks (``spot.sweep``): give each ``verifying`` job's sample to a verifier, expire unverified ones."""
+    with rt.tx() as s:
+        created, unverified = spot.sweep(s, now_s, rt.config.lease_s)
+    if created:
+        rt.generation += 1  # wake the verifiers' long-polls
+    if unverified:
+        log.info("jobs unverified at their deadline (refunded, not paid): %s", ", ".join(unverified))
 
 
 #: A round whose inputs look unchanged (same open jobs, active providers and open leases) is skipped,
@@ -72,8 +88,12 @@ def auction(rt: Runtime, now_s: float) -> int:
 
 
 def settle(rt: Runtime, now_s: float) -> int:
-    """Submit due settlement batches, then apply new chain events (jobs -> ``settled``). Returns batches sent."""
-    with rt.write_lock:
+    """Submit due settlement batches, then apply new chain events (jobs -> ``settled``). Returns batches sent.
+
+    Over RPC this runs without the service's write lock (its own short transactions wait on the database, not
+    on this process): a node that stops answering must not hold up requests and rounds while its calls time
+    out. The in-process EVM, which is not thread-safe, is still called under the lock (it never stalls)."""
+    with rt.write_lock if rt.chain.chain.kind == "in-process" else contextlib.nullcontext():
         sent = rt.settler.flush(now_s=now_s)
         rt.watcher.poll_once()
     rt.metrics.batches.inc(len(sent))
@@ -86,33 +106,68 @@ def prune_nonces(rt: Runtime, now_s: float) -> None:
         s.execute(delete(RequestNonce).where(RequestNonce.expiry < now_s - 1))
 
 
-def tick(rt: Runtime, now_s: float | None = None) -> None:
-    """One pass of every step (errors are logged; the next tick retries)."""
-    now_s = time.time() if now_s is None else now_s
-    for step in (housekeeping, challenges.step, auction, settle, money.step, routes_circuits.step):
+#: Steps that touch only the database (and provider processes): they run whatever the chain does.
+MARKET_STEPS = (housekeeping, verify_step, challenges.step, auction)
+#: Steps that call the chain node: settlement batches + watcher, the Vault (deposits, epochs, audit), verifier
+#: registration. Run by their own thread, gated by the node's health (``chain_setup.ChainHealth``).
+CHAIN_STEPS = (settle, money.step, routes_circuits.step)
+#: While the node answers, it is probed at most this often (seconds) to keep ``seconds_since_ok`` honest.
+PROBE_EVERY_S = 1.0
+
+
+def _run_steps(rt: Runtime, now_s: float, steps: tuple) -> None:
+    for step in steps:
         try:
             step(rt, now_s)
-        except Exception:  # the loop must survive a failing step (chain down, lock timeout)
+        except Exception:  # the loop must survive a failing step (lock timeout, a bug)
             log.exception("background step %s failed", step.__name__)
 
 
+def chain_tick(rt: Runtime, now_s: float) -> bool:
+    """The chain steps, when the node answers: probed first while it is down (or not heard from for
+    ``PROBE_EVERY_S``); a step that fails while the probe after it fails too is the stall (logged once by
+    ``ChainHealth``), not a bug (logged with its traceback). Returns whether the node answered."""
+    health = rt.chain.health
+    if (not health.up or health.seconds_since_ok(now_s) > PROBE_EVERY_S) and not probe(rt.chain.chain, health):
+        return False
+    for step in CHAIN_STEPS:
+        try:
+            step(rt, now_s)
+        except Exception:  # noqa: BLE001 -- a timeout of a stalled node, or a real failure: the probe tells
+            if not probe(rt.chain.chain, health):
+                return False
+            log.exception("background step %s failed", step.__name__)
+    return True
+
+
+def tick(rt: Runtime, now_s: float | None = None) -> None:
+    """One pass of every step, market then chain (errors are logged; the next tick retries)."""
+    now_s = time.time() if now_s is None else now_s
+    _run_steps(rt, now_s, MARKET_STEPS)
+    chain_tick(rt, now_s)
+
+
 class Loop:
-    """Runs :func:`tick` every ``round_interval_s`` seconds in a daemon thread until :meth:`stop`."""
+    """Runs the market steps every ``round_interval_s`` seconds in one daemon thread, and the chain steps in
+    another (a stalled chain node never holds up rounds, leases or verification), until :meth:`stop`."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="raymarket-exchange-loop", daemon=True)
+        self._chain_thread = threading.Thread(target=self._run_chain, name="raymarket-exchange-chain", daemon=True)
         self._last_prune = 0.0
+        rt.metrics.watch_chain(rt.chain.health)
 
     def start(self) -> "Loop":
         self._thread.start()
+        self._chain_thread.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.time()
-            tick(self.rt, now)
+            _run_steps(self.rt, now, MARKET_STEPS)
             if now - self._last_prune > self.rt.config.nonce_prune_s:
                 self._last_prune = now
                 try:
@@ -121,8 +176,14 @@ class Loop:
                     log.exception("nonce pruning failed")
             self._stop.wait(self.rt.config.round_interval_s)
 
+    def _run_chain(self) -> None:
+        while not self._stop.is_set():
+            chain_tick(self.rt, time.time())
+            self._stop.wait(self.rt.config.round_interval_s)
+
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop after the current tick (waits up to ``timeout_s`` seconds)."""
+        """Stop after the current ticks (waits up to ``timeout_s`` seconds for each thread)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        for thread in (self._thread, self._chain_thread):
+            if thread.is_alive():
+                thread.join(timeout_s)

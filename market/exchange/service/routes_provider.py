@@ -123,6 +123,8 @@ def router(rt: Runtime) -> APIRouter:
                 raise conflict(f"lease {lease_id} is {lease.status}", "nothing to give back")
             completion.store_logs(s, lease, p.logs, now)
             leases.close(s, lease, "failed", now, {"job_id": p.job_id, "status": "failed", "reason": p.reason})
+            if leases.spot.is_verification(lease):  # a verification task given back: the sweep asks another provider
+                return job_view(s, ex.get_job(s, p.job_id))
             job = ex.fail_job(s, p.job_id, reason=f"given back by {lease.provider}: {p.reason}"[:1900],
                               wrong_result=False, max_attempts=rt.settings.max_attempts, now_s=now)
             return job_view(s, job)
