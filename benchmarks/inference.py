@@ -61,10 +61,12 @@ def _row(name: str, lines: list[str], embed, reference: np.ndarray | None) -> tu
 
 
 def _market_row(url: str, lines: list[str], reference: np.ndarray) -> dict:
-    from market.cli.accounts import load_dev_client  # noqa: PLC0415 (only with --market)
+    from eth_account import Account  # noqa: PLC0415 (only with --market)
+
     from market.client import Client  # noqa: PLC0415
 
-    client = Client(url, load_dev_client())
+    client = Client(url, Account.create().key, timeout_s=600)  # a throwaway client funded by the dev faucet
+    client.faucet(10**18)  # (a development exchange: `raymarket dev up`)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "input.txt"
         path.write_text("\n".join(lines) + "\n")

@@ -57,6 +57,9 @@ from tests.service.harness import ProcessService
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.6
 TARGET_JOBS_PER_S = 1000.0
+#: Job deadline, s: long, because a round only offers a job to providers whose benchmarked speed meets it, and
+#: a loaded machine benchmarks slow (a 30 s estimate at speed 0.007 is ~4,300 s).
+DEADLINE_S = 86400.0
 SENTENCES = ["The market clears jobs against offers.", "A provider runs the job on its own cluster.",
              "The result is verified before payment.", "Attestations settle in one Merkle root."]
 
@@ -263,7 +266,7 @@ class Market:
 
 def proof_spec(i: int, rounds: int) -> dict[str, Any]:
     return {"kind": "proof", "circuit": "mimc7", "rounds": rounds, "preimage": str(i + 1), "max_price_wei": str(10**14),
-            "deadline_s": 3600.0, "cpus": 1, "gpus": 0, "gpu_model": None, "memory_bytes": 0, "collateral_wei": "0"}
+            "deadline_s": DEADLINE_S, "cpus": 1, "gpus": 0, "gpu_model": None, "memory_bytes": 0, "collateral_wei": "0"}
 
 
 def embed_spec(i: int) -> dict[str, Any]:
@@ -271,7 +274,7 @@ def embed_spec(i: int) -> dict[str, Any]:
 
     data = ("\n".join(f"{s} ({i})" for s in SENTENCES)).encode()
     return {"kind": "inference", "input_b64": base64.b64encode(data).decode(), "max_price_wei": str(10**14),
-            "deadline_s": 3600.0, "cpus": 1, "gpus": 0, "gpu_model": None, "memory_bytes": 0, "collateral_wei": "0"}
+            "deadline_s": DEADLINE_S, "cpus": 1, "gpus": 0, "gpu_model": None, "memory_bytes": 0, "collateral_wei": "0"}
 
 
 def market_phase(m: Market, kind: str, n: int, rounds: int, threads: int, profile: Path | None,
