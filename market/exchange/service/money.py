@@ -153,6 +153,22 @@ class FaucetResult:
     credited: list[VaultWatchedEvent]
 
 
+def check_faucet_funds(rt: Any, want_wei: int) -> None:
+    """Refuse a DEVELOPMENT faucet call the dev funder key cannot pay (``want_wei`` plus a gas margin); the route calls
+    it before it spends the request's nonce, so a refused faucet call changes nothing (issue 14 fuzzing).
+
+    Raises:
+        ServiceError: ``not_dev`` (the funder key has too little ETH on this chain: not a dev chain).
+    """
+    chain = rt.chain.chain
+    funder = Account.from_key(DEV_FAUCET_KEYS[chain.kind]).address
+    have = chain.w3.eth.get_balance(funder)
+    if have < want_wei + 10**16:  # the value plus a margin for gas
+        raise ServiceError(ErrorCode.NOT_DEV, f"the DEV faucet key {funder} holds {have} wei on this chain, "
+                           f"{want_wei} wei asked: not a development chain with well-known funded dev keys",
+                           "deposit from your own key (raymarket deposit AMOUNT)")
+
+
 def dev_faucet(rt: Any, address: str, amount_wei: int, stake_wei: int) -> FaucetResult:
     """DEVELOPMENT faucet: real chain money for ``address``, never ledger money from nothing.
 
@@ -174,11 +190,7 @@ def dev_faucet(rt: Any, address: str, amount_wei: int, stake_wei: int) -> Faucet
     funder = Account.from_key(key).address
     want = amount_wei + stake_wei
     with m.faucet_lock:
-        have = chain.w3.eth.get_balance(funder)
-        if have < want + 10**16:  # the value plus a margin for gas
-            raise ServiceError(ErrorCode.NOT_DEV, f"the DEV faucet key {funder} holds {have} wei on this chain, "
-                               f"{want} wei asked: not a development chain with well-known funded dev keys",
-                               "deposit from your own key (raymarket deposit AMOUNT)")
+        check_faucet_funds(rt, want)
         chain.forget_nonce(funder)  # other processes may use the dev keys too: read the nonce fresh
         txs, receipts = [], []
         for fn, wei in (("depositFor", amount_wei), ("stakeFor", stake_wei)):

@@ -98,6 +98,7 @@ def router(rt: Runtime) -> APIRouter:
         if not rt.config.dev:
             raise ServiceError(ErrorCode.NOT_DEV, "the faucet exists only on a development exchange",
                                "run `raymarket exchange serve --dev` (never in production)")
+        money.check_faucet_funds(rt, p.amount_wei + p.bond_wei)  # before the nonce: a refusal changes nothing
         with rt.tx() as s:
             consume_nonce(s, req, now)
             if p.bond_wei:
