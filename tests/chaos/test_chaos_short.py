@@ -27,6 +27,7 @@ def test_same_seed_same_schedule():
     assert all(1 <= f.param <= 5 for f in a.faults if f.kind == "reorg")
 
 
+@pytest.mark.timeout(2400, method="signal")  # signal: on a timeout the finally blocks still stop every process
 def test_chaos_short_every_fault_kind_once():
     plan = make_plan(SEED, 12, window_s=70.0, faults=len(FAULT_KINDS))
     report = run_chaos(plan, short_base(), log=print)
