@@ -22,8 +22,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from market.core import _matching_kernels as K
-from market.core.orders import (JobBook, JobOrder, Offer, OfferBook, Usage, ask_wei, build_job_book, build_offer_book,
-                           run_seconds)
+from market.core.orders import (JobBook, JobOrder, Offer, OfferBook, Usage, build_job_book, build_offer_book,
+                           run_seconds, static_ask_wei, unit_asks)
 
 REASONS: tuple[str, ...] = K.REASON_NAMES[1:]
 
@@ -129,9 +129,10 @@ def quote(job: JobOrder, offers: Iterable[Offer], recent_prices: Sequence[int], 
         recent_prices: recent clearing prices (wei) of comparable jobs (the exchange picks them).
         now_s: time of the quote (deadlines are checked against it).
     """
+    offers = list(offers)
     ob, models, labels = build_offer_book(offers, running)
     jb = build_job_book([job], ob, models, labels)
-    ov = K.override_columns({}, jb, ob)
+    ov = K.override_columns(unit_asks([job], offers), jb, ob)  # per-unit quotes, as in a round
     rem = (ob.cpus_free, ob.gpus_free, ob.mem_free, ob.bond_free)
     counts, cheapest = K.funnel(np.zeros(1, np.int64), K.job_columns(jb), K.offer_columns(ob), jb.max_price.copy(),
                                 float(now_s), rem, ov)
@@ -144,7 +145,8 @@ def quote(job: JobOrder, offers: Iterable[Offer], recent_prices: Sequence[int], 
 
 def _cheapest_feasible_ask(job: JobOrder, offers: Iterable[Offer], now_s: float,
                            running: Mapping[str, Usage] | None) -> int | None:
-    asks = [ask_wei(job, o) for o in offers if reference_reason(job, o, now_s, None, running) in ("ok", "price")]
+    asks = [static_ask_wei(job, o) for o in offers
+            if reference_reason(job, o, now_s, None, running) in ("ok", "price")]
     return min(asks) if asks else None
 
 
@@ -170,6 +172,6 @@ def reference_reason(job: JobOrder, offer: Offer, now_s: float, cap_wei: int | N
         return "deadline"
     if offer.free_bond_wei < job.collateral_wei:
         return "bond"
-    if cap_wei is not None and ask_wei(job, offer) > cap_wei:
+    if cap_wei is not None and static_ask_wei(job, offer) > cap_wei:
         return "price"
     return "ok"

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from market.client import ApiError, Client, ProviderClient
+from market.core.explain import quote
 from market.core.matching import clear_round
 from market.core.orders import JobOrder, Offer, ask_wei, run_seconds, unit_ask_wei
 from market.core.pricing import (FAILED_SPEED, REFERENCE_UNITS_PER_S, challenge_speed, effective_speed,
@@ -194,3 +195,8 @@ def test_the_same_job_clears_at_the_same_price_whatever_speed_is_claimed(svc) ->
         client.cancel(job_id)
     assert len(set(prices)) == 1 and prices[0] % 10**9 == 0  # constraints x 1 gwei, whatever the claim
     assert ask_wei(job(), offer()) > 0
+
+
+def test_a_quote_sees_the_per_unit_ask() -> None:
+    q = quote(job(work_units=364), [offer(price_per_constraint_wei=10**9)], [], now_s=NOW)
+    assert q.feasible and q.cheapest_ask_wei == 364 * 10**9
