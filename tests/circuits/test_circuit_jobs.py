@@ -63,7 +63,8 @@ def test_circuit_job_end_to_end(merkle, tmp_path):
         # registered on the service's settlement contract at `circuit add` (operator tx recorded)
         contract = svc.runtime.chain.contract
         assert shown["verifier_settlement"] == contract.address and shown["verifier_tx"].startswith("0x")
-        assert contract.call("verifiers", bytes.fromhex(cid)) == shown["verifier_address"]
+        with svc.runtime.write_lock:  # the in-process EVM is not thread-safe (the loop sends txs)
+            assert contract.call("verifiers", bytes.fromhex(cid)) == shown["verifier_address"]
         ours, theirs = json.loads(vk_out.read_text()), merkle_vk
         for field in ("vk_alpha_1", "vk_beta_2", "vk_gamma_2", "vk_delta_2", "IC", "nPublic"):
             assert ours[field] == theirs[field], field

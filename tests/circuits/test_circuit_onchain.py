@@ -7,6 +7,7 @@ registered on chain on its first use."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -15,7 +16,8 @@ from eth_account import Account
 from contracts.attestation import Attestation, AttestationLeaf, JobKind, proof_commitment, sign_attestation
 from contracts.errors import ContractReverted
 from contracts.merkle import build_tree
-from market.client import Client
+from market.client import ApiError, Client
+from market.protocol import UPLOAD_REQUEST_HEADER, Action
 from market.db.models import CircuitRecord
 from market.exchange.service import ServiceConfig
 from market.settings import Settings
@@ -35,19 +37,44 @@ def _leaf(key: str, domain, circuit_id: bytes, words: list[int], public: list[in
     return AttestationLeaf(sign_attestation(att, key, domain), proof_commitment(circuit_id, words, public))
 
 
+def _upload_is_checked(client: Client, built) -> None:
+    """The streamed upload refuses a body that is not what the signed request says, a bad wasm, too much."""
+    zkey = built.zkey.read_bytes()
+    good = {"zkey_sha256": hashlib.sha256(zkey).hexdigest(), "zkey_size": len(zkey)}
+
+    def upload(payload: dict, body: bytes) -> ApiError:
+        with pytest.raises(ApiError) as err:
+            client.t.signed_stream("/v1/circuits/upload", Action.CIRCUIT_UPLOAD, payload, body,
+                                   header=UPLOAD_REQUEST_HEADER)
+        return err.value
+
+    assert "zkey_sha256" in upload(good, zkey[:-1] + b"x").message
+    assert upload(good, zkey[:-1]).code == "invalid"  # shorter than signed
+    assert upload(good, zkey + b"x").code == "too_large"  # longer than signed
+    assert upload({**good, "zkey_size": 2**40}, zkey).code == "too_large"
+    wasm = b"not a wasm"
+    bad_wasm = {**good, "wasm_sha256": hashlib.sha256(wasm).hexdigest(), "wasm_size": len(wasm)}
+    assert "WebAssembly" in upload(bad_wasm, zkey + wasm).message
+    assert "not a snarkjs Groth16 zkey" in upload({"zkey_sha256": hashlib.sha256(b"zz").hexdigest(),
+                                                   "zkey_size": 2}, b"zz").message
+    assert client.circuits() == []
+
+
 def test_bad_proof_challenge_succeeds_for_a_registered_circuit(sumsq, tmp_path):
     settings = Settings(data_dir=tmp_path / "exchange", settlement_window_s=1.0)
     svc = ThreadService(settings, ServiceConfig(lease_s=6.0, round_interval_s=0.2, dev=True)).start()
     try:
         key, _ = make_keystore(tmp_path / "client.keystore.json")
         client = Client(svc.url, key)
+        _upload_is_checked(client, sumsq)
         rec = client.add_circuit(sumsq.zkey, wasm=sumsq.wasm)
         cid = bytes.fromhex(rec["circuit_id"])
         rt = svc.runtime
         contract, operator = rt.chain.contract, rt.chain.operator_key
         assert rec["verifier_error"] is None and rec["verifier_settlement"] == contract.address
-        assert contract.call("verifiers", cid) == rec["verifier_address"]
-        assert contract.call("verifierPublicInputs", cid) == rec["n_public"] == 2
+        with rt.write_lock:
+            assert contract.call("verifiers", cid) == rec["verifier_address"]
+            assert contract.call("verifierPublicInputs", cid) == rec["n_public"] == 2
 
         pk = read_zkey(sumsq.zkey)
         w = read_wtns(sumsq.witness)
@@ -69,7 +96,7 @@ def test_bad_proof_challenge_succeeds_for_a_registered_circuit(sumsq, tmp_path):
                 contract.challenge_proof(challenger, batch_id, leaves[2], tree.proof(2), b"\x33" * 32, bad, public)
             assert unknown.value.error_name == "UnknownCircuit"
             contract.challenge_proof(challenger, batch_id, leaves[1], tree.proof(1), cid, bad, public)
-        assert contract.call("challenged", batch_id, leaves[1].hash) == BAD_PROOF
+            assert contract.call("challenged", batch_id, leaves[1].hash) == BAD_PROOF
 
         # the MiMC-7 example: a registered circuit (owner "exchange"), put on chain by the loop on first use
         client.faucet(10**18)
@@ -77,8 +104,11 @@ def test_bad_proof_challenge_succeeds_for_a_registered_circuit(sumsq, tmp_path):
         with rt.read() as s:
             mimc = s.query(CircuitRecord).filter_by(owner="exchange", name="mimc7-2").one()
             mimc_id = mimc.circuit_id
-        wait_for(lambda: contract.call("verifiers", bytes.fromhex(mimc_id)) != "0x" + "00" * 20, 60,
-                 "the MiMC example's verifier on chain")
+        def registered() -> bool:
+            with rt.write_lock:  # the in-process EVM is not thread-safe: never call it while the loop sends a tx
+                return contract.call("verifiers", bytes.fromhex(mimc_id)) != "0x" + "00" * 20
+
+        wait_for(registered, 60, "the MiMC example's verifier on chain")
         assert [c["circuit_id"] for c in client.circuits()] == [rec["circuit_id"], mimc_id]
     finally:
         svc.stop()
