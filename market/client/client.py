@@ -91,11 +91,16 @@ class Client:
 
     def submit_inference(self, text_path_or_bytes: str | Path | bytes, *, max_price_wei: int,
                          deadline_s: float = 3600.0, cpus: int = 1, gpus: int = 0, gpu_model: str | None = None,
-                         memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0) -> dict[str, Any]:
-        """Submit an embedding job over a UTF-8 text (one sentence per line): a path or the bytes. Returns the job."""
+                         memory_bytes: int = 0, job_id: str | None = None, collateral_wei: int = 0,
+                         verification: str | None = None) -> dict[str, Any]:
+        """Submit an embedding job over a UTF-8 text (one sentence per line): a path or the bytes. Returns the job.
+        ``verification``: ``spot-check:RATE`` or ``attest-only`` (None: the exchange's default, a spot-check, which
+        pays only after another provider re-executes a sample)."""
         data = text_path_or_bytes if isinstance(text_path_or_bytes, bytes) else Path(text_path_or_bytes).read_bytes()
         spec = {"kind": "inference", "input_b64": base64.b64encode(data).decode(), **_common(
             max_price_wei, deadline_s, cpus, gpus, gpu_model, memory_bytes, job_id, collateral_wei)}
+        if verification is not None:
+            spec["verification"] = verification
         return self.submit(spec)
 
     def submit_proof(self, preimage: int | None = None, *, rounds: int | None = None, max_price_wei: int,

@@ -33,8 +33,9 @@ Rules chosen here (project choices):
 * **One disagreement slashes.** With two parties the exchange cannot tell which one lied; the verifier is chosen
   by the exchange after the result is committed, so a provider cannot arrange its own verifier. (Asking a third
   provider before slashing is left for later.)
-* **Policy.** ``spot-check:RATE`` samples ``ceil(RATE * n)`` rows (RATE in (0, 1]); no policy samples
-  ``verification.SPOT_SAMPLE_ROWS`` rows; ``attest-only`` pays on the attestation (no re-execution).
+* **Policy** (``market.core.policy``, the job's ``spec["verification"]``, else the kind's default
+  ``spot-check:0.5``): ``spot-check:RATE`` re-executes ``policy.spot_sample_size`` = ``ceil(RATE * n)`` rows;
+  ``attest-only`` pays on the attestation (no re-execution).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ import hashlib
 import hmac
 import io
 import json
-import math
 import secrets
+from fractions import Fraction
 import uuid
 from typing import Any
 
@@ -82,32 +83,30 @@ def exchange_secret(s: Session) -> bytes:
     return bytes.fromhex(row.value)
 
 
-def spot_rate(job: JobRecord) -> float | None | str:
-    """The job's spot-check rate: a fraction in (0, 1], ``None`` for the default sample size, or ``"off"``
-    (``attest-only``, or not an inference job). Reads ``spec["verification"]`` (``spot-check:RATE``,
-    ``attest-only``, ``proof``) when the job spec carries one (engineer G's policies)."""
-    if job.kind != "inference":
-        return "off"
-    pol = job.spec.get("verification") or job.spec.get("params", {}).get("verification")
-    if isinstance(pol, dict):
-        pol = pol.get("policy") or pol.get("name")
-    if not isinstance(pol, str) or not pol:
-        return None
-    if pol == "attest-only":
-        return "off"
-    if pol.startswith("spot-check:"):
+def job_policy(job: JobRecord) -> policy.VerificationPolicy:
+    """The job's verification policy: ``spec["verification"]`` (canonical text, ``market.core.policy``), else the
+    kind's default (jobs from before policies; an unreadable one counts as the default, never as ``attest-only``)."""
+    text = job.spec.get("verification")
+    if text:
         try:
-            rate = float(pol.split(":", 1)[1])
-        except ValueError:
-            return None
-        return min(1.0, rate) if rate > 0 and math.isfinite(rate) else None
-    return None
+            return policy.parse_policy(str(text), job.kind)
+        except policy.PolicyError:
+            pass
+    return policy.default_policy(job.kind)
 
 
-def sample_size(n_rows: int, rate: float | None) -> int:
-    """Rows to re-execute of ``n_rows``: ``ceil(rate * n)`` (at least 1), or ``SPOT_SAMPLE_ROWS`` without a rate."""
-    k = SPOT_SAMPLE_ROWS if rate is None else max(1, math.ceil(rate * n_rows))
-    return min(k, n_rows)
+def spot_rate(job: JobRecord) -> Fraction | None | str:
+    """``"off"`` when the job is not spot-checked (a proof job, or ``attest-only``), else its rate (exact)."""
+    pol = job_policy(job)
+    return pol.rate if pol.name == "spot-check" else "off"
+
+
+def sample_size(n_rows: int, rate: Fraction | float | None) -> int:
+    """Rows to re-execute of ``n_rows``: ``ceil(rate * n)`` (at least 1, ``policy.spot_sample_size``), or
+    ``SPOT_SAMPLE_ROWS`` without a rate."""
+    if rate is None:
+        return min(SPOT_SAMPLE_ROWS, n_rows)
+    return policy.spot_sample_size(policy.VerificationPolicy("spot-check", Fraction(rate)), n_rows)
 
 
 def is_verification(lease: LeaseRecord) -> bool:
@@ -145,7 +144,7 @@ def _event(s: Session, job: JobRecord, event: JobEvent, now_s: float, **detail: 
 
 
 def begin(s: Session, job: JobRecord, lease: LeaseRecord, result: bytes, result_hash: str, signature: str,
-          provider_address: str, rate: float | None, now_s: float) -> dict[str, Any]:
+          provider_address: str, rate: Fraction | None, now_s: float) -> dict[str, Any]:
     """Hold an attested inference result for its spot-check (see the module docstring, step 1).
 
     Returns:
