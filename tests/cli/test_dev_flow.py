@@ -75,7 +75,10 @@ def test_dev_up_submit_wait_result_dev_down(tmp_path):
 
         text = tmp_path / "in.txt"
         text.write_text("The quick brown fox.\nA second sentence.\nAnd a third one.\n")
-        emb = ok(run(home, "submit", "inference", str(text), "--max-price", MAX_PRICE, "--wait", "--json"))
+        # one provider: nobody else could re-execute a spot-check sample (such a job is not paid until verified;
+        # tests/hardening/test_spot_reexecution.py covers that path), so this job asks for attest-only
+        emb = ok(run(home, "submit", "inference", str(text), "--max-price", MAX_PRICE, "--verification", "attest-only",
+                     "--wait", "--json"))
         assert emb["status"] in ("paid", "settled")
         got = ok(run(home, "result", emb["job_id"], "--out", str(tmp_path / "emb.npy"), "--json"))
         arr = np.load(tmp_path / "emb.npy")
@@ -83,6 +86,7 @@ def test_dev_up_submit_wait_result_dev_down(tmp_path):
 
         status = ok(run(home, "status", emb["job_id"], "--json"))
         assert status["provider"] and [e["event"] for e in status["history"]][0] == "submitted"
+        assert status["verification"] == "attest-only"
         assert ok(run(home, "provider", "list", "--json"))[0]["name"] == "dev-p1"
         assert isinstance(ok(run(home, "logs", emb["job_id"], "--json"))["lines"], list)
 
