@@ -224,6 +224,9 @@ WORK_UNIT: dict[str, str] = {"proof": "constraint", "inference": "sentence"}
 #: Units per second of the reference machine (speed 1.0): Groth16 constraints proved (numba prover, MiMC-7,
 #: including the dispatch overhead of a small proof) and sentences embedded (MiniLM, CPU).
 REFERENCE_UNITS_PER_S: dict[str, float] = {"proof": 400.0, "inference": 20.0}
+#: MiMC-7 rounds of a speed challenge (4 constraints each; ``market.exchange.service.challenges``), here so that
+#: the provider agent can build its proving key ahead of the first, timed, challenge.
+CHALLENGE_ROUNDS = 91
 #: How many recent challenge measurements the measured speed is the median of.
 SPEED_WINDOW = 5
 #: The most an unmeasured speed claim counts for (the reference machine).

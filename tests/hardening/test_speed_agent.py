@@ -15,7 +15,7 @@ from tests.service.harness import ThreadService
 def test_a_real_agent_answers_its_challenge_and_is_offered_at_the_measured_speed(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path / "data", settlement_window_s=1.0, max_attempts=3)
     config = ServiceConfig(lease_s=LEASE_S, round_interval_s=0.1, dev=True, **SMALL_LIMITS,
-                           challenge_interval_s=3600.0, challenge_deadline_s=600.0)
+                           challenge_interval_s=3600.0, challenge_deadline_s=600.0, challenge_grace_s=60.0)
     svc = ThreadService(settings, config).start()
     agent = AgentProcess("measured1", svc.url, tmp_path, cpus=1)
     try:
@@ -33,6 +33,7 @@ def test_a_real_agent_answers_its_challenge_and_is_offered_at_the_measured_speed
         assert notes.get("challenge_failed") is False, (notes, agent.log()[-3000:])
         assert p["offer"]["speed"] == notes["speed_measured"][-1] > 0
         assert "speed challenge" in agent.log() and "passed" in agent.log()
+        assert "challenge key warm-up failed" not in agent.log()
     finally:
         agent.cleanup()
         svc.stop()

@@ -35,7 +35,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
 from market.core import policy
-from market.core.pricing import SPEED_WINDOW, challenge_speed, effective_speed
+from market.core.pricing import CHALLENGE_ROUNDS, SPEED_WINDOW, challenge_speed, effective_speed
 from market.core.tickets import DEV_SETUP_SEED, MIMC_CIRCUIT, parse_proof_bytes, proof_public_hash
 from market.db.models import ProviderRecord
 from market.exchange.service.auth import check_envelope, consume_nonce
@@ -47,8 +47,7 @@ from proving.field import FR_MODULUS
 from proving.formats.snarkjs_json import proof_from_json, public_from_json
 from proving.groth16.verifier import verify
 
-#: MiMC-7 rounds of a challenge (4 constraints each): about a second of proving on the reference machine.
-CHALLENGE_ROUNDS = 91
+#: Constraints of a challenge (MiMC-7, 4 per round; ``CHALLENGE_ROUNDS`` from ``market.core.pricing``).
 CHALLENGE_UNITS = 4 * CHALLENGE_ROUNDS
 #: Largest answer accepted, bytes (a Groth16 proof with one public signal is under 2 KiB).
 MAX_ANSWER_BYTES = 16 * 1024
@@ -114,10 +113,11 @@ def on_register(rec: ProviderRecord, kept: dict[str, Any], offer: Any) -> None:
 
 
 def issue(book: ChallengeBook, rec: ProviderRecord, now_s: float, *, interval_s: float | None,
-          deadline_s: float) -> Challenge | None:
-    """A fresh challenge for ``rec`` when one is due (supported, none outstanding, the last one at least
-    ``interval_s`` ago; ``None`` disables challenges), else ``None``."""
-    if interval_s is None or not supports(rec):
+          deadline_s: float, grace_s: float = 0.0) -> Challenge | None:
+    """A fresh challenge for ``rec`` when one is due (supported, registered at least ``grace_s`` ago so its agent
+    could build the key, none outstanding, the last one at least ``interval_s`` ago; ``None`` disables
+    challenges), else ``None``."""
+    if interval_s is None or not supports(rec) or now_s - float(rec.registered_at or 0.0) < grace_s:
         return None
     with book.lock:
         if any(c.provider == rec.name for c in book.outstanding.values()):
@@ -243,6 +243,6 @@ def claim_view(rt: Any, s: Session, name: str, now_s: float) -> list[dict[str, A
     if rec is None:
         return []
     ch = issue(rt.challenges, rec, now_s, interval_s=rt.config.challenge_interval_s,
-               deadline_s=rt.config.challenge_deadline_s)
+               deadline_s=rt.config.challenge_deadline_s, grace_s=rt.config.challenge_grace_s)
     return [ch.view()] if ch is not None else []
 

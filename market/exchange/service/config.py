@@ -29,6 +29,8 @@ class ServiceConfig:
         challenge_interval_s: seconds between two speed challenges of one provider (None: no challenges;
             the self-reported speed then counts, capped at the reference machine's, :mod:`.challenges`).
         challenge_deadline_s: seconds a provider has to answer a challenge.
+        challenge_grace_s: no challenge in a provider's first seconds after registering (its agent builds the
+            challenge's proving key meanwhile, off the clock).
     """
 
     lease_s: float = 30.0
@@ -45,6 +47,7 @@ class ServiceConfig:
     pricing_hook_timeout_s: float = 0.25
     challenge_interval_s: float | None = None
     challenge_deadline_s: float = 120.0
+    challenge_grace_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.lease_s > 0 or not self.round_interval_s > 0:
