@@ -54,6 +54,7 @@ import psutil
 import ray
 
 from market.client import ApiError, ProviderClient
+from market.core.pricing import CHALLENGE_ROUNDS
 from market.protocol import MAX_BATCH_UPLOADS, valid_id
 from providers.cluster import ProviderCluster
 from providers.errors import ClusterError, JobError, ProviderError
@@ -258,6 +259,7 @@ class Agent:
         if self.cfg.warm_up:
             secs = self.pool.warm_up(["inference"])
             self.progress(f"provider {self.name}: embedding model loaded in {secs:.1f} s")
+        threading.Thread(target=self._warm_challenge_key, name=f"challenge-key-{self.name}", daemon=True).start()
         offer = {"price_per_cpu_s_wei": int(self.cfg.price_per_cpu_s_wei),
                  "price_per_gpu_s_wei": int(self.cfg.price_per_gpu_s_wei), "cpus": self.slots,
                  "gpus": cluster_gpus or len(hw.gpus), "gpu_model": hw.gpu_model, "memory_bytes": hw.memory_bytes,
@@ -412,6 +414,15 @@ class Agent:
         with self._lock:
             self._running[job.lease_id] = run
         run.future = self._executor.submit(self._run_lease, job, run)
+
+    def _warm_challenge_key(self) -> None:
+        """Build the speed challenges' proving key once, off the clock (one throwaway proof on the pool), so a
+        timed challenge measures proving, not key generation."""
+        try:
+            self.pool.run(challenge_job({"challenge_id": "warm-up", "circuit": "mimc7", "rounds": CHALLENGE_ROUNDS,
+                                         "preimage": 1, "deadline_at": time.time() + 600}), 600.0)
+        except JobError as exc:
+            self.progress(f"provider {self.name}: challenge key warm-up failed: {exc}")
 
     def _answer_challenge(self, ch: dict[str, Any]) -> None:
         """Prove a speed challenge on the cluster like a proof lease and answer it (the exchange times it)."""
