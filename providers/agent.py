@@ -193,6 +193,10 @@ class Agent:
         self._uploader: threading.Thread | None = None
         self._batch_route = True
         self.stats = {"completed": 0, "failed": 0, "rejected": 0, "leases": 0}
+        #: Set when this process's Ray node (its raylet) died: the agent stops (exit 3) instead of taking leases
+        #: it cannot run (found by the chaos suite: it kept heartbeating and failing every lease).
+        self.node_died = False
+        self._node_checked = 0.0
 
     # ---------------------------------------------------------------- state
     @property
@@ -267,7 +271,7 @@ class Agent:
                  "price_per_sentence_wei": int(self.cfg.price_per_sentence_wei)}
         hardware = {"head": hw.to_dict(), "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
                     "cluster_cpus": cluster_cpus, "cluster_gpus": cluster_gpus, "bench": times,
-                    "challenges": 1}  # answers timed speed challenges
+                    "queue_depth": self.queue_depth, "challenges": 1}  # answers timed speed challenges
         try:
             self.registration = self._retry_unreachable(
                 lambda: self.client.register(self.name, offer=offer, hardware=hardware,
@@ -369,6 +373,10 @@ class Agent:
                     self.progress(f"provider {self.name}: drain ended; taking leases again")
                     was_draining = False
                     self._heartbeat_now()
+                if self._own_node_dead():
+                    self.node_died = True
+                    self.progress(f"provider {self.name}: its Ray node died (raylet gone): stopping; restart the agent")
+                    break
                 free = self.slots - self._holding()
                 if free <= 0:
                     self._stop.wait(0.2)
@@ -391,6 +399,19 @@ class Agent:
                     self._heartbeat_now()
         finally:
             self.shutdown()
+
+    def _own_node_dead(self, every_s: float = 2.0) -> bool:
+        """True when the cluster's GCS marks this process's own Ray node dead (checked at most every ``every_s``
+        seconds; False when the GCS cannot be asked: that is not this check's call)."""
+        now = time.monotonic()
+        if now - self._node_checked < every_s:
+            return False
+        self._node_checked = now
+        try:
+            me = ray.get_runtime_context().get_node_id()
+            return any(n.get("NodeID") == me and not n.get("Alive") for n in ray.nodes())
+        except Exception:  # noqa: BLE001 -- Ray raises many kinds
+            return False
 
     def _heartbeat_now(self) -> None:
         try:
@@ -660,7 +681,7 @@ def run_agent(config: AgentConfig, *, progress: Callable[[str], None] = print,
     if on_started is not None:
         on_started(summary)
     agent.run()
-    return summary | {"stats": dict(agent.stats)}
+    return summary | {"stats": dict(agent.stats), "node_died": agent.node_died}
 
 
 def _agent_record(data_dir: Path) -> tuple[dict[str, Any], psutil.Process | None]:
@@ -786,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {exc}")
         return 2
     log(f"provider {summary['provider']}: exited ({summary['stats']})")
-    return 0
+    return 3 if summary.get("node_died") else 0
 
 
 if __name__ == "__main__":
