@@ -74,7 +74,7 @@ def svc(tmp_path_factory):
     data = tmp_path_factory.mktemp("speed") / "data"
     settings = Settings(data_dir=data, settlement_window_s=1.0, max_attempts=3)
     config = ServiceConfig(lease_s=LEASE_S, round_interval_s=0.1, dev=True, **SMALL_LIMITS,
-                           challenge_interval_s=3600.0, challenge_deadline_s=300.0, challenge_grace_s=0.0)
+                           challenge_interval_s=3600.0, challenge_deadline_s=1800.0, challenge_grace_s=0.0)
     service = ThreadService(settings, config).start()
     service.data_dir = data
     yield service
