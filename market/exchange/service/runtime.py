@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from market.exchange.service.metrics import Metrics
 from market.protocol import ExchangeDomain
 from market.settlement.batching import BatchingPolicy, Settler
 from market.settlement.watcher import Watcher, WatcherConfig, WatcherHooks
+from proving.curve import first_invalid_point
 
 OPEN_LEASE = ("assigned", "running")
 
@@ -99,7 +101,19 @@ def open_runtime(settings: Any, config: ServiceConfig) -> Runtime:
     domain = ExchangeDomain(chainId=chain.chain.chain_id, verifyingContract=chain.contract.address)
     rt = Runtime(settings, config, engine, chain, settler, watcher, domain, Metrics())
     warm_matching(settings.matching_rule)
+    warm_key_checks()
     return rt
+
+
+def warm_key_checks() -> float:
+    """Compile (or load from numba's disk cache) the zkey point checks before the service takes requests: a
+    ``circuit add`` or the first MiMC job parses a zkey inside the service's write transaction, and a first
+    compile there stalled every request for minutes on a loaded box (found by the chaos suite). Returns the
+    seconds it took."""
+    t0 = time.perf_counter()
+    first_invalid_point(np.zeros((1, 8), np.uint64), False)
+    first_invalid_point(np.zeros((1, 16), np.uint64), True)
+    return time.perf_counter() - t0
 
 
 def warm_matching(rule: str) -> float:
