@@ -51,6 +51,10 @@ MAX_POLL_WAIT_S = 25.0
 #: Most log lines per upload, and the most characters per line.
 MAX_LOG_LINES = 1000
 MAX_LOG_LINE_CHARS = 2000
+#: Most results in one ``lease.complete_batch`` request.
+MAX_BATCH_UPLOADS = 64
+#: Most job specs in one ``job.submit_batch`` request.
+MAX_BATCH_SUBMITS = 256
 
 
 class Action:
@@ -73,9 +77,10 @@ class Action:
     CIRCUIT_UPLOAD = "circuit.upload"
     CHALLENGE_ANSWER = "challenge.answer"
     ACCOUNT_WITHDRAW = "account.withdraw"
+    ACCOUNT_CLAIM = "account.claim"
     ALL = frozenset({PROVIDER_REGISTER, PROVIDER_HEARTBEAT, LEASE_POLL, LEASE_COMPLETE, LEASE_COMPLETE_BATCH,
                      LEASE_FAIL, JOB_SUBMIT, JOB_SUBMIT_BATCH,
-                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW,
+                     JOB_CANCEL, JOB_RESULT, JOB_LOGS, ACCOUNT_BALANCE, DEV_FAUCET, ACCOUNT_WITHDRAW, ACCOUNT_CLAIM,
                      CIRCUIT_ADD, CIRCUIT_UPLOAD, CHALLENGE_ANSWER})
 
 
@@ -322,12 +327,9 @@ class CompletePayload(_Payload):
     logs: list[str] = Field(default_factory=list, max_length=MAX_LOG_LINES)
 
 
-#: Most uploads one ``lease.complete_batch`` request carries.
-MAX_BATCH_UPLOADS = 64
-
-
 class CompleteBatchPayload(_Payload):
-    """``lease.complete_batch``: several ``lease.complete`` uploads under one signature (one outcome each)."""
+    """``lease.complete_batch``: several ``lease.complete`` items in one signed request (at most
+    :data:`MAX_BATCH_UPLOADS`)."""
 
     items: list[CompletePayload] = Field(min_length=1, max_length=MAX_BATCH_UPLOADS)
 
@@ -376,9 +378,9 @@ class JobSpecIn(_Payload):
     gpu_model: str | None = Field(default=None, max_length=64)
     memory_bytes: int = Field(default=0, ge=0, le=2**50)
     collateral_wei: WeiIn = Field(default=0, ge=0)
-    job_id: str | None = Field(default=None, pattern=ID_PATTERN)
     #: ``proof`` | ``spot-check:RATE`` | ``attest-only`` (``market.core.policy``); None: the kind's default.
     verification: str | None = Field(default=None, max_length=64)
+    job_id: str | None = Field(default=None, pattern=ID_PATTERN)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "JobSpecIn":
@@ -401,12 +403,8 @@ class SubmitPayload(_Payload):
     spec: JobSpecIn
 
 
-#: Most jobs one ``job.submit_batch`` request carries.
-MAX_BATCH_SUBMITS = 256
-
-
 class SubmitBatchPayload(_Payload):
-    """``job.submit_batch``: ``{"specs": [JobSpecIn, ...]}`` under one signature (one answer each)."""
+    """``job.submit_batch``: ``{"specs": [JobSpecIn, ...]}`` (at most :data:`MAX_BATCH_SUBMITS`)."""
 
     specs: list[JobSpecIn] = Field(min_length=1, max_length=MAX_BATCH_SUBMITS)
 
@@ -421,6 +419,10 @@ class BalancePayload(_Payload):
     """``account.balance``: no fields (the signer's own balance)."""
 
 
+class ClaimPayload(_Payload):
+    """``account.claim``: no fields (the signer's own claim against the Vault's current epoch root)."""
+
+
 class FaucetPayload(_Payload):
     """``dev.faucet`` (development only): credit ``amount_wei`` to the signer; ``bond_wei`` to its provider."""
 
@@ -431,7 +433,7 @@ class FaucetPayload(_Payload):
 
 class WithdrawPayload(_Payload):
     """``account.withdraw``: make ``amount_wei`` of the signer's free balance claimable from the Vault (from the
-    next epoch root on; then ``Vault.claim`` with the proof of ``GET /v1/claims/{address}``)."""
+    next epoch root on; then ``Vault.claim`` with the proof of ``POST /v1/claims``, signed ``account.claim``)."""
 
     amount_wei: WeiIn = Field(gt=0)
 
@@ -476,6 +478,6 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     Action.JOB_SUBMIT: SubmitPayload, Action.JOB_SUBMIT_BATCH: SubmitBatchPayload,
     Action.JOB_CANCEL: JobRefPayload, Action.JOB_RESULT: JobRefPayload,
     Action.JOB_LOGS: JobRefPayload, Action.ACCOUNT_BALANCE: BalancePayload, Action.DEV_FAUCET: FaucetPayload,
-    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
+    Action.ACCOUNT_WITHDRAW: WithdrawPayload, Action.ACCOUNT_CLAIM: ClaimPayload, Action.CIRCUIT_ADD: CircuitAddPayload,
     Action.CIRCUIT_UPLOAD: CircuitUploadPayload, Action.CHALLENGE_ANSWER: ChallengeAnswerPayload,
 }
