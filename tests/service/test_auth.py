@@ -60,7 +60,7 @@ def test_forged_replayed_expired_tampered_requests_change_nothing(service, parti
     wrong_domain = client.t.domain.model_copy(update={"chain_id": 1})
     cases.append(("/v1/jobs", sign_request(key, "job.submit", req.payload, wrong_domain), 401, "bad_signature"))
     # more than the balance; an invalid id; an oversized body
-    rich = sign_request(key, "job.submit", {"spec": {**req.payload["spec"], "max_price_wei": str(5 * 10**18)}},
+    rich = sign_request(key, "job.submit", {"spec": {**req.payload["spec"], "max_price_wei": str(4 * 10**18)}},  # > the 1e18 funded, < 2^62
                         client.t.domain)
     cases.append(("/v1/jobs", rich, 402, "insufficient_funds"))
     bad_id = sign_request(key, "job.submit", {"spec": {**req.payload["spec"], "job_id": "../x"}}, client.t.domain)
