@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 from eth_abi import encode as abi_encode
 from eth_utils import event_abi_to_log_topic, keccak, to_checksum_address
+from web3.exceptions import BlockNotFound
 from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -160,8 +161,8 @@ class VaultWatcher:
     def _canonical_hash(self, number: int) -> str | None:
         try:
             block = self.w3.eth.get_block(number)
-        except Exception:  # BlockNotFound: the chain is now shorter
-            return None
+        except BlockNotFound:  # the chain is now shorter (any other error, e.g. an RPC timeout, is no reorg: raised,
+            return None        # so a paused node never rolls applied Vault events back)
         return hex32(block["hash"])
 
     def checkpoint(self) -> tuple[int, str | None]:
