@@ -146,20 +146,35 @@ _COEF_BYTES = 3 * (sys.getsizeof(2**20) + 8) + _INT_FQ + 8  # matrix, constraint
 def prepared_key_nbytes(pk: ProvingKey) -> int:
     """Estimated memory of a proving key and its prover's precomputation (bytes).
 
-    The Python key is counted from its sizes (G1 points, G2 points, coefficients, at CPython's
-    object sizes); every numpy array the backend keeps in ``pk.cache`` (e.g. the numba prover's
-    limb arrays) is counted exactly (``nbytes``).
+    A key built in memory is counted from its sizes (G1 points, G2 points, coefficients, at CPython's
+    object sizes); a key read from a zkey holds its points as limb arrays (``MontPoints``), counted exactly;
+    every numpy array the backend keeps in ``pk.cache`` (e.g. the numba prover's limb arrays) is counted
+    exactly (``nbytes``), each array once (the prover shares the zkey's arrays).
     """
-    n_g1 = len(pk.a_query) + len(pk.b_g1_query) + len(pk.c_query) + len(pk.h_query) + len(pk.vk.ic) + 3
-    n_g2 = len(pk.b_g2_query) + 4
-    total = n_g1 * _G1_BYTES + n_g2 * _G2_BYTES + len(pk.coef_value) * _COEF_BYTES
+    seen: set[int] = set()
+
+    def array_bytes(a: np.ndarray) -> int:  # a zkey's arrays are shared with the prover's: count each once
+        if id(a) in seen:
+            return 0
+        seen.add(id(a))
+        return int(a.nbytes)
+
+    total = (len(pk.vk.ic) + 3) * _G1_BYTES + 4 * _G2_BYTES
+    for q in (pk.a_query, pk.b_g1_query, pk.c_query, pk.h_query, pk.b_g2_query):
+        mont = getattr(q, "mont", None)  # MontPoints (read from a zkey): the limb array is the whole key
+        if isinstance(mont, np.ndarray):
+            total += array_bytes(mont)
+        else:
+            total += len(q) * (_G2_BYTES if q is pk.b_g2_query else _G1_BYTES)
+    coef = getattr(pk.coef_value, "mont", None)
+    total += array_bytes(coef) if isinstance(coef, np.ndarray) else len(pk.coef_value) * _COEF_BYTES
     for prepared in pk.cache.values():
         if dataclasses.is_dataclass(prepared):
             prepared = [getattr(prepared, f.name) for f in dataclasses.fields(prepared)]
         if isinstance(prepared, np.ndarray):
             prepared = [prepared]
         if isinstance(prepared, (list, tuple)):
-            total += sum(a.nbytes for a in prepared if isinstance(a, np.ndarray))
+            total += sum(array_bytes(a) for a in prepared if isinstance(a, np.ndarray))
         elif isinstance(prepared, (bytes, bytearray)):
             total += len(prepared)
     return total

@@ -55,8 +55,8 @@ def canonical_json(obj: Any) -> str:
 def _plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "cache"}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(x) for x in obj]
+    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes, bytearray)):
+        return [_plain(x) for x in obj]  # lists, tuples, and a zkey's MontPoints / MontInts (hash as their lists)
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}
     return obj
