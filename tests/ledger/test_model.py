@@ -271,11 +271,28 @@ def make_machine(engine):
                 amt = amount if amount is not None else slash_amount_wei(rule_, locked)
                 if amt <= 0:
                     raise InvalidAmount("", amt)
-                if amt > locked + m.bal[L.bond_account(provider)]:
+                free = max(m.bal[L.bond_account(provider)], 0)
+                # unbonding stake not matured yet stays slashable (issue 14 finding 5), newest request first
+                unbonding = sorted(((u["matures"], uid, u) for uid, u in m.unbonds.items()
+                                    if u["provider"] == provider and u["status"] == "pending" and u["matures"] > m.now),
+                                   key=lambda t: (t[0], t[1]), reverse=True)
+                if amt > locked + free + sum(u["amount"] for _, _, u in unbonding):
                     raise SlashExceedsBond(provider, amt, 0)
                 from_coll = min(amt, locked)
+                from_free = min(amt - from_coll, free)
+                rest = amt - from_coll - from_free
                 m.moves([(L.collateral_account(provider), L.slashing_account(provider), from_coll),
-                         (L.bond_account(provider), L.slashing_account(provider), amt - from_coll)])
+                         (L.bond_account(provider), L.slashing_account(provider), from_free),
+                         (L.unbonding_account(provider), L.slashing_account(provider), rest)])
+                for _, _, u in unbonding:
+                    if rest <= 0:
+                        break
+                    part = min(rest, u["amount"])
+                    if part == u["amount"]:
+                        u["status"] = "completed"
+                    else:
+                        u["amount"] -= part
+                    rest -= part
                 if lock is not None and from_coll:
                     lock["remaining"] -= from_coll
                     lock["status"] = "pending" if lock["remaining"] else "posted"

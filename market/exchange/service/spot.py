@@ -115,7 +115,8 @@ def is_verification(lease: LeaseRecord) -> bool:
 
 
 def record(s: Session, job_id: str) -> dict[str, Any] | None:
-    """The job's spot-check record (JSON in the ``spot`` blob), or None."""
+    """The job's spot-check record (JSON in the ``spot`` blob), or None. ``history`` holds the records of its
+    earlier attempts (a job re-auctioned after a mismatch), oldest first."""
     blob = s.get(JobBlob, (job_id, "spot"))
     return None if blob is None else json.loads(blob.data)
 
@@ -157,8 +158,10 @@ def begin(s: Session, job: JobRecord, lease: LeaseRecord, result: bytes, result_
     job.attestation = {"job_id": job.job_id, "input_hash": job.input_hash, "result_hash": result_hash.lower(),
                        "provider": provider_address, "price_wei": str(lease.price_wei), "kind": job.kind,
                        "signature": signature.lower(), "lease_id": lease.lease_id}
+    earlier = record(s, job.job_id)  # a re-auctioned job's earlier checks stay readable (audit, tests)
+    history = [] if earlier is None else [*earlier.pop("history", []), earlier]
     rec = {"attempt": job.attempt, "rows": rows, "tested_provider": job.provider, "tested_lease": lease.lease_id,
-           "verifier_lease": None, "tries": {}, "started_at": now_s, "outcome": None}
+           "verifier_lease": None, "tries": {}, "started_at": now_s, "outcome": None, "history": history}
     _save(s, job.job_id, rec)
     _event(s, job, JobEvent.ATTESTED, now_s, provider=job.provider, sampled_rows=len(rows))
     return rec
