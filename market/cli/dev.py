@@ -509,7 +509,12 @@ def run_demo(s: Settings, *, providers: int, text: Path, proof_jobs: int, proof_
                                                    password))
         with Client(market["exchange_url"], account) as c:
             t1 = time.perf_counter()
-            jobs = [c.submit_inference(text, max_price_wei=5 * 10**15)["job_id"]]
+            # a spot-check needs a second provider to re-execute the sample (unverifiable jobs are never paid):
+            # with one provider the demo's embedding job asks for attest-only, and says so
+            verification = None if providers >= 2 else "attest-only"
+            if verification:
+                progress("one provider: the embedding job is attest-only (a spot-check needs a second provider)")
+            jobs = [c.submit_inference(text, max_price_wei=5 * 10**15, verification=verification)["job_id"]]
             jobs += [c.submit_proof(secrets.randbits(128), rounds=proof_rounds, max_price_wei=5 * 10**15)["job_id"]
                      for _ in range(proof_jobs)]
             progress(f"submitted {len(jobs)} jobs: {', '.join(jobs)}")
