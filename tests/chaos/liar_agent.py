@@ -77,6 +77,8 @@ def install(data_dir: Path) -> None:
 
     def run(self: Any, job: Any, timeout_s: float) -> bytes:
         out = honest(self, job, timeout_s)
+        if job.input_hash == bytes(32):  # a speed challenge or the agent's challenge-key warm-up: not a market job
+            return out
         if not _take_lie(data_dir):
             return out
         with _lock, open(data_dir / LIES_LOG, "a", encoding="utf-8") as fh:
