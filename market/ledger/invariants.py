@@ -18,7 +18,11 @@ def check_invariants(s: Session) -> list[str]:
     account not allowed one; every balance equals the replay of the journal; every holding
     account equals what its open reservations / unbonds / slashes say; every journal row
     belongs to a recorded operation. Sums are exact on both backends (:func:`market.db.base.wei_sum`).
+
+    All reads come from one snapshot (:func:`_one_snapshot`), so a check run beside a live exchange never sees
+    half of another transaction (an account read before a lock that commits before its reservation is read).
     """
+    _one_snapshot(s)
     out: list[str] = []
     accts = {r[0]: (int(r[1]), bool(r[2]), r[3]) for r in
              s.execute(text("SELECT id, balance_wei, allow_negative, kind FROM ledger_accounts")).all()}
@@ -49,6 +53,26 @@ def check_invariants(s: Session) -> list[str]:
     if orphans:
         out.append(f"{orphans} journal rows without an operation")
     return out
+
+
+def _one_snapshot(s: Session) -> None:
+    """Make the reads that follow on ``s`` one consistent snapshot of the database, where the session allows it.
+
+    SQLite (pysqlite) opens no transaction before a ``SELECT``, so each statement would read the newest commit;
+    an explicit ``BEGIN`` makes the first read fix a WAL snapshot for the rest. Postgres runs ``READ COMMITTED``
+    (a snapshot per statement); a session that has not begun yet is opened ``REPEATABLE READ`` (one snapshot per
+    transaction). A session already inside a transaction keeps that transaction's isolation: its own
+    uncommitted writes stay visible to the check.
+    """
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        if not s.in_transaction():
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    elif dialect == "sqlite":
+        conn = s.connection()
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN")
 
 
 def _check_holdings(s: Session, accts: dict[str, tuple[int, bool, str]]) -> list[str]:
