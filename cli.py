@@ -29,6 +29,7 @@ from importlib import import_module
 
 from market.cli.common import DataDir, ExchangeUrl, JsonOut, PasswordFile, emit, progress, settings, wei
 from market.cli.errors import HandledGroup
+from market.core.embeddings import EMBEDDING_BACKENDS
 
 
 def _version() -> str:
@@ -58,6 +59,14 @@ ProviderDir = Annotated[Optional[Path], typer.Option(
                            "(default: <data-dir>/provider).", show_default=False)]
 
 
+def _embedding_backend(name: str) -> str:
+    """``name`` when it is an embedding backend (``market.core.embeddings.EMBEDDING_BACKENDS``), else a usage error."""
+    if name not in EMBEDDING_BACKENDS:
+        raise typer.BadParameter(f"unknown backend {name!r}; use one of {', '.join(EMBEDDING_BACKENDS)}",
+                                 param_hint="--embedding-backend")
+    return name
+
+
 def _provider_dir(provider_dir: Path | None, data_dir: Path | None) -> Path:
     return provider_dir or settings(data_dir=data_dir).data_dir / "provider"
 
@@ -81,6 +90,11 @@ def provider_start(
                                                              "from the DEV faucet.")] = "0",
     benchmark_runs: Annotated[int, typer.Option("--benchmark-runs", min=1, help="Benchmark repetitions.")] = 5,
     poll_wait_s: Annotated[float, typer.Option("--poll-wait-s", min=0.0, max=25.0, help="Long-poll wait.")] = 10.0,
+    queue_depth: Annotated[int, typer.Option("--queue-depth", min=1, max=64, help=(
+        "Leases held per CPU: above 1, short jobs start without waiting for an auction round."))] = 1,
+    embedding_backend: Annotated[str, typer.Option("--embedding-backend", help=(
+        "How inference jobs embed: torch (sentence-transformers), onnx or onnx-int8 (ONNX Runtime, exported "
+        "locally from the packaged weights on first use)."))] = "torch",
     provider_dir: ProviderDir = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
     """Run the provider agent on this machine: its own Ray cluster (token auth), hardware benchmark,
@@ -92,7 +106,9 @@ def provider_start(
                       name=name, password_file=password_file, ray_address=ray_address, ray_token_file=ray_token_file,
                       price_per_cpu_s_wei=wei(price, "--price"), cpus=cpus, trusted_fleet=trusted_fleet,
                       poll_wait_s=poll_wait_s, heartbeat_s=None, benchmark_runs=benchmark_runs,
-                      dev_bond_wei=wei(dev_bond, "--dev-bond", allow_zero=True))
+                      dev_bond_wei=wei(dev_bond, "--dev-bond", allow_zero=True), queue_depth=queue_depth,
+                      embedding_backend=_embedding_backend(embedding_backend))
+
     def started(info: dict) -> None:  # one line: `dev up` and scripts read it while the agent keeps running
         typer.echo(json.dumps(info, default=str) if as_json else _started_text(info))
 

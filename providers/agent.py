@@ -54,6 +54,7 @@ import psutil
 import ray
 
 from market.client import ApiError, ProviderClient
+from market.core.embeddings import EMBEDDING_BACKENDS
 from market.core.pricing import CHALLENGE_ROUNDS
 from market.protocol import MAX_BATCH_UPLOADS, valid_id
 from providers.cluster import ProviderCluster
@@ -104,6 +105,9 @@ class AgentConfig:
         batch_uploads: upload the results that finished while the previous upload was in flight together in one
             signed ``lease.complete_batch`` request (falls back to one ``lease.complete`` each on an exchange
             without it).
+        embedding_backend: how inference jobs embed (``torch``, ``onnx``, ``onnx-int8``; reported to the exchange
+            as ``hardware.embedding_backend``, whose spot-check allows each backend its documented tolerance,
+            ``market.core.embeddings.BACKEND_MIN_COSINE``).
     """
 
     exchange_url: str
@@ -131,6 +135,7 @@ class AgentConfig:
     dev_bond_wei: int = 0
     queue_depth: int = 1
     batch_uploads: bool = True
+    embedding_backend: str = "torch"
 
 
 @dataclass
@@ -259,7 +264,8 @@ class Agent:
                       f"speed {speed} (median of {len(times)})")
         opts = {"label_selector": {"provider": self.name}} if self.cfg.trusted_fleet else None
         self.pool = WorkerPool(self.cpus, cache_dir=str(self.data_dir / "keys"), actor_options=opts,
-                               name_prefix=f"raymarket-worker-{self.name}-")
+                               name_prefix=f"raymarket-worker-{self.name}-",
+                               embedding_backend=self.cfg.embedding_backend)
         if self.cfg.warm_up:
             secs = self.pool.warm_up(["inference"])
             self.progress(f"provider {self.name}: embedding model loaded in {secs:.1f} s")
@@ -271,7 +277,8 @@ class Agent:
                  "price_per_sentence_wei": int(self.cfg.price_per_sentence_wei)}
         hardware = {"head": hw.to_dict(), "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
                     "cluster_cpus": cluster_cpus, "cluster_gpus": cluster_gpus, "bench": times,
-                    "queue_depth": self.queue_depth, "challenges": 1}  # answers timed speed challenges
+                    "queue_depth": self.queue_depth, "challenges": 1,
+                    "embedding_backend": self.cfg.embedding_backend}  # answers timed speed challenges
         try:
             self.registration = self._retry_unreachable(
                 lambda: self.client.register(self.name, offer=offer, hardware=hardware,
@@ -784,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev-bond-wei", type=int, default=0)
     p.add_argument("--queue-depth", type=int, default=1, help="leases held per CPU (short jobs: no round wait)")
     p.add_argument("--no-batch-uploads", action="store_true", help="one lease.complete request per result")
+    p.add_argument("--embedding-backend", choices=EMBEDDING_BACKENDS, default="torch",
+                   help="how inference jobs embed: torch (sentence-transformers), onnx, onnx-int8")
     a = p.parse_args(argv)
     cfg = AgentConfig(exchange_url=a.exchange, keystore=a.key, data_dir=a.data_dir, name=a.name,
                       password_file=a.password_file, ray_address=a.ray_address, ray_token_file=a.ray_token_file,
@@ -793,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
                       poll_wait_s=a.poll_wait_s, heartbeat_s=a.heartbeat_s, job_timeout_s=a.job_timeout_s,
                       stop_grace_s=a.stop_grace_s, fast_health_check=a.fast_health_check, warm_up=a.warm_up,
                       benchmark_runs=a.benchmark_runs, dev_bond_wei=a.dev_bond_wei, queue_depth=a.queue_depth,
-                      batch_uploads=not a.no_batch_uploads)
+                      batch_uploads=not a.no_batch_uploads, embedding_backend=a.embedding_backend)
 
     def started(summary: dict[str, Any]) -> None:
         print(json.dumps(summary), flush=True)

@@ -19,7 +19,9 @@ Split of trust (issue 11): the Ray side computes, the agent process signs.
   worker computes the witness with it (``contracts.wasm_witness``: node, bounded in time and memory, input on
   stdin, witness on stdout, never on disk), checks its public signals against the job's, then proves it.
 * :func:`sign_result` -- the agent hashes the output bytes (keccak-256) and signs the EIP-712
-  ``Attestation`` (``contracts.attestation``) with the key that lives only in the agent process.
+  ``Attestation`` (``contracts.attestation``) with the key that lives only in the agent process, under the
+  verification policy the lease names (``attestation.verification`` / ``sample_rate_ppm``): the agent signs
+  whatever well-formed policy it is leased under and turns no job down for its policy.
 """
 
 from __future__ import annotations
@@ -38,14 +40,15 @@ import ray
 from eth_hash.auto import keccak
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from contracts.attestation import (DOMAIN_NAME, DOMAIN_VERSION, Attestation, Eip712Domain, JobKind, job_id_bytes32,
-                                   sign_attestation)
+from contracts.attestation import (DOMAIN_NAME, DOMAIN_VERSION, Attestation, Eip712Domain, JobKind, Verification,
+                                   job_id_bytes32, sign_attestation)
 from market.core.tickets import (ATTESTATION_KIND, DEV_SETUP_SEED, MIMC_CIRCUIT, TicketInputError,
                                  canonical_proof_bytes, circuit_input_hash, dev_proving_key, hex32,
                                  inference_input_hash, is_circuit_id, proof_input_hash, proof_public_hash,
                                  sentences_from_text)
 from contracts.wasm_witness import WitnessError, calculate_witness
 from market.core.circuit_input import parse_input
+from market.core.policy import attestation_terms, default_policy, policy_from_terms
 from proving.circuits.mimc import preimage_circuit
 from proving.formats.snarkjs_json import proof_to_json, public_to_json
 from proving.formats.wtns_file import parse_wtns
@@ -54,7 +57,7 @@ from providers.prover_worker import PreparedKeyCache, resolve_prover
 from proving.groth16.prover import prove
 from proving.r1cs import check_witness
 from providers.errors import JobError
-from providers.inference import embed, load_model, to_npy_bytes
+from providers.inference import embed, load_embedder, to_npy_bytes
 
 #: Job kinds a provider runs.
 KINDS = ("inference", "proof")
@@ -69,6 +72,9 @@ class PreparedJob:
         ticket: for inference ``{"text": bytes}``; for proof ``{"circuit", "rounds", "preimage", "setup_seed"}``.
         input_hash: 32 bytes; price_wei: the cleared price the attestation commits to, wei.
         domain: the settlement contract's EIP-712 domain; expires_at: lease expiry, Unix seconds.
+        verification, sample_rate_ppm: the job's verification policy as the attestation carries it
+            (``contracts.attestation.Verification``; the lease's ``attestation.verification`` /
+            ``sample_rate_ppm``, signed as given; a lease without them: the kind's default, proof / spot-check 0.5).
     """
 
     lease_id: str
@@ -79,6 +85,8 @@ class PreparedJob:
     price_wei: int
     domain: Eip712Domain
     expires_at: float
+    verification: int = Verification.PROOF
+    sample_rate_ppm: int = 0
 
 
 def _bytes32_hex(value: Any, field_name: str) -> bytes:
@@ -164,8 +172,12 @@ def _check(lease: dict[str, Any], info: dict[str, Any], job_id: str) -> Prepared
             raise TicketInputError("ticket: the statement (circuit, rounds, public hash) is not attestation.input_hash")
         ticket = {"circuit": circuit, "rounds": rounds, "preimage": preimage,
                   "setup_seed": int(t.get("setup_seed", DEV_SETUP_SEED))}
+    default = attestation_terms(default_policy(kind))  # a lease from an exchange before the policy fields
+    verification, ppm = int(att.get("verification", default[0])), int(att.get("sample_rate_ppm", default[1]))
+    policy_from_terms(verification, ppm)  # PolicyError (a ValueError): a policy no attestation can carry
     return PreparedJob(lease_id=str(lease["lease_id"]), job_id=job_id, kind=kind, ticket=ticket,
-                       input_hash=input_hash, price_wei=price_wei, domain=domain, expires_at=expires_at)
+                       input_hash=input_hash, price_wei=price_wei, domain=domain, expires_at=expires_at,
+                       verification=verification, sample_rate_ppm=ppm)
 
 
 #: Largest MiMC-7 round count a speed challenge may ask for (what a lease could ask too).
@@ -243,7 +255,8 @@ def sign_result(account: Any, job: PreparedJob, result: bytes) -> tuple[str, str
     result_hash = keccak(result)
     att = Attestation(job_id=job_id_bytes32(job.job_id), input_hash=job.input_hash, result_hash=result_hash,
                       provider=account.address, price_wei=job.price_wei,
-                      kind=JobKind.INFERENCE if job.kind == "inference" else JobKind.PROOF)
+                      kind=JobKind.INFERENCE if job.kind == "inference" else JobKind.PROOF,
+                      verification=Verification(job.verification), sample_rate_ppm=job.sample_rate_ppm)
     signed = sign_attestation(att, account.key, job.domain)
     return hex32(result_hash), "0x" + bytes(signed.signature).hex()
 
@@ -256,10 +269,13 @@ class JobWorker:
 
     Args:
         cache_dir: where dev proving keys are cached (a path on the node; None: in memory only).
+        embedding_backend: ``torch`` (sentence-transformers), ``onnx`` or ``onnx-int8``
+            (``market.core.embeddings.EMBEDDING_BACKENDS``; the spot-check allows each its tolerance).
     """
 
-    def __init__(self, cache_dir: str | None = None) -> None:
+    def __init__(self, cache_dir: str | None = None, embedding_backend: str = "torch") -> None:
         self.cache_dir = cache_dir
+        self.embedding_backend = embedding_backend
         self._pks: dict[tuple[int, int], Any] = {}
         self._keys = PreparedKeyCache(prover="fast")
         self._prove_fast = resolve_prover("fast")
@@ -272,12 +288,12 @@ class JobWorker:
         """Load what ``kinds`` need (the embedding model); returns seconds spent."""
         t0 = time.perf_counter()
         if "inference" in kinds:
-            load_model()
+            load_embedder(self.embedding_backend)
         return time.perf_counter() - t0
 
     def embed(self, text: bytes) -> bytes:
         """``.npy`` bytes of ``float32 (n_sentences, 384)`` embeddings of ``text`` (one sentence per line)."""
-        return to_npy_bytes(embed(sentences_from_text(text)))
+        return to_npy_bytes(embed(sentences_from_text(text), backend=self.embedding_backend))
 
     def prove(self, circuit: str, rounds: int, preimage: int, setup_seed: int) -> bytes:
         """Canonical proof bytes (``market.core.tickets.canonical_proof_bytes``) of knowing ``preimage``.
@@ -341,15 +357,17 @@ class WorkerPool:
         size: most concurrent jobs (the agent's ``--cpus``).
         cache_dir: passed to each worker (proving-key cache).
         actor_options: extra ``ray.remote`` options (e.g. ``{"num_gpus": 1}``).
+        embedding_backend: passed to each worker (:class:`JobWorker`).
         name_prefix: actors are named ``<prefix><n>`` in the driver's namespace (visible to the provider's
             own tools; there is nothing secret in them).
     Must be used from a process connected to the cluster (``ProviderCluster.connect``).
     """
 
     def __init__(self, size: int, cache_dir: str | None = None, actor_options: dict[str, Any] | None = None,
-                 name_prefix: str = "raymarket-worker-") -> None:
+                 name_prefix: str = "raymarket-worker-", embedding_backend: str = "torch") -> None:
         self.size = max(1, int(size))
         self.cache_dir = cache_dir
+        self.embedding_backend = embedding_backend
         self._cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
                                **(actor_options or {}))(JobWorker)
         self._idle: queue.Queue = queue.Queue()
@@ -363,7 +381,7 @@ class WorkerPool:
             if self._idle.empty() and self._created < self.size:
                 self._created += 1
                 self._serial += 1
-                actor = self._cls.options(name=f"{self._prefix}{self._serial}").remote(self.cache_dir)
+                actor = self._cls.options(name=f"{self._prefix}{self._serial}").remote(self.cache_dir, self.embedding_backend)
                 self._all.append(actor)
                 return actor
         try:

@@ -54,3 +54,19 @@ def test_spot_check_tolerance_is_symmetric_and_loosest_for_int8():
     assert spot_check_tolerance("onnx-int8", "onnx-int8") < spot_check_tolerance("torch", "onnx") < 1.0
     # Noise (cosine ~ 0) is far below every tolerance.
     assert min(spot_check_tolerance(a, b) for a in BACKEND_MIN_COSINE for b in BACKEND_MIN_COSINE) > 0.8
+
+
+def test_a_provider_worker_embeds_with_its_chosen_backend(reference):
+    """The agent's ``--embedding-backend`` reaches the worker: int8 rows are not torch's, yet within int8's bound."""
+    import io
+
+    from market.core.tickets import sentences_from_text
+    from providers.jobs import JobWorker
+
+    text = "\n".join(SENTENCES).encode()
+    assert sentences_from_text(text) == SENTENCES
+    rows = {b: np.load(io.BytesIO(JobWorker(embedding_backend=b).embed(text))) for b in ("torch", "onnx-int8")}
+    np.testing.assert_allclose(rows["torch"], reference, atol=1e-5)
+    cosine = (rows["onnx-int8"] * reference).sum(axis=1)
+    assert cosine.min() >= BACKEND_MIN_COSINE["onnx-int8"]
+    assert not np.allclose(rows["onnx-int8"], reference, atol=1e-4)  # it really ran the quantised model
