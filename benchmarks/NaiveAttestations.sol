@@ -11,6 +11,8 @@ contract NaiveAttestations {
         address provider;
         uint256 priceWei;
         uint8 kind;
+        uint8 verification;
+        uint32 sampleRatePpm;
     }
 
     mapping(bytes32 => bytes32) public attested; // jobId => keccak256(attestation, signature)

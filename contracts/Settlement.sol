@@ -24,7 +24,8 @@ interface IPublicInputCount {
 /// leaf's inclusion with a view; during a challenge window (in blocks) anyone may challenge a leaf:
 /// (a) its provider signature does not recover to the named provider (or the provider is address 0),
 /// (b) the Groth16 proof it commits to fails the on-chain pairing check, (c) its job id was already
-/// settled, in an earlier batch or earlier in the same batch. After the window anyone may finalise the batch.
+/// settled, in an earlier batch or earlier in the same batch. (b) applies only to leaves of the `proof` verification
+/// policy; (a) and (c) to every policy, attest-only included (its signature is all it has). After the window anyone may finalise the batch.
 /// Money lives in the sibling `Vault`, which reads this contract's challenge marks (`Vault.slashChallenged`).
 /// @dev Leaves are OpenZeppelin StandardMerkleTree leaves of the values
 /// (bytes32 structHash, bytes32 keccak256(signature), bytes32 proofCommitment):
@@ -40,6 +41,8 @@ contract Settlement is Ownable, Pausable, EIP712 {
         address provider;
         uint256 priceWei;
         uint8 kind; // 0 = inference, 1 = proof
+        uint8 verification; // the job's policy: 0 = proof, 1 = spot-check, 2 = attest-only
+        uint32 sampleRatePpm; // spot-check rate in parts per million (1..1_000_000), 0 for the other policies
     }
 
     /// @notice A leaf's preimage: the attestation, its provider signature (65 bytes r||s||v) and,
@@ -69,10 +72,14 @@ contract Settlement is Ownable, Pausable, EIP712 {
 
     // ------------------------------------------------------------------ constants
     bytes32 public constant ATTESTATION_TYPEHASH = keccak256(
-        "Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind)"
+        "Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind,"
+        "uint8 verification,uint32 sampleRatePpm)"
     );
     uint8 public constant KIND_INFERENCE = 0;
     uint8 public constant KIND_PROOF = 1;
+    uint8 public constant VERIFICATION_PROOF = 0;
+    uint8 public constant VERIFICATION_SPOT_CHECK = 1;
+    uint8 public constant VERIFICATION_ATTEST_ONLY = 2;
     /// @notice Largest batch: 2^32 leaves (inclusion proofs of at most 33 hashes).
     uint64 public constant MAX_LEAF_COUNT = 2 ** 32;
     /// @notice Longest inclusion proof accepted, so proof loops stay bounded.
@@ -141,6 +148,7 @@ contract Settlement is Ownable, Pausable, EIP712 {
     error LeafAlreadyChallenged(bytes32 batchId, bytes32 leaf, uint8 reason);
     error SignatureValid(bytes32 jobId, address provider);
     error NotAProofJob(bytes32 jobId, uint8 kind);
+    error NotProofPolicy(bytes32 jobId, uint8 verification);
     error ProofCommitmentMismatch(bytes32 jobId);
     error UnknownCircuit(bytes32 circuitId);
     error PublicInputCountMismatch(address verifier, uint256 reported, uint256 given);
@@ -265,7 +273,17 @@ contract Settlement is Ownable, Pausable, EIP712 {
     /// @notice EIP-712 hashStruct(Attestation).
     function attestationStructHash(Attestation calldata a) public pure returns (bytes32) {
         return keccak256(
-            abi.encode(ATTESTATION_TYPEHASH, a.jobId, a.inputHash, a.resultHash, a.provider, a.priceWei, a.kind)
+            abi.encode(
+                ATTESTATION_TYPEHASH,
+                a.jobId,
+                a.inputHash,
+                a.resultHash,
+                a.provider,
+                a.priceWei,
+                a.kind,
+                a.verification,
+                a.sampleRatePpm
+            )
         );
     }
 
@@ -328,6 +346,9 @@ contract Settlement is Ownable, Pausable, EIP712 {
     }
 
     /// @notice Challenge (b): the Groth16 proof committed in a proof job's leaf fails the circuit's verifier.
+    /// Only a leaf whose provider signed the `proof` policy (verification 0) and kind proof: a spot-check or
+    /// attest-only leaf was never promised the pairing check (NotProofPolicy). Challenges (a) and (c) take
+    /// leaves of every policy.
     /// @dev The verifier gets exactly `verifyGasFor(circuitId)` gas, so a challenger cannot starve it; a
     /// verifier that reverts (KeyedGroth16Verifier reverts when it lacks gas for a precompile) proves nothing
     /// (VerifierReverted).
@@ -341,6 +362,7 @@ contract Settlement is Ownable, Pausable, EIP712 {
     ) external {
         bytes32 h = _challengeable(batchId, leaf, proof);
         if (leaf.att.kind != KIND_PROOF) revert NotAProofJob(leaf.att.jobId, leaf.att.kind);
+        if (leaf.att.verification != VERIFICATION_PROOF) revert NotProofPolicy(leaf.att.jobId, leaf.att.verification);
         if (keccak256(abi.encode(circuitId, grothProof, pubSignals)) != leaf.proofCommitment) {
             revert ProofCommitmentMismatch(leaf.att.jobId);
         }

@@ -4,7 +4,15 @@ Typed data (EIP-712, https://eips.ethereum.org/EIPS/eip-712)::
 
     EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)
         name = "raymarket", version = "1", verifyingContract = the Settlement contract
-    Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind)
+    Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind,
+                uint8 verification,uint32 sampleRatePpm)
+
+``verification`` is the job's verification policy (issue 13, ``market.core.policy``): 0 ``proof`` (the Groth16
+pairing check), 1 ``spot-check:RATE`` (re-execution of a secret sample on another provider), 2 ``attest-only``
+(signature and collateral only). ``sampleRatePpm`` is the spot-check RATE in parts per million (1..1_000_000;
+policies have at most 6 decimals, so it is exact) and 0 for the other two. The provider signs the policy it was
+leased under, so the exchange cannot settle the job under another one, and ``Settlement.challengeProof`` takes
+only ``proof``-policy leaves.
 
 A provider signs ``keccak256(0x1901 || domainSeparator || hashStruct(attestation))`` with its secp256k1 key
 (65-byte ``r || s || v`` signature, low ``s`` per EIP-2). The settlement leaf commits to the attestation, the
@@ -29,9 +37,17 @@ from contracts.merkle import hash_leaf
 
 ZERO32 = bytes(32)
 ATTESTATION_TYPE = (
-    "Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind)"
+    "Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind,"
+    "uint8 verification,uint32 sampleRatePpm)"
 )
 ATTESTATION_TYPEHASH = keccak(ATTESTATION_TYPE.encode())
+#: The struct before the policy fields (until session 19): only to tell an outdated agent's signature apart
+#: (:func:`legacy_digest`); nothing is signed or settled under it any more.
+LEGACY_ATTESTATION_TYPE = (
+    "Attestation(bytes32 jobId,bytes32 inputHash,bytes32 resultHash,address provider,uint256 priceWei,uint8 kind)"
+)
+#: ``sampleRatePpm`` of a rate of 1 (every row re-executed).
+PPM = 1_000_000
 DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 DOMAIN_NAME = "raymarket"
 DOMAIN_VERSION = "1"
@@ -53,6 +69,14 @@ class JobKind(enum.IntEnum):
 
     INFERENCE = 0
     PROOF = 1
+
+
+class Verification(enum.IntEnum):
+    """The ``verification`` field of an attestation (uint8 on chain): the job's verification policy."""
+
+    PROOF = 0
+    SPOT_CHECK = 1
+    ATTEST_ONLY = 2
 
 
 def _bytes32(value: bytes, name: str) -> bytes:
@@ -118,8 +142,11 @@ class Attestation:
         provider: the provider's address (checksummed on construction).
         price_wei: the cleared price paid for the job, in wei (uint256).
         kind: :class:`JobKind`.
+        verification: :class:`Verification`, the job's policy (no default: the signer must name it).
+        sample_rate_ppm: spot-check rate in parts per million, 1..1_000_000 for ``SPOT_CHECK``, else 0 (uint32).
     Raises:
-        AttestationError: naming the malformed field.
+        AttestationError: naming the malformed field (also a rate given with another policy than spot-check,
+            or a spot-check without one).
     """
 
     job_id: bytes
@@ -128,6 +155,8 @@ class Attestation:
     provider: str
     price_wei: int
     kind: JobKind
+    verification: Verification
+    sample_rate_ppm: int = 0
 
     def __post_init__(self) -> None:
         for name in ("job_id", "input_hash", "result_hash"):
@@ -141,18 +170,41 @@ class Attestation:
             object.__setattr__(self, "kind", JobKind(self.kind))
         except ValueError:
             raise AttestationError("kind", f"must be 0 (inference) or 1 (proof), got {self.kind!r}") from None
+        try:
+            if isinstance(self.verification, bool):
+                raise ValueError
+            object.__setattr__(self, "verification", Verification(self.verification))
+        except ValueError:
+            raise AttestationError("verification", "must be 0 (proof), 1 (spot-check) or 2 (attest-only), got "
+                                                   f"{self.verification!r}") from None
+        ppm = self.sample_rate_ppm
+        if isinstance(ppm, bool) or not isinstance(ppm, int):
+            raise AttestationError("sample_rate_ppm", f"must be an int, got {ppm!r}")
+        if self.verification == Verification.SPOT_CHECK and not 1 <= ppm <= PPM:
+            raise AttestationError("sample_rate_ppm", f"a spot-check rate is 1..{PPM} ppm, got {ppm}")
+        if self.verification != Verification.SPOT_CHECK and ppm != 0:
+            raise AttestationError("sample_rate_ppm", f"must be 0 for {self.verification.name.lower()}, got {ppm}")
 
     def abi_tuple(self) -> tuple:
         """The ``Attestation`` struct as an ABI tuple."""
-        return (self.job_id, self.input_hash, self.result_hash, self.provider, self.price_wei, int(self.kind))
+        return (self.job_id, self.input_hash, self.result_hash, self.provider, self.price_wei, int(self.kind),
+                int(self.verification), self.sample_rate_ppm)
 
 
 def struct_hash(att: Attestation) -> bytes:
     """EIP-712 ``hashStruct(Attestation)``."""
     return keccak(
-        abi_encode(["bytes32", "bytes32", "bytes32", "bytes32", "address", "uint256", "uint8"],
+        abi_encode(["bytes32", "bytes32", "bytes32", "bytes32", "address", "uint256", "uint8", "uint8", "uint32"],
                    [ATTESTATION_TYPEHASH, *att.abi_tuple()])
     )
+
+
+def legacy_digest(att: Attestation, domain: Eip712Domain) -> bytes:
+    """The digest ``att`` had under :data:`LEGACY_ATTESTATION_TYPE` (its policy fields left out): what an agent
+    from before the policy fields signs. Used only to name that case in a refusal."""
+    legacy = keccak(abi_encode(["bytes32", "bytes32", "bytes32", "bytes32", "address", "uint256", "uint8"],
+                               [keccak(LEGACY_ATTESTATION_TYPE.encode()), *att.abi_tuple()[:6]]))
+    return keccak(b"\x19\x01" + domain.separator + legacy)
 
 
 def attestation_digest(att: Attestation, domain: Eip712Domain) -> bytes:
@@ -187,12 +239,17 @@ def recover_signer(att: Attestation, signature: bytes, domain: Eip712Domain) -> 
 
     Same rules as ``Settlement.recoverSigner``: 65 bytes, ``v`` in {27, 28}, ``s <= n/2``.
     """
+    return recover_digest_signer(attestation_digest(att, domain), signature)
+
+
+def recover_digest_signer(digest: bytes, signature: bytes) -> str | None:
+    """The checksummed signer of a 32-byte ``digest`` (rules of :func:`recover_signer`), or ``None``."""
     if len(signature) != 65 or signature[64] not in (27, 28):
         return None
     if int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2:
         return None
     try:
-        return Account._recover_hash(attestation_digest(att, domain), signature=bytes(signature))
+        return Account._recover_hash(digest, signature=bytes(signature))
     except Exception:  # eth-keys raises BadSignature for r/s out of range or no point
         return None
 

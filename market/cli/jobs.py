@@ -271,9 +271,10 @@ def status(job_id: JobArg, exchange: ExchangeUrl = None, data_dir: DataDir = Non
     if as_json:
         emit(job, True)
         return
-    for k in ("job_id", "kind", "status", "client", "provider", "verification", "max_price_wei", "price_wei",
-              "collateral_wei", "result_hash", "batch_id", "tx_hash"):
-        out.print(f"{k:14} {job.get(k) if job.get(k) is not None else '-'}", highlight=False, markup=False)
+    for k in ("job_id", "kind", "status", "client", "provider", "verification", "attested_verification",
+              "max_price_wei", "price_wei", "collateral_wei", "result_hash", "batch_id", "tx_hash"):
+        label = "attested" if k == "attested_verification" else k  # the policy signed into the attestation
+        out.print(f"{label:14} {job.get(k) if job.get(k) is not None else '-'}", highlight=False, markup=False)
     if job.get("explanation"):
         out.print(f"{'why open':14} {job['explanation']}", markup=False)
     for e in job.get("history", []):

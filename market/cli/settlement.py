@@ -110,8 +110,8 @@ def watch(
         pass
 
 
-_TEXT_KEYS = ("job", "job_id", "batch_id", "leaf_index", "leaf_hash", "provider", "price_wei", "kind", "root",
-              "onchain_root", "batch_status", "tx_hash")
+_TEXT_KEYS = ("job", "job_id", "batch_id", "leaf_index", "leaf_hash", "provider", "price_wei", "kind", "verification",
+              "root", "onchain_root", "batch_status", "tx_hash")
 
 
 @settlement_app.command("verify")

@@ -203,6 +203,53 @@ def default_policy(kind: str) -> VerificationPolicy:
     raise PolicyError(f"unknown job kind {kind!r}: use inference or proof")
 
 
+# ----------------------------------------------------------------------------- the policy in the attestation
+
+#: The ``uint8 verification`` field of the EIP-712 Attestation per policy name (``contracts.attestation.Verification``
+#: holds the same numbers; a test checks they agree).
+ATTESTATION_CODES: dict[str, int] = {"proof": 0, "spot-check": 1, "attest-only": 2}
+
+#: ``uint32 sampleRatePpm`` of a rate of 1: the attestation carries a spot-check RATE in parts per million, exact
+#: because a rate has at most :data:`SPOT_RATE_DECIMALS` (6) decimals.
+RATE_PPM = 1_000_000
+
+
+def attestation_terms(policy: VerificationPolicy) -> tuple[int, int]:
+    """``(verification, sample_rate_ppm)`` a provider signs for ``policy``: ``proof`` -> ``(0, 0)``,
+    ``spot-check:0.5`` -> ``(1, 500_000)``, ``attest-only`` -> ``(2, 0)``.
+
+    Raises:
+        PolicyError: a spot-check rate that is not a whole number of ppm (e.g. ``Fraction(1, 3)``; never one
+            :func:`parse_policy` read).
+    """
+    if policy.rate is None:
+        return ATTESTATION_CODES[policy.name], 0
+    ppm = policy.rate * RATE_PPM
+    if ppm.denominator != 1:
+        raise PolicyError(f"spot-check rate {policy.rate} is not a whole number of ppm: use at most 6 decimals")
+    return ATTESTATION_CODES[policy.name], int(ppm)
+
+
+def policy_from_terms(verification: int, sample_rate_ppm: int) -> VerificationPolicy:
+    """The policy an attestation's ``(verification, sample_rate_ppm)`` names (inverse of :func:`attestation_terms`).
+
+    Raises:
+        PolicyError: an unknown code, a spot-check rate outside 1..1_000_000 ppm, or a rate with another policy.
+    """
+    names = {code: name for name, code in ATTESTATION_CODES.items()}
+    if isinstance(verification, bool) or verification not in names:
+        raise PolicyError(f"unknown attestation verification code {verification!r}: 0 proof, 1 spot-check, 2 "
+                          "attest-only")
+    name = names[verification]
+    if name != "spot-check":
+        if sample_rate_ppm != 0:
+            raise PolicyError(f"{name} carries no sample rate, got {sample_rate_ppm} ppm")
+        return VerificationPolicy(name)
+    if isinstance(sample_rate_ppm, bool) or not isinstance(sample_rate_ppm, int) or not 0 < sample_rate_ppm <= RATE_PPM:
+        raise PolicyError(f"spot-check sample rate {sample_rate_ppm!r} ppm is not in 1..{RATE_PPM}")
+    return VerificationPolicy("spot-check", Fraction(sample_rate_ppm, RATE_PPM))
+
+
 # ----------------------------------------------------------------------------- the price of verification
 #
 # The formula (module doc of issue 13; the numbers are the constants above):

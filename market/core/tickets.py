@@ -20,7 +20,8 @@ Ticket shapes (``lease["ticket"]``):
   every hash and log (it is the client's secret; the exchange deletes it once the job is paid or cancelled).
 
 In every case ``result_hash = keccak256(result bytes)``, and the provider signs the EIP-712
-``Attestation`` (``contracts.attestation``) over (job id, input hash, result hash, provider, price, kind).
+``Attestation`` (``contracts.attestation``) over (job id, input hash, result hash, provider, price, kind,
+verification policy, spot-check rate in ppm).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Checks a provider's result before any payment: signature, hashes, and the job kind's own check.
 
 * every job: the result hash is keccak-256 of the returned bytes, and the EIP-712 attestation
-  over (job id, input hash, result hash, provider, cleared price, kind) recovers to the
-  provider's registered address;
+  over (job id, input hash, result hash, provider, cleared price, kind, the job's verification
+  policy) recovers to the provider's registered address; a signature that recovers to the
+  provider under ANOTHER policy (or under the struct from before the policy fields) is refused
+  as malformed (:class:`PolicyMismatch`: nothing changes, the provider may re-sign), not slashed;
 * ``inference``: a ``.npy`` of shape ``(n_sentences, 384)``, ``float32``, finite, unit rows;
 * ``proof``: the Groth16 proof verifies against the circuit's verification key for the
   job's public input (``proving.groth16.verifier``).
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from eth_utils import keccak
 
-from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, recover_signer
+from contracts.attestation import (Attestation, Eip712Domain, JobKind, Verification, job_id_bytes32,
+                                   legacy_digest, recover_digest_signer, recover_signer)
+from market.core import policy as policies
 from proving.errors import ProvingError
 from proving.formats.snarkjs_json import proof_from_json, public_from_json
 from proving.groth16.keys import VerifyingKey
@@ -53,6 +57,8 @@ class Expected:
         n_sentences: inference only, rows expected.
         public_inputs: proof only, the public signals the proof must be for.
         vk: proof only, the circuit's :class:`proving.groth16.keys.VerifyingKey`.
+        policy: the job's verification policy (:class:`market.core.policy.VerificationPolicy`), signed into the
+            attestation; ``None``: the kind's default (:func:`market.core.policy.default_policy`).
     """
 
     job_id: str
@@ -64,6 +70,12 @@ class Expected:
     n_sentences: int = 0
     public_inputs: tuple[int, ...] = ()
     vk: VerifyingKey | None = None
+    policy: policies.VerificationPolicy | None = None
+
+    @property
+    def verification_policy(self) -> policies.VerificationPolicy:
+        """The job's policy (``policy`` or the kind's default)."""
+        return self.policy if self.policy is not None else policies.default_policy(self.kind)
 
 
 class MalformedUpload(ValueError):
@@ -75,20 +87,58 @@ class MalformedUpload(ValueError):
         self.field, self.reason = field, reason
 
 
+class PolicyMismatch(MalformedUpload):
+    """The provider signed the attestation under another verification policy than the job's (``signed``: the
+    policy text, or ``"none (pre-policy attestation)"``; ``expected``: the job's). Refused like any malformed
+    upload: the job is not settled under a policy its client did not choose, and nothing is slashed."""
+
+    def __init__(self, signed: str, expected: str) -> None:
+        super().__init__("signature", f"the attestation is signed under verification {signed}, but this job's policy "
+                                      f"is {expected}: sign the lease's attestation.verification / sample_rate_ppm")
+        self.signed, self.expected = signed, expected
+
+
+def attestation_for(exp: Expected, result_hash: bytes, pol: policies.VerificationPolicy | None = None) -> Attestation:
+    """The attestation the provider must have signed for ``exp`` (under ``pol``, by default the job's policy).
+
+    Raises:
+        PolicyError: a policy whose rate is not a whole number of ppm.
+    """
+    code, ppm = policies.attestation_terms(pol if pol is not None else exp.verification_policy)
+    return Attestation(job_id=job_id_bytes32(exp.job_id), input_hash=exp.input_hash, result_hash=result_hash,
+                       provider=exp.provider_address, price_wei=exp.price_wei,
+                       kind=JobKind.INFERENCE if exp.kind == "inference" else JobKind.PROOF,
+                       verification=Verification(code), sample_rate_ppm=ppm)
+
+
+def _other_policies(exp: Expected) -> list[policies.VerificationPolicy]:
+    """Policies a provider might wrongly have signed instead of the job's: every fixed one and spot-check at the
+    default rate (a rate cannot be searched; another rate is a plain bad signature)."""
+    own = exp.verification_policy
+    cands = [policies.VerificationPolicy("proof"), policies.VerificationPolicy("attest-only"),
+             policies.VerificationPolicy("spot-check", policies.DEFAULT_SPOT_RATE)]
+    return [c for c in cands if c != own]
+
+
 def verify_attestation(exp: Expected, result_hash: bytes, signature: bytes) -> Attestation:
     """Rebuild the attestation from what the exchange expects and check the provider signed it.
 
     Raises:
         MalformedUpload: the signature recovers to no address (not 65 bytes, r/s/v out of range).
+        PolicyMismatch: it recovers to the provider under another verification policy than the job's, or under
+            the struct from before the policy fields (an outdated agent).
         ResultRejected: the signature recovers to another address than the provider's.
     """
-    att = Attestation(job_id=job_id_bytes32(exp.job_id), input_hash=exp.input_hash, result_hash=result_hash,
-                      provider=exp.provider_address, price_wei=exp.price_wei,
-                      kind=JobKind.INFERENCE if exp.kind == "inference" else JobKind.PROOF)
+    att = attestation_for(exp, result_hash)
     signer = recover_signer(att, signature, exp.domain)
     if signer is None:
         raise MalformedUpload("signature", "not a recoverable 65-byte ECDSA signature")
     if signer != att.provider:
+        for other in _other_policies(exp):
+            if recover_signer(attestation_for(exp, result_hash, other), signature, exp.domain) == att.provider:
+                raise PolicyMismatch(str(other), str(exp.verification_policy))
+        if recover_digest_signer(legacy_digest(att, exp.domain), signature) == att.provider:
+            raise PolicyMismatch("none (pre-policy attestation; upgrade the agent)", str(exp.verification_policy))
         raise ResultRejected(exp.job_id, f"attestation signed by {signer}, not by provider {att.provider}")
     return att
 

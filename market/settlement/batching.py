@@ -25,7 +25,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, SignedAttestation)
+from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, SignedAttestation,
+                                   Verification)
 from contracts.errors import ContractReverted
 from contracts.merkle import MerkleTree, build_tree
 from market.settlement.models import BatchRecord, BatchStatus, LeafRecord
@@ -120,6 +121,7 @@ def add_attestation(s: Session, leaf: AttestationLeaf, *, added_at_s: float, job
     record = LeafRecord(
         job_id=hex32(att.job_id), job_ref=job_ref, leaf_hash=leaf_hash, input_hash=hex32(att.input_hash),
         result_hash=hex32(att.result_hash), provider=att.provider, price_wei=att.price_wei, kind=int(att.kind),
+        verification=int(att.verification), sample_rate_ppm=att.sample_rate_ppm,
         signature=hex32(leaf.signed.signature), proof_commitment=hex32(leaf.proof_commitment),
         chain_id=leaf.signed.domain.chain_id, contract=leaf.signed.domain.verifying_contract,
         added_at_s=added_at_s)
@@ -131,7 +133,7 @@ def add_attestation(s: Session, leaf: AttestationLeaf, *, added_at_s: float, job
 def leaf_from_record(r: LeafRecord) -> AttestationLeaf:
     """Rebuild the :class:`AttestationLeaf` a row stores."""
     att = Attestation(unhex(r.job_id), unhex(r.input_hash), unhex(r.result_hash), r.provider, r.price_wei,
-                      JobKind(r.kind))
+                      JobKind(r.kind), Verification(r.verification), int(r.sample_rate_ppm))
     signed = SignedAttestation(att, unhex(r.signature), Eip712Domain(r.chain_id, r.contract))
     return AttestationLeaf(signed, unhex(r.proof_commitment))
 

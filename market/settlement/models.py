@@ -77,6 +77,8 @@ class LeafRecord(Base):
         job_id: 0x-hex bytes32 ``jobId`` of the attestation; job_ref: the exchange's job id (``jobs.job_id``).
         batch_id, leaf_index: set when its batch closes; leaf_hash: ``Settlement.leafHash``.
         input_hash, result_hash, provider, price_wei, kind: the attestation's fields.
+        verification, sample_rate_ppm: its policy fields (0 proof, 1 spot-check, 2 attest-only; the spot-check
+            rate in ppm, else 0; ``contracts.attestation.Verification``).
         signature: 0x-hex 65 bytes; proof_commitment: 0x-hex bytes32 (zero for inference).
         chain_id, contract: the EIP-712 domain it was signed under.
         added_at_s: when it was accumulated (decides its batching window).
@@ -95,6 +97,8 @@ class LeafRecord(Base):
     provider: Mapped[str] = mapped_column(ADDRESS, index=True)
     price_wei: Mapped[Wei]
     kind: Mapped[int] = mapped_column(SmallInteger)
+    verification: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    sample_rate_ppm: Mapped[int] = mapped_column(BigInteger, server_default="0")
     signature: Mapped[str] = mapped_column(String(132))
     proof_commitment: Mapped[str] = mapped_column(HASH)
     chain_id: Mapped[int] = mapped_column(BigInteger)
@@ -104,6 +108,8 @@ class LeafRecord(Base):
 
     __table_args__ = (
         CheckConstraint("kind IN (0, 1)", name="kind_known"),
+        CheckConstraint("verification IN (0, 1, 2)", name="verification_known"),
+        CheckConstraint("sample_rate_ppm >= 0 AND sample_rate_ppm <= 1000000", name="sample_rate_ppm_range"),
         CheckConstraint("price_wei >= 0", name="price_nonnegative"),
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from contracts.attestation import recover_signer
 from contracts.bindings import SettlementContract
 from contracts.merkle import verify_inclusion
+from market.core.policy import policy_from_terms
 from market.settlement.batching import inclusion, leaf_from_record, unhex
 
 
@@ -26,7 +27,7 @@ def verify_report(session: Session, job: str, settlement: SettlementContract | N
 
     Returns:
         ``{"job", "job_id", "batch_id", "leaf_index", "leaf_hash", "provider", "price_wei", "kind",
-        "proof": [0x hex], "root", "batch_status", "tx_hash", "contract", "challenge_reason",
+        "verification" (the signed policy's text, e.g. ``spot-check:0.5``), "proof": [0x hex], "root", "batch_status", "tx_hash", "contract", "challenge_reason",
         "onchain_root", "checks": {name: bool}, "ok": bool}``; checks are ``leaf_hash_matches``,
         ``signer_is_provider``, ``proof_verifies_to_root``, ``root_matches_batch_record`` and, with
         ``settlement``, ``onchain_root_matches`` and ``contract_verifies_attestation``.
@@ -46,7 +47,8 @@ def verify_report(session: Session, job: str, settlement: SettlementContract | N
     report: dict[str, Any] = {
         "job": job, "job_id": inc.leaf.job_id, "batch_id": inc.batch.batch_id, "leaf_index": inc.leaf.leaf_index,
         "leaf_hash": inc.leaf.leaf_hash, "provider": att.provider, "price_wei": att.price_wei,
-        "kind": att.kind.name.lower(), "proof": ["0x" + p.hex() for p in inc.proof], "root": "0x" + inc.root.hex(),
+        "kind": att.kind.name.lower(),
+        "verification": str(policy_from_terms(int(att.verification), att.sample_rate_ppm)), "proof": ["0x" + p.hex() for p in inc.proof], "root": "0x" + inc.root.hex(),
         "batch_status": inc.batch.status, "tx_hash": inc.batch.tx_hash, "contract": inc.leaf.contract,
         "challenge_reason": inc.leaf.challenge_reason, "onchain_root": None,
     }

@@ -13,7 +13,8 @@ import os
 import pytest
 from eth_account import Account
 
-from contracts.attestation import Attestation, AttestationLeaf, JobKind, proof_commitment, sign_attestation
+from contracts.attestation import (Attestation, AttestationLeaf, JobKind, Verification, proof_commitment,
+                                   sign_attestation)
 from contracts.errors import ContractReverted
 from contracts.merkle import build_tree
 from market.client import ApiError, Client
@@ -33,7 +34,7 @@ BAD_PROOF = 2  # Settlement.Reason.BadProof
 
 def _leaf(key: str, domain, circuit_id: bytes, words: list[int], public: list[int]) -> AttestationLeaf:
     att = Attestation(os.urandom(32), os.urandom(32), os.urandom(32), Account.from_key(key).address, 10**12,
-                      JobKind.PROOF)
+                      JobKind.PROOF, Verification.PROOF)
     return AttestationLeaf(sign_attestation(att, key, domain), proof_commitment(circuit_id, words, public))
 
 

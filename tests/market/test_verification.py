@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 from eth_utils import keccak
 
-from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
-from market.exchange.verification import (Expected, ResultRejected, check_spot_sample, spot_sample, verify_embeddings,
-                                 verify_output)
+from eth_account import Account
+
+from contracts.attestation import (Attestation, Eip712Domain, JobKind, Verification, job_id_bytes32, legacy_digest,
+                                   sign_attestation)
+from market.core.policy import parse_policy
+from market.exchange.verification import (Expected, PolicyMismatch, ResultRejected, check_spot_sample, spot_sample,
+                                          verify_embeddings, verify_output)
 from providers.keys import address_of, new_key
 
 DOMAIN = Eip712Domain(31337, "0x" + "22" * 20)
@@ -28,10 +32,13 @@ def _unit_rows(n: int, seed: int = 0) -> np.ndarray:
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def _signed(key: str, result_hash: bytes, price: int = 100) -> tuple[Expected, bytes]:
+def _signed(key: str, result_hash: bytes, price: int = 100, verification: Verification = Verification.SPOT_CHECK,
+            ppm: int = 500_000, job_policy: str = "spot-check:0.5") -> tuple[Expected, bytes]:
     exp = Expected(job_id="j1", kind="inference", input_hash=b"\x01" * 32, price_wei=price,
-                   provider_address=address_of(key), domain=DOMAIN, n_sentences=5)
-    att = Attestation(job_id_bytes32("j1"), exp.input_hash, result_hash, exp.provider_address, price, JobKind.INFERENCE)
+                   provider_address=address_of(key), domain=DOMAIN, n_sentences=5,
+                   policy=parse_policy(job_policy, "inference"))
+    att = Attestation(job_id_bytes32("j1"), exp.input_hash, result_hash, exp.provider_address, price, JobKind.INFERENCE,
+                      verification, ppm)
     return exp, sign_attestation(att, key, DOMAIN).signature
 
 
@@ -58,6 +65,36 @@ def test_signed_price_must_be_the_cleared_price():
     _, sig_other_price = _signed(key, keccak(data), price=10**18)
     with pytest.raises(ResultRejected):
         verify_output(exp, data, data, keccak(data), sig_other_price)
+
+
+@pytest.mark.parametrize("job_policy,verification,ppm,named", [
+    ("spot-check:0.5", Verification.ATTEST_ONLY, 0, "attest-only"),  # a provider dodging its spot-check
+    ("attest-only", Verification.SPOT_CHECK, 500_000, "spot-check:0.5"),
+    ("spot-check:0.1", Verification.SPOT_CHECK, 500_000, "spot-check:0.5"),  # another rate
+])
+def test_attestation_under_another_policy_than_the_jobs_is_refused(job_policy, verification, ppm, named):
+    key = new_key()
+    data = _npy(_unit_rows(5))
+    exp, sig = _signed(key, keccak(data), verification=verification, ppm=ppm, job_policy=job_policy)
+    with pytest.raises(PolicyMismatch) as info:
+        verify_output(exp, data, data, keccak(data), sig)
+    assert info.value.field == "signature" and named in info.value.reason and job_policy in info.value.reason
+    right = (Verification.ATTEST_ONLY, 0) if job_policy == "attest-only" else (Verification.SPOT_CHECK, int(
+        parse_policy(job_policy).rate * 1_000_000))
+    exp_ok, sig_ok = _signed(key, keccak(data), verification=right[0], ppm=right[1], job_policy=job_policy)
+    att = verify_output(exp_ok, data, data, keccak(data), sig_ok)  # the job's own policy passes
+    assert (att.verification, att.sample_rate_ppm) == right
+
+
+def test_an_outdated_agents_pre_policy_attestation_is_refused_not_slashed():
+    key = new_key()
+    data = _npy(_unit_rows(5))
+    exp, _ = _signed(key, keccak(data))
+    att = Attestation(job_id_bytes32("j1"), exp.input_hash, keccak(data), exp.provider_address, 100, JobKind.INFERENCE,
+                      Verification.SPOT_CHECK, 500_000)
+    old = bytes(Account.unsafe_sign_hash(legacy_digest(att, DOMAIN), key).signature)
+    with pytest.raises(PolicyMismatch, match="pre-policy"):
+        verify_output(exp, data, data, keccak(data), old)
 
 
 def test_result_hash_must_match_bytes():

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
 
-from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, recover_signer
+from contracts.attestation import Attestation, Eip712Domain, JobKind, Verification, job_id_bytes32, recover_signer
 from market.core.tickets import hex32, proof_input_hash, proof_ticket
 from providers.errors import JobError
 from providers.jobs import check_lease, sign_result
@@ -80,5 +80,30 @@ def test_sign_result_recovers_to_the_provider():
     result_hash, signature = sign_result(acct, job, result)
     assert result_hash == hex32(keccak(result))
     att = Attestation(job_id=job_id_bytes32("j-1"), input_hash=job.input_hash, result_hash=keccak(result),
-                      provider=acct.address, price_wei=1000, kind=JobKind.INFERENCE)
+                      provider=acct.address, price_wei=1000, kind=JobKind.INFERENCE,
+                      verification=Verification.SPOT_CHECK, sample_rate_ppm=500_000)  # no policy in the lease: default
     assert recover_signer(att, bytes.fromhex(signature[2:]), Eip712Domain(31337, CONTRACT)) == acct.address
+
+
+@pytest.mark.parametrize("verification,ppm", [(2, 0), (1, 50_000)])
+def test_sign_result_signs_the_leases_policy(verification, ppm):
+    """The agent signs the policy the lease names, whatever it is (it turns no job down for its policy)."""
+    acct = Account.create()
+    lease = inference_lease()
+    lease["attestation"].update(verification=verification, sample_rate_ppm=ppm)
+    job = check_lease(lease, INFO)
+    assert (job.verification, job.sample_rate_ppm) == (verification, ppm)
+    result = b"rows"
+    _, signature = sign_result(acct, job, result)
+    att = Attestation(job_id=job_id_bytes32("j-1"), input_hash=job.input_hash, result_hash=keccak(result),
+                      provider=acct.address, price_wei=1000, kind=JobKind.INFERENCE,
+                      verification=Verification(verification), sample_rate_ppm=ppm)
+    assert recover_signer(att, bytes.fromhex(signature[2:]), Eip712Domain(31337, CONTRACT)) == acct.address
+
+
+def test_a_policy_no_attestation_can_carry_is_a_bad_ticket():
+    lease = inference_lease()
+    lease["attestation"].update(verification=1, sample_rate_ppm=0)
+    with pytest.raises(JobError) as info:
+        check_lease(lease, INFO)
+    assert info.value.reason == "bad_ticket" and "sample rate" in info.value.message

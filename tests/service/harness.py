@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from sqlalchemy import create_engine, select, text
 
-from contracts.attestation import Attestation, Eip712Domain, JobKind, job_id_bytes32, sign_attestation
+from contracts.attestation import Attestation, Eip712Domain, JobKind, Verification, job_id_bytes32, sign_attestation
 from market.core.tickets import canonical_proof_bytes, dev_proving_key
 from market.exchange.service import ServiceConfig, create_app
 from market.settlement.audit import audit
@@ -146,7 +146,8 @@ def attest(lease: dict, key: str, result: bytes) -> tuple[str, str]:
     acct = Account.from_key(key)
     att = Attestation(job_id=job_id_bytes32(lease["job_id"]), input_hash=bytes.fromhex(a["input_hash"][2:]),
                       result_hash=keccak(result), provider=acct.address, price_wei=int(lease["price_wei"]),
-                      kind=JobKind(a["kind"]))
+                      kind=JobKind(a["kind"]), verification=Verification(a["verification"]),
+                      sample_rate_ppm=int(a["sample_rate_ppm"]))
     domain = Eip712Domain(a["domain"]["chainId"], a["domain"]["verifyingContract"])
     return "0x" + keccak(result).hex(), "0x" + sign_attestation(att, key, domain).signature.hex()
 

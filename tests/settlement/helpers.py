@@ -9,16 +9,25 @@ from dataclasses import dataclass
 from eth_account import Account
 from py_ecc import bn128
 
-from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, proof_commitment,
-                                sign_attestation)
+from contracts.attestation import (Attestation, AttestationLeaf, Eip712Domain, JobKind, Verification,
+                                   proof_commitment, sign_attestation)
 
 R = bn128.curve_order
 
 
+#: The kind's default policy as the attestation carries it (``market.core.policy.default_policy``).
+DEFAULT_TERMS = {JobKind.PROOF: (Verification.PROOF, 0), JobKind.INFERENCE: (Verification.SPOT_CHECK, 500_000)}
+
+
 def random_attestation(provider: str, kind: JobKind = JobKind.INFERENCE, price_wei: int | None = None,
-                       job_id: bytes | None = None) -> Attestation:
+                       job_id: bytes | None = None, verification: Verification | None = None,
+                       sample_rate_ppm: int | None = None) -> Attestation:
+    """A random attestation; the policy defaults to the kind's (proof / spot-check at 500_000 ppm)."""
+    code, ppm = DEFAULT_TERMS[JobKind(kind)] if verification is None else (
+        verification, 500_000 if verification == Verification.SPOT_CHECK else 0)
     return Attestation(job_id or os.urandom(32), os.urandom(32), os.urandom(32), provider,
-                       price_wei if price_wei is not None else secrets.randbelow(10**18), kind)
+                       price_wei if price_wei is not None else secrets.randbelow(10**18), kind,
+                       Verification(code), ppm if sample_rate_ppm is None else sample_rate_ppm)
 
 
 def signed_leaf(key: str, domain: Eip712Domain, **kw) -> AttestationLeaf:
@@ -82,6 +91,6 @@ class SimulatedCircuit:
 
 
 def proof_leaf(key: str, domain: Eip712Domain, circuit_id: bytes, proof: list[int], pub: list[int],
-               job_id: bytes | None = None) -> AttestationLeaf:
-    att = random_attestation(Account.from_key(key).address, kind=JobKind.PROOF, job_id=job_id)
+               job_id: bytes | None = None, **kw) -> AttestationLeaf:
+    att = random_attestation(Account.from_key(key).address, kind=JobKind.PROOF, job_id=job_id, **kw)
     return AttestationLeaf(sign_attestation(att, key, domain), proof_commitment(circuit_id, proof, pub))

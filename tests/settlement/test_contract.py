@@ -9,7 +9,8 @@ from eth_account import Account
 
 from contracts.bindings import SettlementContract
 from contracts.errors import ContractReverted
-from contracts.attestation import AttestationLeaf, SignedAttestation, recover_signer, sign_attestation
+from contracts.attestation import (Attestation, AttestationLeaf, SignedAttestation, Verification, attestation_digest,
+                                   recover_signer, sign_attestation)
 from contracts.merkle import build_tree, verify_inclusion
 from tests.settlement.conftest import CIRCUIT_ID, Deployment
 from tests.settlement.helpers import proof_leaf, random_attestation, signed_leaf
@@ -135,6 +136,44 @@ def test_proof_challenge_runs_the_pairing_check(deployment: Deployment) -> None:
     assert verifier.call("verify", good_proof, pub) is True
     assert verifier.call("verify", bad_proof, pub) is False
     assert verifier.call("verify", good_proof, [5, 7 + 1]) is False
+
+
+def test_policy_is_signed_and_only_proof_policy_leaves_take_a_proof_challenge(deployment: Deployment) -> None:
+    """The verification policy is in the signed struct (a leaf re-labelled with another policy no longer
+    recovers to its provider); challengeProof refuses a leaf not under the ``proof`` policy (NotProofPolicy),
+    while an attest-only leaf still takes the signature challenge (its signature is all it has)."""
+    d = deployment
+    domain = d.settlement.domain
+    provider = Account.from_key(d.provider_key).address
+    pub = [5, 7]
+    bad_proof = d.circuit.prove(pub)
+    bad_proof[6:8] = d.circuit.prove(pub)[6:8]
+    for verification in (Verification.PROOF, Verification.SPOT_CHECK, Verification.ATTEST_ONLY):
+        att = random_attestation(provider, verification=verification)
+        signed = sign_attestation(att, d.provider_key, domain)
+        assert d.settlement.recover_signer(att, signed.signature) == provider
+        assert d.settlement.attestation_digest(att) == attestation_digest(att, domain)
+        relabelled = Attestation(**{**att.__dict__, "verification": Verification.ATTEST_ONLY, "sample_rate_ppm": 0}) \
+            if verification != Verification.ATTEST_ONLY else Attestation(**{**att.__dict__, "sample_rate_ppm": 1,
+                                                                          "verification": Verification.SPOT_CHECK})
+        assert d.settlement.recover_signer(relabelled, signed.signature) != provider
+    attest_only_proof = proof_leaf(d.provider_key, domain, CIRCUIT_ID, bad_proof, pub,
+                                   verification=Verification.ATTEST_ONLY)
+    forger = "0x" + bytes(Account.create().key).hex()
+    att = random_attestation(provider, verification=Verification.ATTEST_ONLY)
+    forged = AttestationLeaf(SignedAttestation(att, sign_attestation(
+        random_attestation(Account.from_key(forger).address), forger, domain).signature, domain))
+    proof_policy = proof_leaf(d.provider_key, domain, CIRCUIT_ID, bad_proof, pub)
+    batch_id, tree = submit(d, [attest_only_proof, forged, proof_policy])
+    err = expect_revert("NotProofPolicy", d.settlement.challenge_proof, d.challenger_key, batch_id, attest_only_proof,
+                        tree.proof(0), CIRCUIT_ID, bad_proof, pub)
+    assert err.error_args == (attest_only_proof.signed.attestation.job_id, 2)
+    d.settlement.challenge_signature(d.challenger_key, batch_id, forged, tree.proof(1))
+    assert d.settlement.challenge_reason(batch_id, forged.hash) == 1
+    receipt = d.settlement.challenge_proof(d.challenger_key, batch_id, proof_policy, tree.proof(2), CIRCUIT_ID,
+                                           bad_proof, pub, gas=1_000_000)
+    (event,) = d.settlement.events(receipt, "LeafChallenged")
+    assert event.args.reason == 2
 
 
 def test_duplicate_challenge_marks_the_later_batch(deployment: Deployment) -> None:

@@ -1,8 +1,8 @@
 """A provider's upload: verify it (outside any transaction), then pay or re-auction in ONE transaction.
 
 Verification (``market.exchange.verification``): keccak-256 of the bytes is the claimed result hash; the EIP-712
-attestation over (job id, input hash, result hash, provider, cleared price, kind) recovers to the provider's
-registered address; inference: ``float32 (n, 384)`` unit rows; proof: the Groth16 proof verifies for the job's
+attestation over (job id, input hash, result hash, provider, cleared price, kind, the job's verification policy)
+recovers to the provider's registered address (one signed under another policy is refused, ``invalid``); inference: ``float32 (n, 384)`` unit rows; proof: the Groth16 proof verifies for the job's
 public input. Accepted: the result is stored, the provider paid (``complete_job``), the attestation queued for
 settlement, the lease ``completed`` -- except a spot-checked inference job, which is held ``verifying`` until
 another provider re-executes a secret sample of it (``market.exchange.service.spot``; the verifier's upload comes
@@ -95,7 +95,8 @@ def expected(s: Session, lease: LeaseRecord, domain: Any, vk_for: Any) -> Expect
     if prov is None:
         raise not_found("provider", lease.provider)
     return Expected(job_id=job.job_id, kind=job.kind, input_hash=bytes.fromhex(job.input_hash[2:]),
-                    price_wei=int(lease.price_wei), provider_address=prov.address, domain=domain, **kw)
+                    price_wei=int(lease.price_wei), provider_address=prov.address, domain=domain,
+                    policy=spot.job_policy(job), **kw)
 
 
 def verify(exp: Expected, result: bytes, p: CompletePayload) -> Verdict:
@@ -175,7 +176,8 @@ def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: Co
     sig = bytes.fromhex(p.signature[2:])
     attestation = {"job_id": job.job_id, "input_hash": job.input_hash, "result_hash": p.result_hash.lower(),
                    "provider": exp.provider_address, "price_wei": str(exp.price_wei), "kind": job.kind,
-                   "signature": p.signature.lower(), "lease_id": lease.lease_id}
+                   "verification": str(exp.verification_policy), "signature": p.signature.lower(),
+                   "lease_id": lease.lease_id}
     ex.complete_job(s, job.job_id, result_path=f"db:job_blobs/{job.job_id}/result",
                     result_hash=p.result_hash.lower(), attestation=attestation, fee_bps=fee_bps, now_s=now_s)
     rounds = job.spec["params"].get("rounds")

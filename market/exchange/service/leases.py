@@ -153,8 +153,11 @@ def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
 def lease_view(s: Session, lease: LeaseRecord, domain: Any) -> dict[str, Any]:
     """A delivered lease as ``lease.poll`` returns it (ticket and what the attestation must commit to). A
     verification task looks like an inference lease: its ticket is the sampled sentences only, its input hash
-    their keccak, its price 0."""
+    their keccak, its price 0, its policy ``attest-only``. ``attestation.verification`` / ``sample_rate_ppm``
+    (``market.core.policy.attestation_terms`` of the job's policy; ``policy``: its text) are signed as they are."""
     job = ex.get_job(s, lease.job_id)
+    pol = spot.VERIFIER_POLICY if spot.is_verification(lease) else spot.job_policy(job)
+    code, ppm = policy.attestation_terms(pol)
     att_domain = {"name": domain.name, "version": domain.version, "chainId": domain.chain_id,
                   "verifyingContract": domain.verifying_contract}
     input_hash, tk = job.input_hash, None
@@ -165,5 +168,6 @@ def lease_view(s: Session, lease: LeaseRecord, domain: Any) -> dict[str, Any]:
     return {"lease_id": lease.lease_id, "job_id": job.job_id, "kind": job.kind, "expires_at": lease.expires_at,
             "price_wei": str(lease.price_wei),
             "attestation": {"domain": att_domain, "job_id_bytes32": "0x" + job_id_bytes32(job.job_id).hex(),
-                            "input_hash": input_hash, "kind": ATTESTATION_KIND[job.kind]},
+                            "input_hash": input_hash, "kind": ATTESTATION_KIND[job.kind], "verification": code,
+                            "sample_rate_ppm": ppm, "policy": str(pol)},
             "ticket": tk if tk is not None else ticket(s, job)}

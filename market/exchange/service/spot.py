@@ -12,7 +12,8 @@ The flow, each step in the caller's transaction:
    online provider other than the one tested and than the job's excluded providers (least tried first, ties in
    an order keyed by the secret, so the tested provider cannot pick its verifier). A verification lease is an
    ordinary inference lease to the agent (the normal poll path, lease id prefix ``lv-``): its ticket holds only
-   the sampled sentences, its attestation commits to their keccak, at price 0.
+   the sampled sentences, its attestation commits to their keccak, at price 0, under ``attest-only`` (the
+  verifier's answer is checked against the tested one, never settled on its own).
 3. :func:`conclude` — the verifier's upload passes the same checks (its own signature, ``(k, 384)`` unit rows),
    then each sampled row is compared by cosine similarity with the tolerance of the two providers' embedding
    backends (``market.core.embeddings.spot_check_tolerance``; a provider that does not report
@@ -54,7 +55,8 @@ from eth_hash.auto import keccak
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from contracts.attestation import Attestation, AttestationLeaf, JobKind, SignedAttestation, job_id_bytes32
+from contracts.attestation import (Attestation, AttestationLeaf, JobKind, SignedAttestation, Verification,
+                                   job_id_bytes32)
 from market import exchange as ex
 from market import ledger
 from market.core import ids, policy
@@ -68,6 +70,8 @@ from market.settlement.batching import add_attestation
 SECRET_KEY = "spot_secret"
 #: Lease ids of verification tasks start with this (an agent sees an ordinary inference lease).
 LEASE_PREFIX = "lv-"
+#: The policy a verification task's attestation is signed under (lease view and upload check agree on it).
+VERIFIER_POLICY = policy.VerificationPolicy("attest-only")
 #: Backend assumed for a provider that does not report one: the loosest tolerance (never unfair to it).
 UNREPORTED_BACKEND = "onnx-int8"
 OPEN = ("assigned", "running")
@@ -157,7 +161,8 @@ def begin(s: Session, job: JobRecord, lease: LeaseRecord, result: bytes, result_
     job.result_hash = result_hash.lower()
     job.attestation = {"job_id": job.job_id, "input_hash": job.input_hash, "result_hash": result_hash.lower(),
                        "provider": provider_address, "price_wei": str(lease.price_wei), "kind": job.kind,
-                       "signature": signature.lower(), "lease_id": lease.lease_id}
+                       "verification": str(job_policy(job)), "signature": signature.lower(),
+                       "lease_id": lease.lease_id}
     earlier = record(s, job.job_id)  # a re-auctioned job's earlier checks stay readable (audit, tests)
     history = [] if earlier is None else [*earlier.pop("history", []), earlier]
     rec = {"attempt": job.attempt, "rows": rows, "tested_provider": job.provider, "tested_lease": lease.lease_id,
@@ -226,7 +231,8 @@ def expected(s: Session, lease: LeaseRecord, domain: Any) -> Expected:
         raise LookupError(f"lease {lease.lease_id}: no spot-check record or provider")
     text = sample_text(s, lease.job_id, rec["rows"])
     return Expected(job_id=lease.job_id, kind="inference", input_hash=keccak(text), price_wei=int(lease.price_wei),
-                    provider_address=prov.address, domain=domain, n_sentences=len(rec["rows"]))
+                    provider_address=prov.address, domain=domain, n_sentences=len(rec["rows"]),
+                    policy=VERIFIER_POLICY)
 
 
 def _backend(prov: ProviderRecord | None) -> str:
@@ -289,11 +295,13 @@ def conclude(s: Session, lease: LeaseRecord, rejection: ResultRejected | None, r
 def pay(s: Session, job: JobRecord, domain: Any, *, fee_bps: int, now_s: float, verified_by: str) -> None:
     """Pay the verified job and queue the tested provider's signed attestation for settlement."""
     att = dict(job.attestation or {})
+    code, ppm = policy.attestation_terms(job_policy(job))  # what the tested provider signed (its upload's check)
     ex.complete_job(s, job.job_id, result_path=f"db:job_blobs/{job.job_id}/result", result_hash=att["result_hash"],
                     attestation=att, fee_bps=fee_bps, now_s=now_s)
     attestation = Attestation(job_id=job_id_bytes32(job.job_id), input_hash=bytes.fromhex(job.input_hash[2:]),
                               result_hash=bytes.fromhex(att["result_hash"][2:]), provider=att["provider"],
-                              price_wei=int(att["price_wei"]), kind=JobKind.INFERENCE)
+                              price_wei=int(att["price_wei"]), kind=JobKind.INFERENCE,
+                              verification=Verification(code), sample_rate_ppm=ppm)
     leaf = AttestationLeaf(SignedAttestation(attestation, bytes.fromhex(att["signature"][2:]), domain))
     add_attestation(s, leaf, added_at_s=now_s, job_ref=job.job_id)
 

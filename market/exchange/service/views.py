@@ -15,7 +15,9 @@ def _wei(v: int | None) -> str | None:
 
 
 def job_view(s: Session, job: JobRecord, explanation: str | None = None) -> dict[str, Any]:
-    """The public view of a job (no input, no preimage, no result bytes)."""
+    """The public view of a job (no input, no preimage, no result bytes). ``verification``: the job's policy;
+    ``attested_verification``: the policy its provider signed into the EIP-712 attestation (``None`` before it
+    is attested; the exchange takes no attestation under another policy than the job's)."""
     history = [{"at_s": e.at_s, "event": e.event, "status": e.status, "detail": e.detail}
                for e in ex.job_history(s, job.job_id)]
     return {"job_id": job.job_id, "kind": job.kind, "status": job.status, "client": job.client,
@@ -23,7 +25,8 @@ def job_view(s: Session, job: JobRecord, explanation: str | None = None) -> dict
             "collateral_wei": _wei(job.collateral_wei), "attempt": job.attempt, "input_hash": job.input_hash,
             "created_at": job.created_at, "deadline_at": job.deadline_s, "history": history,
             "explanation": explanation if job.status == "open" else None, "result_hash": job.result_hash,
-            "batch_id": job.batch_id, "tx_hash": job.settle_tx, "verification": job_policy(job)}
+            "batch_id": job.batch_id, "tx_hash": job.settle_tx, "verification": job_policy(job),
+            "attested_verification": (job.attestation or {}).get("verification")}
 
 
 def job_policy(job: JobRecord) -> str:

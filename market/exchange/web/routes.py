@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
+from market.core.policy import PolicyError, policy_from_terms
 from market.db.models import JobRecord, ProviderRecord
 from market.exchange.web import queries as q
 from market.exchange.web.charts import line_chart
@@ -35,6 +36,14 @@ HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 ID_RE = re.compile(ID_PATTERN)
 #: Attestation kinds of settlement leaves (``LeafRecord.kind``).
 LEAF_KINDS = {0: "inference", 1: "proof"}
+
+
+def leaf_policy(leaf: Any) -> str:
+    """The verification policy a settlement leaf's provider signed, as text (``spot-check:0.5``)."""
+    try:
+        return str(policy_from_terms(int(leaf.verification), int(leaf.sample_rate_ppm)))
+    except PolicyError:
+        return f"unknown ({leaf.verification}, {leaf.sample_rate_ppm} ppm)"
 CHALLENGE_REASONS = {1: "bad signature", 2: "bad proof", 3: "duplicate"}
 
 
@@ -75,7 +84,7 @@ def short(h: Any, n: int = 10) -> str:
 def make_env() -> Environment:
     """The Jinja2 environment (autoescape on for every template)."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
-    env.filters.update(wei=fmt_wei, time=fmt_time, bytes=fmt_bytes, short=short)
+    env.filters.update(wei=fmt_wei, time=fmt_time, bytes=fmt_bytes, short=short, leaf_policy=leaf_policy)
     return env
 
 
