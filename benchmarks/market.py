@@ -142,6 +142,8 @@ def top_functions(raw: Path, n: int = 15) -> dict[str, Any]:
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
+        if not stack or not count.isdigit():  # a line cut short when py-spy was stopped
+            continue
         c = int(count)
         frames = [re.sub(r":\d+\)$", ")", re.sub(r" \(/[^)]*/(site-packages|main)/", " (", f))
                   for f in stack.split(";")]

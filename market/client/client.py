@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from eth_hash.auto import keccak
 
 from market.client._http import Transport
 from market.client.errors import ApiError
-from market.protocol import UPLOAD_REQUEST_HEADER, Action
+from market.protocol import MAX_BATCH_SUBMITS, UPLOAD_REQUEST_HEADER, Action
 
 #: Chunk size of streamed uploads, bytes.
 UPLOAD_CHUNK_BYTES = 1024 * 1024
@@ -102,6 +103,43 @@ class Client:
         if verification is not None:
             spec["verification"] = verification
         return self.submit(spec)
+
+    def submit_inference_split(self, text_path_or_bytes: str | Path | bytes, parts: int, *, max_price_wei: int,
+                               deadline_s: float = 3600.0, verification: str | None = None,
+                               **resources: Any) -> list[dict[str, Any]]:
+        """Submit one embedding input as ``parts`` jobs of consecutive lines (as equal as the line count allows),
+        in one signed ``job.submit_batch`` request, so that several providers (or several CPUs of one) embed it
+        at once. ``max_price_wei`` is each part's cap. ``resources``: ``cpus``, ``gpus``, ``gpu_model``,
+        ``memory_bytes``, ``collateral_wei`` as for :meth:`submit_inference`. Returns one job per part, in line
+        order; :meth:`result_rows` joins their results back into one array.
+
+        Raises:
+            ApiError: ``invalid`` when ``parts`` is not between 1 and the number of lines (or
+                ``market.protocol.MAX_BATCH_SUBMITS``); the request as a whole was refused.
+        """
+        data = text_path_or_bytes if isinstance(text_path_or_bytes, bytes) else Path(text_path_or_bytes).read_bytes()
+        lines = [ln for ln in data.decode("utf-8").splitlines() if ln.strip()]
+        if not 1 <= parts <= min(len(lines), MAX_BATCH_SUBMITS):
+            raise ApiError("invalid", f"parts={parts}: must be between 1 and the number of non-empty lines "
+                           f"({len(lines)}, at most {MAX_BATCH_SUBMITS})", "pass fewer parts")
+        bounds = [len(lines) * i // parts for i in range(parts + 1)]
+        specs = []
+        for lo, hi in zip(bounds, bounds[1:]):
+            spec = {"kind": "inference", "input_b64": base64.b64encode(("\n".join(lines[lo:hi]) + "\n").encode()).decode(),
+                    **_common(max_price_wei, deadline_s, resources.get("cpus", 1), resources.get("gpus", 0),
+                              resources.get("gpu_model"), resources.get("memory_bytes", 0), None,
+                              resources.get("collateral_wei", 0))}
+            if verification is not None:
+                spec["verification"] = verification
+            specs.append(spec)
+        return self.submit_many(specs)
+
+    def result_rows(self, job_ids: list[str]) -> Any:
+        """The embedding rows of several inference jobs (e.g. the parts of :meth:`submit_inference_split`), each
+        checked against its attested hash, stacked in the order given: ``float32 (total sentences, 384)``."""
+        import numpy as np  # noqa: PLC0415 (heavy: only callers that join embedding results need it)
+
+        return np.concatenate([np.load(io.BytesIO(self.result(j)), allow_pickle=False) for j in job_ids])
 
     def submit_proof(self, preimage: int | None = None, *, rounds: int | None = None, max_price_wei: int,
                      circuit: str = "mimc7", circuit_id: str | None = None,
