@@ -376,7 +376,8 @@ def quote(
                          f"({q['verification']}); recent clearing prices p50 {q.get('p50_wei') or '-'} / p90 "
                          f"{q.get('p90_wei') or '-'} wei")
         return
-    emit(q, as_json, f"NOT feasible: blocked by {q.get('blocking') or 'unknown'}\nwhy: {q.get('explanation')}")
+    what = f"{q.get('blocking') or 'unknown'}" + (f" ({q['resource']})" if q.get("resource") else "")
+    emit(q, as_json, f"NOT feasible: blocked by {what}\nwhy: {q.get('explanation')}")
     raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 

@@ -731,6 +731,30 @@ def funnel(jobs, jc, oc, caps, now_s, rem, ov):
 
 
 @njit(cache=True)
+def size_shortfall(jobs, jc, oc):
+    """For each job of ``jobs``, over the offers whose first failing constraint is R_SIZE (the rules of
+    :func:`static_reason`, capacity free at round start): ``short[t, r]`` = how many of them lack resource ``r``
+    (0 CPUs, 1 GPUs, 2 memory bytes; one offer may lack several) and ``most[t, r]`` = the most of ``r`` free on
+    any offer lacking it (-1 when none lacks it). Only the explanations call it, for jobs failing on size."""
+    short = np.zeros((len(jobs), 3), dtype=np.int64)
+    most = np.full((len(jobs), 3), -1, dtype=np.int64)
+    o_cpu, o_gpu, o_mem = oc[0], oc[1], oc[2]
+    for t in range(len(jobs)):
+        j = jobs[t]
+        need = (np.int64(jc[0][j]), np.int64(jc[1][j]), np.int64(jc[2][j]))
+        for o in range(len(o_cpu)):
+            if static_reason(j, o, jc, oc, 0.0) != R_SIZE:
+                continue
+            free = (np.int64(o_cpu[o]), np.int64(o_gpu[o]), np.int64(o_mem[o]))
+            for r in range(3):
+                if free[r] < need[r]:
+                    short[t, r] += 1
+                    if free[r] > most[t, r]:
+                        most[t, r] = free[r]
+    return short, most
+
+
+@njit(cache=True)
 def _lagrange_primal(order, ptr, po, pa, w, need, cap, lam, rem, assign, ask):
     """Jobs in ``order`` each take, among their pairs that fit ``rem``, the one of largest reduced profit
     ``w - sum_r lam[o, r] * need[j, r] / cap[o, r]`` (any sign; pairs of welfare 0 skipped). Returns welfare."""

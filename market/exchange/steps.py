@@ -35,6 +35,7 @@ from market.core.matching import RoundInputs
 from market.core.pricing import offer_unit_prices, work_units
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
 from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
+from market.exchange.circuits import drop_witness
 from market.settlement.hooks import register_challenge_slashing
 from market.settlement.models import BatchRecord
 from market.core.orders import JobOrder, Offer, Usage, reopen
@@ -153,10 +154,14 @@ class Assignment:
 
 
 def _record(s: Session, job: JobRecord, event: JobEvent, now_s: float, **detail: Any) -> None:
-    """Apply ``event`` to ``job`` (pure transition) and append it to the job's history."""
+    """Apply ``event`` to ``job`` (pure transition) and append it to the job's history. A job that is paid or
+    terminal (failed: expired or out of attempts; settled) has its witness / circuit input deleted: the client's
+    secret is kept only while a provider may still need it (``circuits.drop_witness``)."""
     job.status = transition(JobStatus(job.status), event).value
     job.updated_at = now_s
     s.add(JobEventRecord(job_id=job.job_id, at_s=now_s, event=event.value, status=job.status, detail=detail))
+    if job.kind == JobKind.PROOF.value and (job.status == JobStatus.PAID.value or JobStatus(job.status) in TERMINAL):
+        drop_witness(s, job.job_id)
 
 
 def get_job(s: Session, job_id: str) -> JobRecord:
@@ -511,7 +516,8 @@ def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str
         JSON-ready dict: ``feasible``, ``feasible_offers``, ``cheapest_ask_wei``, ``explanation`` (the
         blocking constraints counted over the offers; when feasible, how many offers can serve it),
         ``blocking`` (the funnel stage after which no offer is left, None when feasible), ``counts`` (offers
-        failing per stage), ``cap_wei`` (the provider's price cap), ``collateral_wei``, ``verification``, ``p50_wei`` / ``p90_wei`` / ``samples`` of the
+        failing per stage), ``resource`` (the blocking resource: ``cpus`` / ``gpus`` / ``memory`` / ``gpu_model``,
+        else None), ``cap_wei`` (the provider's price cap), ``collateral_wei``, ``verification``, ``p50_wei`` / ``p90_wei`` / ``samples`` of the
         last :data:`QUOTE_RECENT_PRICES` clearing prices of the same kind.
     """
     now_s = time.time() if now_s is None else now_s
@@ -536,6 +542,7 @@ def quote_job(s: Session, spec: JobSpec, now_s: float | None = None) -> dict[str
 
     return {"feasible": q.feasible, "feasible_offers": q.feasible_offers, "cheapest_ask_wei": _w(q.cheapest_ask_wei),
             "explanation": why, "blocking": None if q.feasible else q.explanation.blocking,
+            "resource": None if q.feasible else q.explanation.resource,
             "counts": dict(q.explanation.counts), "cap_wei": str(q.explanation.cap_wei),
             "collateral_wei": str(spec.collateral_wei), "verification": spec.verification or None,
             "p50_wei": _w(q.p50_wei), "p90_wei": _w(q.p90_wei), "samples": q.samples, "offers": len(providers)}
