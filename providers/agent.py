@@ -60,6 +60,7 @@ from market.protocol import MAX_BATCH_UPLOADS, valid_id
 from providers.cluster import ProviderCluster
 from providers.errors import ClusterError, JobError, ProviderError
 from providers.hardware import benchmark, detect
+from market.core.tickets import sentences_from_text
 from providers.jobs import WorkerPool, challenge_job, check_lease, ensure_wasm, ensure_zkey, sign_result
 from providers.keys import load_keystore, read_password
 
@@ -69,6 +70,12 @@ AGENT_PIDFILE = "agent.json"
 DRAIN_FILE = "drain"
 #: A batch upload carries at most this many result bytes (raw); a larger result goes alone.
 UPLOAD_BATCH_BYTES = 4 * 2**20
+#: Most sentences of one inference batch (several leases in one model call on one worker). Project choice: about
+#: 4 s of MiniLM on one CPU, so a batch delays its first job's upload by little and a worker is not held long.
+DEFAULT_INFERENCE_BATCH_SENTENCES = 256
+#: Ticket fields that are the client's secret (a witness, a circuit input, a MiMC preimage): dropped from the
+#: job's memory once it is proved (nothing of it is logged or written to disk by the agent).
+SECRET_TICKET_FIELDS = ("witness", "input", "preimage")
 
 
 class AgentError(ProviderError):
@@ -108,6 +115,11 @@ class AgentConfig:
         embedding_backend: how inference jobs embed (``torch``, ``onnx``, ``onnx-int8``; reported to the exchange
             as ``hardware.embedding_backend``, whose spot-check allows each backend its documented tolerance,
             ``market.core.embeddings.BACKEND_MIN_COSINE``).
+        inference_batch_sentences: inference leases of one poll (all on this agent's one model and backend) run
+            on ONE worker in one model call over their concatenated sentences, split back per job (each job keeps
+            its own result, attestation and upload), in batches of at most this many sentences (a bigger job runs
+            alone); 0 or 1: one worker call per job. The agent's ``stats`` count ``inference_batches`` and
+            ``batched_jobs``.
     """
 
     exchange_url: str
@@ -136,6 +148,7 @@ class AgentConfig:
     queue_depth: int = 1
     batch_uploads: bool = True
     embedding_backend: str = "torch"
+    inference_batch_sentences: int = DEFAULT_INFERENCE_BATCH_SENTENCES
 
 
 @dataclass
@@ -197,7 +210,8 @@ class Agent:
         self._uploads: queue.Queue = queue.Queue()
         self._uploader: threading.Thread | None = None
         self._batch_route = True
-        self.stats = {"completed": 0, "failed": 0, "rejected": 0, "leases": 0}
+        self.stats = {"completed": 0, "failed": 0, "rejected": 0, "leases": 0, "inference_batches": 0,
+                      "batched_jobs": 0}
         #: Set when this process's Ray node (its raylet) died: the agent stops (exit 3) instead of taking leases
         #: it cannot run (found by the chaos suite: it kept heartbeating and failing every lease).
         self.node_died = False
@@ -398,8 +412,10 @@ class Agent:
                     self._stop.wait(delay)
                     delay = min(delay * 2, 5.0)
                     continue
+                batch: list[tuple[Any, _Running]] = []
                 for lease in leases:
-                    self._accept(lease)
+                    self._accept(lease, batch)
+                self._dispatch_inference(batch)
                 for ch in self.client.take_challenges():  # timed by the exchange: run it at once
                     self._executor.submit(self._answer_challenge, ch)
                 if leases:
@@ -426,7 +442,8 @@ class Agent:
         except ApiError:
             pass
 
-    def _accept(self, lease: dict[str, Any]) -> None:
+    def _accept(self, lease: dict[str, Any], batch: list[tuple[Any, "_Running"]] | None = None) -> None:
+        """Check and start ``lease``; an inference lease goes to ``batch`` instead (:meth:`_dispatch_inference`)."""
         self.stats["leases"] += 1
         job_id = str(lease.get("job_id", "?"))
         if self._stop.is_set() or self.draining:
@@ -441,7 +458,55 @@ class Agent:
         run = _Running(lease_id=job.lease_id, job_id=job.job_id, started=time.time())
         with self._lock:
             self._running[job.lease_id] = run
+        if batch is not None and job.kind == "inference" and self.cfg.inference_batch_sentences > 1:
+            batch.append((job, run))
+            return
         run.future = self._executor.submit(self._run_lease, job, run)
+
+    def _dispatch_inference(self, items: list[tuple[Any, "_Running"]]) -> None:
+        """Start one poll's inference leases: consecutive ones in batches of at most
+        ``inference_batch_sentences`` sentences, each batch one worker call (:meth:`_run_inference_batch`);
+        a batch of one runs like any lease."""
+        sizes = [len(sentences_from_text(job.ticket["text"])) for job, _ in items]
+        for idx in inference_chunks(sizes, int(self.cfg.inference_batch_sentences)):
+            chunk = [(items[i][0], items[i][1], sizes[i]) for i in idx]
+            if len(chunk) == 1:
+                job, run, _ = chunk[0]
+                run.future = self._executor.submit(self._run_lease, job, run)
+                continue
+            fut = self._executor.submit(self._run_inference_batch, chunk)
+            for _, run, _ in chunk:
+                run.future = fut
+
+    def _run_inference_batch(self, chunk: list[tuple[Any, "_Running", int]]) -> None:
+        """Several inference leases in ONE model call on one worker; each job's result is signed and uploaded on
+        its own (its own attestation); a failure of the call gives every lease of the batch back."""
+        t0 = time.perf_counter()
+        batch_id = f"ib-{chunk[0][0].lease_id[-10:]}"
+        total = sum(n for _, _, n in chunk)
+        for job, run, _ in chunk:
+            run.logs.append(f"{_now()} provider {self.name}: started inference job {job.job_id} (lease {job.lease_id}) "
+                            f"in batch {batch_id}: {len(chunk)} jobs, {total} sentences, one model call")
+        try:
+            results, info = self.pool.run_inference_batch([job for job, _, _ in chunk], self.cfg.job_timeout_s)
+        except JobError as exc:
+            self.progress(f"provider {self.name}: inference batch {batch_id} failed: {exc.reason}: "
+                          f"{exc.message[:200]}")
+            for job, run, _ in chunk:
+                run.logs.append(f"{_now()} provider {self.name}: failed: {exc.reason}: {exc.message}")
+                if not run.abandoned:
+                    self._give_back({"lease_id": job.lease_id, "job_id": job.job_id},
+                                    f"{exc.reason}: {exc.message}", run.logs)
+                self._forget(job.lease_id)
+            return
+        secs = time.perf_counter() - t0
+        self.stats["inference_batches"] += 1
+        self.stats["batched_jobs"] += len(chunk)
+        self.progress(f"provider {self.name}: inference batch {batch_id}: {len(chunk)} jobs, {total} sentences, "
+                      f"{info.get('model_calls')} model call on worker pid {info.get('pid')} in {secs:.2f} s: "
+                      + ", ".join(job.job_id for job, _, _ in chunk))
+        for (job, run, _), result in zip(chunk, results):
+            self._finish(job, run, result, secs)
 
     def _warm_challenge_key(self) -> None:
         """Build the speed challenges' proving key once, off the clock (one throwaway proof on the pool), so a
@@ -488,7 +553,11 @@ class Agent:
                 except (ApiError, OSError) as fetch_exc:
                     raise JobError(job.job_id, "error", f"zkey fetch: {type(fetch_exc).__name__}: {fetch_exc}") \
                         from None
-            result = self.pool.run(job, timeout_s=self.cfg.job_timeout_s)
+            try:
+                result = self.pool.run(job, timeout_s=self.cfg.job_timeout_s)
+            finally:  # the client's secret leaves this process's memory once proved (or failed)
+                for name in SECRET_TICKET_FIELDS:
+                    job.ticket.pop(name, None)
         except JobError as exc:
             log.append(f"{_now()} provider {self.name}: failed: {exc.reason}: {exc.message}")
             self.progress(f"provider {self.name}: job {job.job_id} failed: {exc.reason}: {exc.message[:200]}")
@@ -497,7 +566,11 @@ class Agent:
                                 log)
             self._forget(job.lease_id)
             return
-        secs = time.perf_counter() - t0
+        self._finish(job, run, result, time.perf_counter() - t0)
+
+    def _finish(self, job: Any, run: _Running, result: bytes, secs: float) -> None:
+        """Sign ``result`` (the job's own attestation) and queue or send its upload."""
+        log = run.logs
         result_hash, signature = sign_result(self.account, job, result)
         log.append(f"{_now()} provider {self.name}: done in {secs:.2f} s, {len(result)} bytes, "
                    f"result hash {result_hash}")
@@ -637,6 +710,20 @@ class Agent:
                 (self.data_dir / AGENT_PIDFILE).unlink()
         except (OSError, ValueError):
             pass
+
+
+def inference_chunks(sizes: list[int], bound: int) -> list[list[int]]:
+    """Batches of one poll's inference leases: indices of consecutive leases whose sentence counts ``sizes`` sum
+    to at most ``bound`` (a lease over ``bound`` alone), in order."""
+    chunks: list[list[int]] = []
+    total = 0
+    for i, n in enumerate(sizes):
+        if not chunks or total + n > bound:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(i)
+        total += n
+    return chunks
 
 
 def _transient(exc: ApiError) -> bool:
@@ -793,6 +880,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-batch-uploads", action="store_true", help="one lease.complete request per result")
     p.add_argument("--embedding-backend", choices=EMBEDDING_BACKENDS, default="torch",
                    help="how inference jobs embed: torch (sentence-transformers), onnx, onnx-int8")
+    p.add_argument("--inference-batch-sentences", type=int, default=DEFAULT_INFERENCE_BATCH_SENTENCES,
+                   help="inference leases of one poll run in one model call on one worker, up to this many "
+                        "sentences per batch (0: one call per job)")
     a = p.parse_args(argv)
     cfg = AgentConfig(exchange_url=a.exchange, keystore=a.key, data_dir=a.data_dir, name=a.name,
                       password_file=a.password_file, ray_address=a.ray_address, ray_token_file=a.ray_token_file,
@@ -802,7 +892,8 @@ def main(argv: list[str] | None = None) -> int:
                       poll_wait_s=a.poll_wait_s, heartbeat_s=a.heartbeat_s, job_timeout_s=a.job_timeout_s,
                       stop_grace_s=a.stop_grace_s, fast_health_check=a.fast_health_check, warm_up=a.warm_up,
                       benchmark_runs=a.benchmark_runs, dev_bond_wei=a.dev_bond_wei, queue_depth=a.queue_depth,
-                      batch_uploads=not a.no_batch_uploads, embedding_backend=a.embedding_backend)
+                      batch_uploads=not a.no_batch_uploads, embedding_backend=a.embedding_backend,
+                      inference_batch_sentences=a.inference_batch_sentences)
 
     def started(summary: dict[str, Any]) -> None:
         print(json.dumps(summary), flush=True)

@@ -295,6 +295,18 @@ class JobWorker:
         """``.npy`` bytes of ``float32 (n_sentences, 384)`` embeddings of ``text`` (one sentence per line)."""
         return to_npy_bytes(embed(sentences_from_text(text), backend=self.embedding_backend))
 
+    def embed_batch(self, texts: list[bytes]) -> dict[str, Any]:
+        """Several inference jobs' texts in ONE model call: the sentences of all ``texts`` concatenated, embedded
+        together, split back per text. Returns ``{"results": [.npy bytes per text, in order], "pid",
+        "sentences": total, "model_calls": 1}``."""
+        per = [sentences_from_text(t) for t in texts]
+        rows = embed([x for sentences in per for x in sentences], backend=self.embedding_backend)
+        out, at = [], 0
+        for sentences in per:
+            out.append(to_npy_bytes(rows[at:at + len(sentences)]))
+            at += len(sentences)
+        return {"results": out, "pid": os.getpid(), "sentences": at, "model_calls": 1}
+
     def prove(self, circuit: str, rounds: int, preimage: int, setup_seed: int) -> bytes:
         """Canonical proof bytes (``market.core.tickets.canonical_proof_bytes``) of knowing ``preimage``.
 
@@ -417,40 +429,60 @@ class WorkerPool:
             JobError: ``timeout`` (killed after ``timeout_s`` s), ``worker_died`` (its node or process
                 died), ``bad_input`` (the worker refused the input), ``error`` (anything else).
         """
+        def submit(actor: Any) -> Any:
+            if job.kind == "inference":
+                return actor.embed.remote(job.ticket["text"])
+            t = job.ticket
+            if "zkey_path" in t:
+                return actor.prove_circuit.remote(t["zkey_path"], t["zkey_sha256"], t.get("witness"), t["public"],
+                                                  t.get("input"), t.get("wasm_path"), max(1.0, min(60.0, timeout_s / 2)))
+            return actor.prove.remote(t["circuit"], t["rounds"], t["preimage"], t["setup_seed"])
+
+        out = self._call(job.job_id, submit, timeout_s)
+        if not isinstance(out, (bytes, bytearray)):
+            raise JobError(job.job_id, "error", f"worker returned {type(out).__name__}, not bytes")
+        return bytes(out)
+
+    def run_inference_batch(self, jobs: list[PreparedJob], timeout_s: float) -> tuple[list[bytes], dict[str, Any]]:
+        """Run several inference jobs on ONE idle worker in one model call (:meth:`JobWorker.embed_batch`).
+
+        Returns:
+            (one result's bytes per job, in order; ``{"pid", "sentences", "model_calls"}`` of the worker).
+        Raises:
+            JobError: as :meth:`run` (named after the first job; the caller fails every job of the batch).
+        """
+        first = jobs[0].job_id
+        out = self._call(first, lambda actor: actor.embed_batch.remote([j.ticket["text"] for j in jobs]), timeout_s)
+        results = out.get("results") if isinstance(out, dict) else None
+        if not isinstance(results, list) or len(results) != len(jobs) or \
+                not all(isinstance(r, (bytes, bytearray)) for r in results):
+            raise JobError(first, "error", "worker returned a malformed batch")
+        return [bytes(r) for r in results], {k: out.get(k) for k in ("pid", "sentences", "model_calls")}
+
+    def _call(self, job_id: str, submit: Any, timeout_s: float) -> Any:
+        """``submit(actor)`` -> an object ref, on an idle worker; its value (errors as in :meth:`run`)."""
         try:
             actor = self._acquire(timeout_s)
         except TimeoutError as exc:
-            raise JobError(job.job_id, "timeout", str(exc)) from None
+            raise JobError(job_id, "timeout", str(exc)) from None
         try:
-            if job.kind == "inference":
-                ref = actor.embed.remote(job.ticket["text"])
-            else:
-                t = job.ticket
-                if "zkey_path" in t:
-                    ref = actor.prove_circuit.remote(t["zkey_path"], t["zkey_sha256"], t.get("witness"), t["public"],
-                                                     t.get("input"), t.get("wasm_path"),
-                                                     max(1.0, min(60.0, timeout_s / 2)))
-                else:
-                    ref = actor.prove.remote(t["circuit"], t["rounds"], t["preimage"], t["setup_seed"])
-            out = ray.get(ref, timeout=timeout_s)
+            out = ray.get(submit(actor), timeout=timeout_s)
         except GetTimeoutError:
             self._discard(actor)
-            raise JobError(job.job_id, "timeout", f"no result within {timeout_s} s; worker killed") from None
+            raise JobError(job_id, "timeout", f"no result within {timeout_s} s; worker killed") from None
         except RayActorError as exc:
             self._discard(actor)
-            raise JobError(job.job_id, "worker_died", f"{type(exc).__name__}: {str(exc)[:300]}") from None
+            raise JobError(job_id, "worker_died", f"{type(exc).__name__}: {str(exc)[:300]}") from None
         except RayTaskError as exc:
             self._idle.put(actor)
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             reason = "bad_input" if isinstance(cause, ValueError) else "error"
-            raise JobError(job.job_id, reason, f"{type(cause).__name__}: {str(cause)[:500]}") from None
+            raise JobError(job_id, reason, f"{type(cause).__name__}: {str(cause)[:500]}") from None
         except Exception as exc:  # noqa: BLE001 -- Ray raises many kinds; the lease is failed, not the agent
             self._discard(actor)
-            raise JobError(job.job_id, "error", f"{type(exc).__name__}: {str(exc)[:500]}") from None
+            raise JobError(job_id, "error", f"{type(exc).__name__}: {str(exc)[:500]}") from None
         self._idle.put(actor)
-        if not isinstance(out, (bytes, bytearray)):
-            raise JobError(job.job_id, "error", f"worker returned {type(out).__name__}, not bytes")
-        return bytes(out)
+        return out
 
     def shutdown(self) -> None:
         """Kill every worker of this pool (their cluster stays up)."""
