@@ -1,7 +1,7 @@
 """TEST ONLY: the real provider agent (``providers.agent.main``), able to return wrong results on request.
 
-``python -m tests.chaos.liar_agent <agent options>`` runs the unchanged agent with one wrapper around
-``providers.jobs.WorkerPool.run`` in this process: while the control file ``<data_dir>/chaos-lie`` holds a
+``python -m tests.chaos.liar_agent <agent options>`` runs the unchanged agent with wrappers around
+``providers.jobs.WorkerPool.run`` and ``run_inference_batch`` (several inference leases in one call) in this process: while the control file ``<data_dir>/chaos-lie`` holds a
 count N > 0, the next N results are falsified after the worker computed them, then signed and uploaded by
 the agent as usual (a provider that lies under its own key). Proofs: ``pi_a`` replaced by the G1 generator
 (a well-formed proof that does not verify). Embeddings: random unit rows of the right shape (only a spot
@@ -87,6 +87,20 @@ def install(data_dir: Path) -> None:
         return falsify(job.kind, out, seed=len(out))
 
     WorkerPool.run = run  # type: ignore[method-assign]
+    honest_batch = WorkerPool.run_inference_batch
+
+    def run_inference_batch(self: Any, jobs: list[Any], timeout_s: float) -> tuple[list[bytes], dict[str, Any]]:
+        """The agent's inference batches (several leases, one model call): a lie goes to one job of the batch."""
+        outs, info = honest_batch(self, jobs, timeout_s)
+        for i, job in enumerate(jobs):
+            if _take_lie(data_dir):
+                with _lock, open(data_dir / LIES_LOG, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"job_id": job.job_id, "lease_id": job.lease_id, "kind": job.kind,
+                                         "at": time.time()}) + "\n")
+                outs[i] = falsify(job.kind, outs[i], seed=len(outs[i]))
+        return outs, info
+
+    WorkerPool.run_inference_batch = run_inference_batch  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
