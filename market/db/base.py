@@ -207,7 +207,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (see :func:`resolve_database_url`).
 
     SQLite gets foreign keys on, WAL journaling and a busy timeout so that the
-    watcher and the exchange loop can share the file; Postgres gets ``pool_pre_ping``.
+    watcher and the exchange loop can share the file, and ``secure_delete`` (deleted content is zeroed: a
+    client's witness is gone from the file once its job is done); Postgres gets ``pool_pre_ping``.
     """
     url = resolve_database_url(url)
     if url.startswith("sqlite"):
@@ -218,6 +219,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA secure_delete=ON")  # deleted rows (a client's witness) are overwritten, not left
             cur.close()
 
         return engine

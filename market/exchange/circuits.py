@@ -161,12 +161,34 @@ def witness_public(rec: CircuitRecord, wtns: bytes, claimed: list[str] | None) -
     return public
 
 
+#: Databases (engine URLs) where a secret blob was deleted since their files were last scrubbed (SQLite: the WAL
+#: still holds the deleted row's old page images until a TRUNCATE checkpoint, ``service.scrub``).
+_SCRUB_PENDING: set[str] = set()
+_SCRUB_LOCK = threading.Lock()
+
+
 def drop_witness(s: Session, job_id: str) -> None:
-    """Delete the job's witness or circuit input (after it is paid or cancelled); a no-op when there is none."""
+    """Delete the job's witness or circuit input (once it is paid, cancelled or terminal); a no-op when there is
+    none. SQLite overwrites the deleted bytes (``secure_delete``, ``market.db.base.make_engine``) and the service
+    truncates the WAL after it (:func:`scrub_pending`)."""
+    dropped = False
     for name in SECRET_BLOBS:
         blob = s.get(JobBlob, (job_id, name))
         if blob is not None:
             s.delete(blob)
+            dropped = True
+    if dropped:
+        with _SCRUB_LOCK:
+            _SCRUB_PENDING.add(str(s.get_bind().url))
+
+
+def scrub_pending(url: str, *, done: bool = False) -> bool:
+    """Whether the database at ``url`` had a secret deleted since its last scrub; ``done=True`` clears it."""
+    with _SCRUB_LOCK:
+        pending = url in _SCRUB_PENDING
+        if done:
+            _SCRUB_PENDING.discard(url)
+    return pending
 
 
 # ---- witness from an input (the wasm) ----------------------------------------------------------------------

@@ -93,7 +93,8 @@ def test_quote_and_submit_agree_on_feasibility(tmp_path, monkeypatch):
                 assert job["verification"] == str(spec.policy) and int(job["collateral_wei"]) == spec.collateral_wei
                 assert quote["collateral_wei"] == job["collateral_wei"]
 
-                leased |= _poll(pc, job["job_id"] if blocking is None else None)  # the feasible one comes at once
+                # the feasible one comes at once; an infeasible one is watched 0.5 s here and 3 s more below
+                leased |= _poll(pc, job["job_id"] if blocking is None else None, timeout_s=0.5)
                 assert (job["job_id"] in leased) == (blocking is None), (name, leased)
             leased |= _poll(pc, None)  # and many more rounds (0.1 s each): the infeasible ones never come
             assert {submitted[j] for j in leased} == {"ok", "proof_ok", "circuit_ok"}, leased
@@ -101,6 +102,9 @@ def test_quote_and_submit_agree_on_feasibility(tmp_path, monkeypatch):
             unknown.write_text(_specs(tmp_path, "ab" * 32)["circuit_ok"][1])
             q = runner.invoke(cli.app, ["quote", str(unknown), "--exchange", svc.url, "--json"])
             assert q.exit_code != 0 and "not_found" in q.output and "ab" * 6 in q.output, q.output
+        mem = runner.invoke(cli.app, ["status", next(j for j, n in submitted.items() if n == "memory"),
+                                      "--exchange", svc.url, "--json"])  # status names the blocking resource too
+        assert "free memory 64 GiB (most free: 8 GiB)" in json.loads(mem.stdout)["explanation"], mem.stdout
         st = runner.invoke(cli.app, ["status", next(j for j, n in submitted.items() if n == "bond"),
                                      "--exchange", svc.url, "--json"])
         view = json.loads(st.stdout)

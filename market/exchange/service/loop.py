@@ -18,7 +18,7 @@ from market import exchange as ex
 from market.db.models import JobRecord, LeaseRecord, ProviderRecord, RequestNonce
 from market.exchange import pricing_hooks
 from market.exchange.pricing_hooks import HookLimits
-from market.exchange.service import challenges, leases, money, providers, routes_circuits, spot
+from market.exchange.service import challenges, leases, money, providers, routes_circuits, scrub, spot
 from market.exchange.service.chain_setup import probe
 from market.exchange.service.runtime import Runtime
 
@@ -107,7 +107,7 @@ def prune_nonces(rt: Runtime, now_s: float) -> None:
 
 
 #: Steps that touch only the database (and provider processes): they run whatever the chain does.
-MARKET_STEPS = (housekeeping, verify_step, challenges.step, auction)
+MARKET_STEPS = (housekeeping, verify_step, challenges.step, auction, scrub.step)
 #: Steps that call the chain node: settlement batches + watcher, the Vault (deposits, epochs, audit), verifier
 #: registration. Run by their own thread, gated by the node's health (``chain_setup.ChainHealth``).
 CHAIN_STEPS = (settle, money.step, routes_circuits.step)
