@@ -84,7 +84,9 @@ class ProviderClient:
     def poll(self, name: str, *, max_leases: int = 1, wait_s: float = 10.0) -> list[dict[str, Any]]:
         """Long-poll for up to ``max_leases`` new leases (waits up to ``wait_s`` <= 25 s). Returns the leases:
         ``{lease_id, job_id, kind, expires_at, price_wei, attestation: {domain, job_id_bytes32, input_hash,
-        kind}, ticket}``. Speed challenges that come with the answer are kept for :meth:`take_challenges`."""
+        kind, verification, sample_rate_ppm, policy}, ticket}`` (sign every attestation field as given:
+        ``providers.jobs.sign_result``). Speed challenges that come with the answer are kept for
+        :meth:`take_challenges`."""
         got = self.t.signed("/v1/leases/poll", Action.LEASE_POLL,
                             {"name": name, "max_leases": int(max_leases), "wait_s": float(wait_s)})
         self.challenges.extend(got.get("challenges") or [])
