@@ -5,12 +5,13 @@
 * the ledger equals a replay of its journal (:func:`market.ledger.check_invariants`: balances vs journal,
   holdings vs open records, sum zero, no orphan rows);
 * no escrow left locked: no pending escrow or collateral reservation of a terminal job;
-* lies: every falsified upload (:mod:`tests.chaos.liar_agent`) was rejected, or paid (``lies_paid``: only a
-  spot re-execution can catch a well-shaped wrong embedding).
+* lies: every falsified upload (:mod:`tests.chaos.liar_agent`) caught (refused at upload, or found wrong by the
+  spot re-execution of an inference job) and never paid (:func:`lie_outcomes`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from market import ledger
+from market.exchange.service.spot import LEASE_PREFIX
 
 TERMINAL = ("paid", "settled", "failed", "cancelled")
 
@@ -48,19 +50,46 @@ def stuck_escrow(s: Session, statuses: dict[str, str]) -> tuple[int, list[str]]:
     return total, sorted(jobs)
 
 
+def _spot_mismatch(s: Session, job_id: str, lease_id: str) -> bool:
+    """Whether a spot re-execution of ``job_id`` found the upload of ``lease_id`` wrong (the job's spot record or
+    one of its earlier attempts', :mod:`market.exchange.service.spot`)."""
+    data = s.execute(text("SELECT data FROM job_blobs WHERE job_id = :j AND name = 'spot'"),
+                     {"j": job_id}).scalar_one_or_none()
+    if data is None:
+        return False
+    rec = json.loads(bytes(data))
+    return any(r.get("tested_lease") == lease_id and (r.get("outcome") or {}).get("status") == "mismatch"
+               for r in [*rec.get("history", []), rec])
+
+
 def lie_outcomes(s: Session, lies: list[dict[str, Any]]) -> dict[str, Any]:
-    """What became of each falsified upload: its lease's status (``rejected`` caught, ``completed`` paid)."""
-    out: dict[str, Any] = {"told": len(lies), "rejected": 0, "paid": 0, "other": 0, "paid_jobs": []}
+    """What became of each falsified upload.
+
+    * ``paid``: the job ended paid (or settled) on the lying lease's attestation -- must never happen;
+    * ``caught``: refused at upload (the lease ``rejected``: a proof that does not verify, a malformed result) or
+      found wrong by a spot re-execution (the job re-auctioned without the liar, its collateral slashed);
+    * ``as_verifier``: told on a spot-check verification task (``lv-`` lease: never paid; the exchange cannot tell
+      which of two disagreeing providers lied, so the tested one takes the fault and the job is re-auctioned);
+    * ``unresolved``: neither (e.g. the job was cancelled or expired while its lying result waited for a verifier).
+    """
+    out: dict[str, Any] = {"told": len(lies), "caught": 0, "paid": 0, "as_verifier": 0, "unresolved": 0,
+                           "paid_jobs": [], "unresolved_jobs": []}
     for lie in lies:
-        status = s.execute(text("SELECT status FROM leases WHERE lease_id = :l"),
-                           {"l": lie["lease_id"]}).scalar_one_or_none()
-        if status == "rejected":
-            out["rejected"] += 1
-        elif status == "completed":
+        lease_id, job_id = str(lie["lease_id"]), str(lie["job_id"])
+        job = s.execute(text("SELECT status, attestation FROM jobs WHERE job_id = :j"), {"j": job_id}).one_or_none()
+        att = job[1] if job is not None else None
+        att = json.loads(att) if isinstance(att, str) else (att or {})
+        lease = s.execute(text("SELECT status FROM leases WHERE lease_id = :l"), {"l": lease_id}).scalar_one_or_none()
+        if job is not None and job[0] in ("paid", "settled") and att.get("lease_id") == lease_id:
             out["paid"] += 1
-            out["paid_jobs"].append(f"{lie['job_id']} ({lie['kind']})")
+            out["paid_jobs"].append(f"{job_id} ({lie['kind']})")
+        elif lease_id.startswith(LEASE_PREFIX):
+            out["as_verifier"] += 1
+        elif lease == "rejected" or _spot_mismatch(s, job_id, lease_id):
+            out["caught"] += 1
         else:
-            out["other"] += 1
+            out["unresolved"] += 1
+            out["unresolved_jobs"].append(f"{job_id} ({lie['kind']}, job {job[0] if job else '?'}, lease {lease})")
     return out
 
 

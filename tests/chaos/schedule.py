@@ -10,13 +10,15 @@ depth in blocks (reorg) or how many results a provider falsifies (lie).
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 #: Every fault kind, in the order of the issue.
 FAULT_KINDS = ("agent_kill", "raylet_kill", "exchange_kill", "postgres_restart", "rpc_pause", "reorg", "lie")
 #: Kinds that hit one provider (``target`` is its index).
 PROVIDER_FAULTS = ("agent_kill", "raylet_kill", "lie")
+#: A lie fault fires by this share of the last submit's time at the latest (later ones would find no job left).
+LIE_LATEST = 0.6
 #: Job kinds of the workload.
 JOB_KINDS = ("proof", "inference")
 
@@ -115,7 +117,11 @@ def make_plan(seed: int, jobs: int, *, clients: int = 3, providers: int = 3, win
     rng.shuffle(order)
     chosen = (order + [rng.choice(kinds) for _ in range(max(0, n_faults - len(order)))])[:n_faults]
     at = sorted(rng.uniform(0.05 * window, 0.9 * window) for _ in chosen)
-    return Plan(seed, window, planned, [_fault(rng, t, k, providers) for t, k in zip(at, chosen)])
+    faults = [_fault(rng, t, k, providers) for t, k in zip(at, chosen)]
+    # a lie needs jobs after it to be told: none later than LIE_LATEST of the workload's span (same draws)
+    last_job = times[-1] if times else window
+    faults = [replace(f, at_s=round(min(f.at_s, LIE_LATEST * last_job), 3)) if f.kind == "lie" else f for f in faults]
+    return Plan(seed, window, planned, sorted(faults, key=lambda f: f.at_s))
 
 
 def _fault(rng: random.Random, at: float, kind: str, providers: int) -> Fault:

@@ -7,6 +7,8 @@ jobspec,api_body``."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.fuzz.engine import load_targets, run_in_process
@@ -27,3 +29,29 @@ def test_mutated_specs_and_bodies_fail_cleanly(name):
     assert tally.clean_error + tally.accepted == CASES
     # the mutators reach the checks: most mutants are refused, some stay valid
     assert tally.clean_error > CASES // 2 and tally.accepted > 0, summary
+
+
+def test_the_api_check_flags_a_refusal_that_wrote_and_a_5xx(monkeypatch):
+    """The API target's oracle is not weakened by skipping digests: a refused request that changed a table (here a
+    row written while the request runs) is a crash, and so is a 5xx answer."""
+    from sqlalchemy import text
+
+    from tests.fuzz import api_targets
+
+    w = api_targets.world()
+    refused = json.dumps(api_targets._s("/v1/balance", "account.balance", {"extra": 1})).encode()
+    with pytest.raises(api_targets.Refused):
+        api_targets.check_api(refused)
+    post = w._post
+
+    def writing_post(case, expect_ok=False):
+        with w.rt.engine.begin() as conn:
+            conn.execute(text("INSERT INTO service_meta (key, value) VALUES ('fuzz-oracle-check', 'x')"))
+        return post(case, expect_ok)
+
+    monkeypatch.setattr(w, "_post", writing_post)
+    with pytest.raises(AssertionError, match="service_meta"):
+        api_targets.check_api(refused)
+    monkeypatch.setattr(w, "_post", lambda case, expect_ok=False: (500, b'{"error": "internal"}'))
+    with pytest.raises(AssertionError, match="500"):
+        api_targets.check_api(refused)
