@@ -23,6 +23,23 @@ Usage::
     python benchmarks/pipeline.py                 # table to stdout
     python benchmarks/pipeline.py --json          # JSON rows to stdout
     python benchmarks/pipeline.py --rates 2,inf --duration-s 10 --rounds 16 --verify-workers 2
+    python benchmarks/pipeline.py --service --burst-jobs 60    # through the real product path (below)
+
+``--service``: the same comparison through the REAL product path, the exchange service (subprocess, SQLite, a
+real anvil node or ``--chain in-process``) and ``--providers`` real provider agents on their own Ray clusters,
+started by ``benchmarks.market.Market`` (a signed client submits ``--burst-jobs`` MiMC-7 proof jobs on one
+circuit at once, ``--submit-batch`` per request; rounds match them; the agents prove, attest and upload; the
+exchange verifies, pays and settles). Two fresh markets, one after the other:
+
+* **pipeline** -- agents hold ``--queue-depth`` leases per CPU (the round's proof leases of one provider on one
+  circuit key form a proof batch, ``market.exchange.service.batches``), upload finished results together
+  (``lease.complete_batch``) and the exchange batch-verifies each upload's proofs (one random linear
+  combination, bisection on failure);
+* **naive** -- queue depth 1, one upload per request (``lease.complete``), each proof pairing-checked alone.
+
+Reported per path: proofs/s (paid jobs over first submit -> last paid), p50/p99 submit -> paid, the mean stage
+seconds (``benchmarks.market.market_phase``), and the exchange's own pipeline figures (``GET
+/v1/pipeline/stats``: mean batch and verification-group sizes, checks); ``ratio`` = pipeline / naive proofs/s.
 """
 
 from __future__ import annotations
@@ -192,6 +209,65 @@ def build_circuit(rounds: int, n_witnesses: int):
     return spec, witnesses
 
 
+SERVICE_STAGES = ("submit", "queue_match", "dispatch", "run", "upload_verify", "pay", "settle")
+
+
+def service_path(name: str, args, agent_args: list[str], log) -> dict:
+    """One path through the real service (see the module docstring): ``market_phase``'s figures plus the
+    exchange's pipeline stats."""
+    import httpx  # noqa: PLC0415 -- only the --service mode talks HTTP
+
+    from benchmarks.market import Market, market_phase  # noqa: PLC0415 -- its imports start nothing
+
+    base = Path(tempfile.mkdtemp(prefix=f"rm-p-svc-{name}-", dir="/tmp"))
+    log(f"{name}: starting the exchange and {args.providers} agents ({' '.join(agent_args)}) ...")
+    m = Market(base, args.providers, args.cpus_per_provider, False, 0.1, agent_args, args.chain)
+    try:
+        log(f"{name}: {args.burst_jobs} proof jobs ...")
+        r = market_phase(m, "proof", args.burst_jobs, args.rounds, args.threads, None, 0, args.submit_batch)
+        snap = httpx.get(m.svc.url + "/v1/pipeline/stats", timeout=60).json()
+    finally:
+        m.close()
+    st = snap["stages"]
+    r.update(path=name, agent_args=agent_args, pipeline_stats={
+        "mean_batch_size": st["queue_match"]["mean_batch_size"], "batches": snap["counters"].get("batches", 0),
+        "mean_verify_group": st["verify"]["mean_batch_size"], "verify_checks": snap["counters"].get("verify_checks", 0),
+        "bad_proofs": snap["counters"].get("bad_proofs", 0),
+        "stage_p50_s": {k: v["p50_latency_s"] for k, v in st.items()},
+        "stage_p99_s": {k: v["p99_latency_s"] for k, v in st.items()}})
+    log(f"  -> {r['jobs_per_s']} proofs/s, p50 {r['p50_s']} s, p99 {r['p99_s']} s, batch "
+        f"{r['pipeline_stats']['mean_batch_size']}, verify group {r['pipeline_stats']['mean_verify_group']}")
+    return r
+
+
+def run_service(args, log) -> dict:
+    """``--service``: the pipeline path vs the naive path through the real service; the report dict."""
+    paths = {"pipeline": ["--queue-depth", str(args.queue_depth)],
+             "naive": ["--queue-depth", "1", "--no-batch-uploads"]}
+    out = {"mode": "service", "jobs": args.burst_jobs, "rounds": args.rounds, "providers": args.providers,
+           "cpus_per_provider": args.cpus_per_provider, "chain": args.chain, "submit_batch": args.submit_batch,
+           "machine_cpus": os.cpu_count(), "paths": {}}
+    for name, agent_args in paths.items():
+        out["paths"][name] = service_path(name, args, agent_args, log)
+    pipe, naive = out["paths"]["pipeline"], out["paths"]["naive"]
+    out["ratio"] = round(pipe["jobs_per_s"] / naive["jobs_per_s"], 2) if naive["jobs_per_s"] else None
+    return out
+
+
+def print_service_table(r: dict) -> None:
+    print(f"proving pipeline through the exchange service vs the naive product path: {r['jobs']} MiMC-7 "
+          f"{r['rounds']}-round proof jobs, {r['providers']} agents x {r['cpus_per_provider']} CPU, chain "
+          f"{r['chain']}, {r['machine_cpus']} cores")
+    print(f"{'path':<9} {'paid':>5} {'proofs/s':>9} {'p50 s':>7} {'p99 s':>7} {'batch':>6} {'vgroup':>6} "
+          f"{'checks':>6}  mean s/job: " + " ".join(SERVICE_STAGES) + "   load")
+    for name, p in r["paths"].items():
+        ps = p["pipeline_stats"]
+        print(f"{name:<9} {p['paid']:>5} {p['jobs_per_s']:>9.2f} {p['p50_s']:>7.2f} {p['p99_s']:>7.2f} "
+              f"{ps['mean_batch_size'] or 0:>6.1f} {ps['mean_verify_group'] or 0:>6.1f} {ps['verify_checks']:>6} "
+              + " " + " ".join(f"{p['stage_s'][s]:.3f}" for s in SERVICE_STAGES) + f"   {p['load']}")
+    print(f"ratio pipeline / naive: {r['ratio']}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="10,20,40,inf", help="arrival rates in jobs/s, comma-separated; inf = burst")
@@ -209,13 +285,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-file", help="also write the JSON rows to this file")
     ap.add_argument("--stats", action="store_true", help="log the pipeline's stage metrics after each rate")
     ap.add_argument("--skip-baseline", action="store_true", help="pipeline only (profiling)")
+    ap.add_argument("--service", action="store_true", help="through the real exchange service and provider agents: "
+                    "the pipeline path vs the naive product path (see the module docstring); jobs = --burst-jobs")
+    ap.add_argument("--queue-depth", type=int, default=16, help="--service: the pipeline path's leases per CPU")
+    ap.add_argument("--chain", choices=("anvil", "in-process"), default="anvil", help="--service: the chain")
+    ap.add_argument("--submit-batch", type=int, default=64, help="--service: jobs per submit request (both paths)")
+    ap.add_argument("--threads", type=int, default=4, help="--service: client threads submitting")
     args = ap.parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.service:
+        report = run_service(args, log)
+        doc = json.dumps(report, indent=2)
+        if args.json_file:
+            Path(args.json_file).write_text(doc)
+        if args.json:
+            print(doc)
+        else:
+            print_service_table(report)
+        return 0
 
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "raymarket-numba"))
     os.environ["RM_BENCH_PROVER"] = args.prover
     rates = [math.inf if r.strip() == "inf" else float(r) for r in args.rates.split(",")]
     names = [f"p{i + 1}" for i in range(args.providers)]
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     log(f"setting up a {args.rounds}-round MiMC circuit ...")
     spec, witnesses = build_circuit(args.rounds, 16)

@@ -259,3 +259,95 @@ class CircuitRecord(Base):
     verifier_settlement: Mapped[Optional[str]] = mapped_column(String(42), nullable=True)
     verifier_tx: Mapped[Optional[str]] = mapped_column(String(66), nullable=True)
     verifier_error: Mapped[Optional[str]] = mapped_column(String(500), nullable=True)
+
+
+# --------------------------------------------------------------------------- proof batches (0010)
+
+
+class ProofBatch(Base):
+    """A proof batch of the exchange's proving pipeline: the proof leases one provider got for one circuit key in
+    one auction round (``market.exchange.service.batches``), with its provenance.
+
+    Attributes:
+        batch_id: ``pb-`` + a deterministic hash of (round, provider, circuit, key, the jobs and their attempts).
+        provider, round_id: who proves it, the round that matched it.
+        circuit_id, pk_sha256, vk_sha256: the circuit (the sha256 of its zkey, which is also the proving key's
+            hash) and the sha256 of its verification key's canonical JSON (None for a job of a legacy circuit).
+        n_jobs: members; n_ok, n_rejected, n_lost: verdicts so far (lost = expired, given back or revoked).
+        verify_checks: Groth16 checks run on its proofs (a random-linear-combination check of a verified group
+            counts 1, each bisection subset check 1, a one-by-one pairing check 1); verify_s: seconds spent.
+        created_at, delivered_at, uploaded_at, verified_at: matched; first member delivered; last upload taken;
+            every member decided (Unix s).
+        code: ``market.pipeline.provenance.code_version()`` of the exchange that recorded it.
+        record_sha256: ``market.pipeline.records.record_hash`` of the batch and its members (replay recomputes it).
+    """
+
+    __tablename__ = "proof_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    round_id: Mapped[Optional[str]] = mapped_column(String(80))
+    circuit_id: Mapped[str] = mapped_column(String(64))
+    pk_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    vk_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    n_jobs: Mapped[int]
+    n_ok: Mapped[int] = mapped_column(default=0)
+    n_rejected: Mapped[int] = mapped_column(default=0)
+    n_lost: Mapped[int] = mapped_column(default=0)
+    verify_checks: Mapped[int] = mapped_column(default=0)
+    verify_s: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[float]
+    delivered_at: Mapped[Optional[float]]
+    uploaded_at: Mapped[Optional[float]]
+    verified_at: Mapped[Optional[float]]
+    code: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    record_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_proof_batches_created_at", "created_at"),)
+
+
+class ProofBatchJob(Base):
+    """One member of a :class:`ProofBatch`: a proof lease, what was uploaded for it and the verdict.
+
+    The witness is never kept here (it is the client's secret, deleted after the job): replay re-verifies the
+    stored proof instead of re-proving it.
+
+    Attributes:
+        lease_id: the lease (one row per lease); batch_id, position: the batch and the place in it.
+        job_id, attempt: the job and its attempt; input_hash: the job's ``0x`` keccak statement hash.
+        public: the job's public signals (decimal strings), as the exchange expects them.
+        result: the uploaded result bytes (``proof.json`` + ``public.json``, canonical), None before an upload.
+        result_hash: their ``0x`` keccak; proof_sha256, publics_sha256: ``canonical_hash`` of the proof JSON and
+            of the public signals (decimal strings), None when the upload did not parse.
+        verdict: None (pending) | ``ok`` | ``rejected`` | ``expired`` | ``failed`` | ``revoked``; reason: why.
+        verify_group: how many proofs were checked together with it; verify_checks: checks of that group;
+            verify_s: that group's verification seconds.
+        delivered_at, uploaded_at, verified_at: Unix s.
+    """
+
+    __tablename__ = "proof_batch_jobs"
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.lease_id"), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("proof_batches.batch_id"), index=True)
+    position: Mapped[int]
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"), index=True)
+    attempt: Mapped[int]
+    input_hash: Mapped[str] = mapped_column(String(66))
+    public: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    result: Mapped[Optional[bytes]] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    result_hash: Mapped[Optional[str]] = mapped_column(String(66))
+    proof_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    publics_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    verdict: Mapped[Optional[str]] = mapped_column(String(16))
+    reason: Mapped[Optional[str]] = mapped_column(String(500))
+    verify_group: Mapped[Optional[int]]
+    verify_checks: Mapped[Optional[int]]
+    verify_s: Mapped[Optional[float]]
+    delivered_at: Mapped[Optional[float]]
+    uploaded_at: Mapped[Optional[float]]
+    verified_at: Mapped[Optional[float]]
+
+    __table_args__ = (
+        CheckConstraint("verdict is null or verdict in ('ok','rejected','expired','failed','revoked')",
+                        name="verdict_known"),
+    )

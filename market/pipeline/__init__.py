@@ -20,6 +20,9 @@ Modules, one concept each:
 * :mod:`~market.pipeline.state` -- what the stage threads share (job outcomes, re-auction, sizing).
 * :mod:`~market.pipeline.errors` -- ``PipelineError`` and its narrow subclasses.
 * :mod:`~market.pipeline.replay` -- re-prove and re-verify a stored batch (``raymarket replay``).
+* :mod:`~market.pipeline.records` -- the exchange's proof batches (its database rows, recorded by
+  :mod:`market.exchange.service.batches`): their canonical record and hash, and their replay, which
+  re-verifies the stored proofs (the exchange keeps no witness).
 
 The prover worker that runs on the providers' nodes is provider code
 (:class:`providers.prover_worker.ProverWorker`) and is injected (``worker_cls``): ``market`` does

@@ -62,11 +62,11 @@ class StageMetrics:
 class PipelineMetrics:
     """Thread-safe metrics of all stages plus job-level counters and end-to-end latencies."""
 
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock=time.monotonic, stages: Sequence[str] = STAGES) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.started_s = clock()
-        self.stages = {name: StageMetrics() for name in STAGES}
+        self.stages = {name: StageMetrics() for name in stages}
         self.counters: dict[str, int] = {"submitted": 0, "completed": 0, "rejected": 0, "requeued": 0,
                                          "slashed": 0, "bad_proofs": 0, "worker_failures": 0}
         self.job_latencies_s: deque[float] = deque(maxlen=4096)
@@ -98,6 +98,24 @@ class PipelineMetrics:
             m.batch_sizes.append(size)
             m.latencies_s.append(latency_s)
 
+    def item_done(self, stage: str, latency_s: float, failed: bool = False) -> None:
+        """One item left ``stage`` after ``latency_s`` seconds there (``failed``: it was bad). For stages where
+        every item waits its own time (the exchange's): latency samples per item; batches are counted apart
+        with :meth:`batch_formed`."""
+        with self._lock:
+            m = self.stages[stage]
+            m.items_in += 1
+            m.items_out += 0 if failed else 1
+            m.failures += 1 if failed else 0
+            m.latencies_s.append(latency_s)
+
+    def batch_formed(self, stage: str, size: int) -> None:
+        """``stage`` handled a batch of ``size`` items together (with :meth:`item_done` for its items)."""
+        with self._lock:
+            m = self.stages[stage]
+            m.batches += 1
+            m.batch_sizes.append(size)
+
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the job-level counter ``name``."""
         with self._lock:
@@ -110,7 +128,8 @@ class PipelineMetrics:
             self.job_latencies_s.append(latency_s)
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-able view: ``{"uptime_s", "counters", "jobs": {p50_s, p99_s, proofs_per_s}, "stages": {...}}``."""
+        """A JSON-able view: ``{"uptime_s", "counters", "jobs": {p50_s, p99_s, proofs_per_s}, "stages": {...}}``
+        (``stages`` in pipeline order)."""
         with self._lock:
             up = max(1e-9, self._clock() - self.started_s)
             stages = {name: _stage_view(m, up) for name, m in self.stages.items()}

@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import StatementError
 
 from market.ledger import InsufficientFunds, LedgerError
-from market.exchange.service import challenges, money, routes_circuits, routes_client, routes_provider, routes_public
+from market.exchange.service import (batches, challenges, money, routes_circuits, routes_client, routes_provider,
+                                     routes_public)
 from market.exchange import web
 from market.exchange.service.config import ServiceConfig
 from market.exchange.service.errors import ServiceError
@@ -131,7 +132,8 @@ def build_app(rt: Runtime, *, run_loop: bool = True) -> FastAPI:
     app.add_exception_handler(StatementError, _statement_error)
     app.add_exception_handler(LedgerError, _ledger_error)
     money.attach(rt)  # the Vault: deposit watcher, epochs, audit (issue 12)
-    for module in (routes_public, routes_client, routes_provider, money, routes_circuits, challenges):
+    batches.attach(rt)  # the proving pipeline's stage metrics (proof batches, market.exchange.service.batches)
+    for module in (routes_public, routes_client, routes_provider, money, routes_circuits, challenges, batches):
         app.include_router(module.router(rt))
     app.include_router(web.router(rt))  # the web console (HTML pages), market.exchange.web
     app.add_middleware(DepthLimit)  # inner: sees a size-bounded body; nesting bounded before any parse

@@ -27,7 +27,7 @@ from market import exchange as ex
 from market.core.tickets import TicketInputError, dev_proving_key, parse_proof_bytes
 from market.db.models import CircuitRecord, JobBlob, JobLogLine, LeaseRecord, ProviderRecord
 from market.exchange import circuits
-from market.exchange.service import leases, spot
+from market.exchange.service import batches, leases, spot
 from market.exchange.service.errors import ServiceError, conflict, not_found, not_owner
 from market.exchange.verification import Expected, MalformedUpload, ResultRejected, verify_output
 from market.protocol import CompletePayload, ErrorCode, MAX_LOG_LINE_CHARS
@@ -44,6 +44,7 @@ class Verdict:
     result: bytes
     attestation: Any = None
     rejection: ResultRejected | None = None
+    figures: Any = None  # batches.VerifyFigures: how it was verified (group, checks, seconds)
 
 
 def owned_lease(s: Session, signer: str, lease_id: str, job_id: str) -> LeaseRecord:
@@ -160,6 +161,7 @@ def apply(s: Session, lease: LeaseRecord, exp: Expected, verdict: Verdict, p: Co
         raise conflict(f"lease {lease.lease_id} is {lease.status} (job {job.status}); the upload is not taken",
                        "the job was re-auctioned or cancelled; drop it")
     store_logs(s, lease, p.logs, now_s)
+    batches.record_upload(s, lease, verdict, p.result_hash, now_s)  # provenance of a proof batch's member
     if verdict.rejection is not None:
         rej = verdict.rejection
         ex.fail_job(s, job.job_id, reason=rej.reason, wrong_result=rej.wrong_result, max_attempts=max_attempts,

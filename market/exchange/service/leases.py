@@ -22,7 +22,7 @@ from market.core.tickets import ATTESTATION_KIND, DEV_SETUP_SEED
 from market.db.models import JobBlob, JobRecord, LeaseRecord, ProviderRecord
 from market.core import policy
 from market.core.tickets import inference_input_hash
-from market.exchange.service import spot
+from market.exchange.service import batches, spot
 from proving.formats.wtns_file import parse_wtns
 from contracts.attestation import job_id_bytes32
 
@@ -40,6 +40,7 @@ def create_leases(s: Session, assignments: Sequence[ex.Assignment], now_s: float
         s.add(lease)
         ids.append(lease.lease_id)
     s.flush()
+    batches.form(s, ids, now_s)  # the proof leases of one provider on one circuit key: a batch
     return ids
 
 
@@ -52,6 +53,7 @@ def claim(s: Session, provider: str, max_leases: int, now_s: float, lease_s: flo
         lease.status, lease.delivered_at, lease.expires_at = "running", now_s, now_s + lease_s
         if not spot.is_verification(lease):
             ex.mark_started(s, lease.job_id, now_s)
+    batches.delivered(s, leases, now_s)
     s.flush()
     return leases
 
@@ -121,6 +123,7 @@ def sweep_stuck(s: Session, now_s: float, max_attempts: int) -> list[str]:
 def close(s: Session, lease: LeaseRecord, status: str, now_s: float, outcome: dict[str, Any]) -> None:
     """Set the lease's final ``status`` and the ``outcome`` a retried upload gets back."""
     lease.status, lease.closed_at, lease.outcome = status, now_s, outcome
+    batches.closed(s, lease, status, now_s)
 
 
 def ticket(s: Session, job: JobRecord) -> dict[str, Any]:
@@ -166,7 +169,7 @@ def lease_view(s: Session, lease: LeaseRecord, domain: Any) -> dict[str, Any]:
         text = spot.sample_text(s, job.job_id, rec["rows"])
         input_hash, tk = "0x" + inference_input_hash(text).hex(), {"input_b64": base64.b64encode(text).decode()}
     return {"lease_id": lease.lease_id, "job_id": job.job_id, "kind": job.kind, "expires_at": lease.expires_at,
-            "price_wei": str(lease.price_wei),
+            "price_wei": str(lease.price_wei), "batch_id": batches.batch_of(s, lease.lease_id),
             "attestation": {"domain": att_domain, "job_id_bytes32": "0x" + job_id_bytes32(job.job_id).hex(),
                             "input_hash": input_hash, "kind": ATTESTATION_KIND[job.kind], "verification": code,
                             "sample_rate_ppm": ppm, "policy": str(pol)},

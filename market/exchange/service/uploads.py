@@ -3,7 +3,8 @@
 Same checks and effects as one ``lease.complete`` per item (``completion``), with the per-request costs paid
 once: one envelope signature and nonce, the Groth16 proofs of the batch that share a verifying key checked
 together (``proving.groth16.batch.find_invalid``: one random linear combination, bisected when it fails, so a
-bad proof is still named and only its job is rejected), and every item applied in ONE transaction (one ledger
+bad proof is still named and only its job is rejected; grouped by the key's value, so the jobs of one registered
+circuit are one group), and every item applied in ONE transaction (one ledger
 batch, one commit). If any item is refused while applying (its lease expired, was revoked, is not the signer's),
 that transaction is rolled back and every item is applied in its own transaction, so one bad item never sinks
 the others. The answer lists one outcome per item, in order: the ``lease.complete`` answer
@@ -12,13 +13,14 @@ the others. The answer lists one outcome per item, in order: the ``lease.complet
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from eth_hash.auto import keccak
 
 from market.core.tickets import TicketInputError, parse_proof_bytes
-from market.exchange.service import completion
+from market.exchange.service import batches, completion
 from market.exchange.service.auth import consume_nonce
 from market.exchange.service.errors import ServiceError, conflict
 from market.exchange.service.runtime import Runtime
@@ -26,7 +28,7 @@ from market.exchange.verification import Expected, ResultRejected, verify_attest
 from market.protocol import CompletePayload, SignedRequest
 from proving.errors import ProvingError
 from proving.formats.snarkjs_json import proof_from_json, public_from_json
-from proving.groth16.batch import find_invalid
+from market.pipeline.records import CountingChecks
 
 
 def _prechecked_proof(exp: Expected, result: bytes, p: CompletePayload) -> tuple[Any, list[int], Any]:
@@ -48,35 +50,58 @@ def _prechecked_proof(exp: Expected, result: bytes, p: CompletePayload) -> tuple
     return att, list(public), proof
 
 
+def verify_one(exp: Expected, result: bytes, p: CompletePayload) -> completion.Verdict:
+    """``completion.verify`` of one upload (``lease.complete``), timed: the verdict's ``figures`` say it was
+    checked alone (one check) and how long it took.
+
+    Raises:
+        ServiceError: ``invalid`` (see ``completion.verify``).
+    """
+    received, t0 = time.time(), time.perf_counter()
+    verdict = completion.verify(exp, result, p)
+    took = time.perf_counter() - t0
+    return dataclasses.replace(verdict, figures=batches.VerifyFigures(
+        group_size=1, checks=int(exp.kind == "proof"), verify_s=took, received_at=received, done_at=received + took))
+
+
 def verify_many(exps: list[Expected | None], results: list[bytes | None],
-                items: list[CompletePayload]) -> list[completion.Verdict | None]:
+                items: list[CompletePayload], received_at: float | None = None) -> list[completion.Verdict | None]:
     """A verdict per item (None where there is nothing to verify): proofs under one key batch-checked, every
-    other item through ``completion.verify``. Never raises for a bad result."""
+    other item through ``completion.verify``. Never raises for a bad result. Each verdict's ``figures``
+    (``batches.VerifyFigures``) say how many proofs were checked together, the combined checks that took
+    (bisection included) and the seconds; ``received_at``: when the upload arrived (Unix s, default now)."""
+    received = time.time() if received_at is None else received_at
     verdicts: list[completion.Verdict | None] = [None] * len(items)
-    groups: dict[int, list[tuple[int, Any, list[int], Any]]] = {}
+    groups: dict[Any, list[tuple[int, Any, list[int], Any]]] = {}
     for i, (exp, result, p) in enumerate(zip(exps, results, items)):
         if exp is None or result is None:
             continue
         if exp.kind != "proof" or exp.vk is None:
-            verdicts[i] = completion.verify(exp, result, p)
+            verdicts[i] = verify_one(exp, result, p)
             continue
         try:
             att, public, proof = _prechecked_proof(exp, result, p)
         except ResultRejected as rej:
-            verdicts[i] = completion.Verdict(result, rejection=rej)
+            verdicts[i] = completion.Verdict(result, rejection=rej, figures=batches.VerifyFigures(
+                checks=0, received_at=received, done_at=time.time()))
             continue
-        groups.setdefault(id(exp.vk), []).append((i, att, public, proof))
+        groups.setdefault(exp.vk, []).append((i, att, public, proof))  # one group per key (a value: equal keys)
     for members in groups.values():
         vk = exps[members[0][0]].vk  # type: ignore[union-attr]
-        bad = find_invalid(vk, [m[2] for m in members], [m[3] for m in members])
+        counter, t0 = CountingChecks(), time.perf_counter()
+        bad = counter.find_invalid(vk, [m[2] for m in members], [m[3] for m in members])
+        took = time.perf_counter() - t0
+        fig = batches.VerifyFigures(group_size=len(members), checks=counter.checks, verify_s=took,
+                                    received_at=received, done_at=time.time())
         for pos, (i, att, _, _) in enumerate(members):
             exp, result = exps[i], results[i]
             if pos in bad:
                 err = bad[pos]
                 verdicts[i] = completion.Verdict(result, rejection=ResultRejected(  # type: ignore[arg-type]
-                    exp.job_id, f"proof rejected: {type(err).__name__}: {err}"))  # type: ignore[union-attr]
+                    exp.job_id, f"proof rejected: {type(err).__name__}: {err}"),  # type: ignore[union-attr]
+                    figures=fig)
             else:
-                verdicts[i] = completion.Verdict(result, att)  # type: ignore[arg-type]
+                verdicts[i] = completion.Verdict(result, att, figures=fig)  # type: ignore[arg-type]
     return verdicts
 
 
@@ -101,6 +126,7 @@ def complete_batch(rt: Runtime, req: SignedRequest, signer: str, items: list[Com
     Raises:
         ServiceError: ``replayed_nonce`` (the whole request); per-item refusals are in the answer.
     """
+    received = time.time()
     vk_for = completion.verifying_key_cache(rt.verifying_keys, rt.settings.data_dir / "keys")
     exps: list[Expected | None] = []
     results: list[bytes | None] = []
@@ -116,7 +142,7 @@ def complete_batch(rt: Runtime, req: SignedRequest, signer: str, items: list[Com
                 early[i] = _error(p, exc)
                 results += [None] * (i + 1 - len(results))
                 exps += [None] * (i + 1 - len(exps))
-    verdicts = verify_many(exps, results, items)
+    verdicts = verify_many(exps, results, items, received)
     now = time.time()
     try:
         with rt.tx() as s:
