@@ -95,6 +95,9 @@ def provider_start(
     embedding_backend: Annotated[str, typer.Option("--embedding-backend", help=(
         "How inference jobs embed: torch (sentence-transformers), onnx or onnx-int8 (ONNX Runtime, exported "
         "locally from the packaged weights on first use)."))] = "torch",
+    inference_batch_sentences: Annotated[Optional[int], typer.Option("--inference-batch-sentences", min=0, help=(
+        "Inference leases of one poll run in one model call on one worker, up to this many sentences per batch "
+        "(0: one call per job; default 256)."))] = None,
     provider_dir: ProviderDir = None, data_dir: DataDir = None, as_json: JsonOut = False,
 ) -> None:
     """Run the provider agent on this machine: its own Ray cluster (token auth), hardware benchmark,
@@ -107,7 +110,9 @@ def provider_start(
                       price_per_cpu_s_wei=wei(price, "--price"), cpus=cpus, trusted_fleet=trusted_fleet,
                       poll_wait_s=poll_wait_s, heartbeat_s=None, benchmark_runs=benchmark_runs,
                       dev_bond_wei=wei(dev_bond, "--dev-bond", allow_zero=True), queue_depth=queue_depth,
-                      embedding_backend=_embedding_backend(embedding_backend))
+                      embedding_backend=_embedding_backend(embedding_backend),
+                      **({} if inference_batch_sentences is None else
+                         {"inference_batch_sentences": inference_batch_sentences}))
 
     def started(info: dict) -> None:  # one line: `dev up` and scripts read it while the agent keeps running
         typer.echo(json.dumps(info, default=str) if as_json else _started_text(info))
