@@ -67,6 +67,9 @@ PROVIDER_BOND_WEI = 10**17
 #: Asks of the development providers, wei per CPU-second (p1 cheapest).
 PROVIDER_PRICES_WEI = (20 * GWEI, 30 * GWEI, 45 * GWEI, 60 * GWEI)
 STATE_FILE = "state.json"
+#: Seconds ``dev down`` gives each role after SIGTERM before SIGKILL (an agent finishes or gives back its leases
+#: and stops its own Ray cluster first).
+STOP_TIMEOUTS_S = {"provider": 90.0, "exchange": 20.0, "anvil": 20.0}
 #: Development keystores use a cheap KDF: their password sits in a file beside them.
 DEV_KDF = {"kdf": "pbkdf2", "iterations": 100_000}
 
@@ -170,21 +173,55 @@ def _first_json_line(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait up to ``timeout_s`` until every process of ``procs`` has exited; returns those still running.
+
+    A zombie counts as gone: what ``dev up`` started is not this process's child (``dev up`` exited), so only
+    init reaps it, which on some machines takes seconds (``psutil`` ``wait`` waits for that reaping)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for proc in procs:
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        procs = alive
+        time.sleep(0.05)
+
+
 def _stop(p: Started, timeout_s: float) -> str:
     """SIGTERM ``p`` (then SIGKILL after ``timeout_s``); returns ``terminated`` | ``killed`` | ``gone``."""
-    proc = _process(p)
-    if proc is None:
-        return "gone"
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout_s)
-        return "terminated"
-    except psutil.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-        return "killed"
-    except psutil.NoSuchProcess:
-        return "gone"
+    return _stop_all([p], timeout_s)[0]
+
+
+def _stop_all(ps: list[Started], timeout_s: float) -> list[str]:
+    """SIGTERM every process of ``ps`` at once, then SIGKILL those alive after ``timeout_s``; returns for each
+    ``terminated`` | ``killed`` | ``gone`` (so N agents stopping their own Ray clusters take the time of one)."""
+    how = ["gone"] * len(ps)
+    live: dict[int, psutil.Process] = {}
+    for i, p in enumerate(ps):
+        proc = _process(p)
+        if proc is None:
+            continue
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            continue
+        how[i], live[i] = "terminated", proc
+    stubborn = {proc.pid for proc in _wait_gone(list(live.values()), timeout_s)}
+    for i, proc in live.items():
+        if proc.pid in stubborn:
+            try:
+                proc.kill()
+                how[i] = "killed"
+            except psutil.NoSuchProcess:
+                pass
+    _wait_gone([proc for proc in live.values() if proc.pid in stubborn], 10.0)
+    return how
 
 
 def _stop_ray_leftovers(provider_dir: Path) -> int:
@@ -206,8 +243,7 @@ def _stop_ray_leftovers(provider_dir: Path) -> int:
             proc.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=10)
-    for proc in alive:
+    for proc in _wait_gone(list(procs.values()), 10.0):
         try:
             proc.kill()
         except psutil.NoSuchProcess:
@@ -429,11 +465,13 @@ def dev_down(s: Settings) -> dict[str, Any]:
     procs = _recorded(state)
     order = {"provider": 0, "exchange": 1, "anvil": 2}
     stopped, ray_n = [], 0
-    for p in sorted(procs, key=lambda p: order.get(p.role, 9)):
-        how = _stop(p, 90.0 if p.role == "provider" else 20.0)
-        stopped.append({"role": p.role, "name": p.name, "pid": p.pid, "how": how})
-        if p.data_dir:
-            ray_n += _stop_ray_leftovers(Path(p.data_dir))
+    for rank in sorted({order.get(p.role, 9) for p in procs}):  # all agents at once, then the exchange, then anvil
+        group = [p for p in procs if order.get(p.role, 9) == rank]
+        hows = _stop_all(group, max(STOP_TIMEOUTS_S.get(p.role, 20.0) for p in group))
+        for p, how in zip(group, hows):
+            stopped.append({"role": p.role, "name": p.name, "pid": p.pid, "how": how})
+            if p.data_dir:
+                ray_n += _stop_ray_leftovers(Path(p.data_dir))
     left = [p.pid for p in procs if _process(p) is not None]
     if not left:
         (dev_dir(s) / STATE_FILE).unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from market.cli import dev
 from market.cli.dev import STATE_FILE, Started, dev_down, dev_dir
 from market.settings import Settings, read_config, update_config
 
@@ -59,14 +60,15 @@ def test_stops_the_recorded_processes_only(s):
             p.wait(10)
 
 
-def test_kills_what_ignores_sigterm(s):
+def test_kills_what_ignores_sigterm(s, monkeypatch):
+    monkeypatch.setitem(dev.STOP_TIMEOUTS_S, "anvil", 2.0)  # not the real 20 s: the escalation is under test
     stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
                                  "signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"],
                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert stubborn.stdout.readline().strip() == "ready"
         record(s, [started("anvil", stubborn)])
-        res = dev_down(s)  # anvil gets 20 s, then SIGKILL
+        res = dev_down(s)  # anvil gets its SIGTERM timeout (2 s here), then SIGKILL
         assert res["stopped"][0]["how"] == "killed" and stubborn.wait(10) is not None
     finally:
         stubborn.kill()

@@ -62,6 +62,8 @@ def ray_driver(address: str, env: dict[str, str], *, actor_names: list[str] | No
                namespace: str = "", timeout_s: float = 120.0) -> subprocess.Popen:
     """Start a Ray driver subprocess against ``address`` with exactly ``env``'s Ray auth settings."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # a refused driver (wrong or no token) gives up after 5 GCS connect attempts (~1 s each), not Ray's 20
+    e["RAY_NUM_REDIS_GET_RETRIES"] = "5"
     e.update(env)
     args = [sys.executable, "-c", DRIVER, address]
     if actor_names is not None:

@@ -38,7 +38,7 @@ def test_token_keeps_other_drivers_out_and_stop_is_by_pid(two_clusters, tmp_path
         assert token_file.stat().st_mode & 0o777 == 0o600 and token_file.read_text().strip() == c.token
         assert c.token not in c.pidfile.read_text()  # the pidfile carries PIDs, not the token
     t0 = time.monotonic()
-    # All at once (a refused driver takes ~20 s to give up): A's token on B, no token on B, B's own token.
+    # All at once (a refused driver takes ~5 s to give up, see ray_driver): A's token on B, no token on B, B's own.
     procs = {"a_token_on_b": ray_driver(b.address, a.env()),
              "no_token_on_b": ray_driver(b.address, {"RAY_AUTH_MODE": "disabled"}),
              "b_token_on_b": ray_driver(b.address, b.env()),
@@ -60,7 +60,16 @@ def test_token_keeps_other_drivers_out_and_stop_is_by_pid(two_clusters, tmp_path
     assert b.alive() and driver_result(ray_driver(b.address, b.env()))["connected"]
 
 
-def test_a_second_head_for_the_same_data_dir_is_refused(two_clusters):
-    a, _ = two_clusters
+@pytest.fixture
+def one_cluster(tmp_path):
+    c = ProviderCluster.start("pa", 1, tmp_path / "pa", fast_health_check=True)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_a_second_head_for_the_same_data_dir_is_refused(one_cluster):
     with pytest.raises(ClusterError, match="stop it first"):
-        ProviderCluster.start("pa", 1, a.data_dir)
+        ProviderCluster.start("pa", 1, one_cluster.data_dir)
+    assert one_cluster.alive()  # the refused start left the running head alone
