@@ -14,16 +14,11 @@ alembic batch mode (nothing references ``settlement_leaves``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_leaf_policy"
-# TRANSITIONAL (session 19): 0010_proof_batches is being written in parallel; until it is committed this follows
-# 0009 so that both the committed tree and the working tree have one head. Made static once 0010 is in.
-down_revision = ("0010_proof_batches" if (Path(__file__).parent / "0010_proof_batches.py").exists()
-                 else "0009_job_verifying")
+down_revision = "0010_proof_batches"
 branch_labels = None
 depends_on = None
 
