@@ -115,10 +115,11 @@ class AgentConfig:
         embedding_backend: how inference jobs embed (``torch``, ``onnx``, ``onnx-int8``; reported to the exchange
             as ``hardware.embedding_backend``, whose spot-check allows each backend its documented tolerance,
             ``market.core.embeddings.BACKEND_MIN_COSINE``).
-        inference_batch_sentences: inference leases of one poll (all on this agent's one model and backend) run
-            on ONE worker in one model call over their concatenated sentences, split back per job (each job keeps
-            its own result, attestation and upload), in batches of at most this many sentences (a bigger job runs
-            alone); 0 or 1: one worker call per job. The agent's ``stats`` count ``inference_batches`` and
+        inference_batch_sentences: inference leases waiting here (one poll's, and those queued while the
+            workers were busy; all on this agent's one model and backend) run on ONE worker in one model call over
+            their concatenated sentences, split back per job (each job keeps its own result, attestation and
+            upload), in batches of at most this many sentences (a bigger job runs alone); 0 or 1: one worker call
+            per job. The agent's ``stats`` count ``inference_batches`` and
             ``batched_jobs``.
     """
 
@@ -212,6 +213,8 @@ class Agent:
         self._batch_route = True
         self.stats = {"completed": 0, "failed": 0, "rejected": 0, "leases": 0, "inference_batches": 0,
                       "batched_jobs": 0}
+        #: Inference leases accepted but not started: (job, run, sentences), arrival order (:meth:`_inference_task`).
+        self._infer_waiting: list[tuple[Any, _Running, int]] = []
         #: Set when this process's Ray node (its raylet) died: the agent stops (exit 3) instead of taking leases
         #: it cannot run (found by the chaos suite: it kept heartbeating and failing every lease).
         self.node_died = False
@@ -464,19 +467,35 @@ class Agent:
         run.future = self._executor.submit(self._run_lease, job, run)
 
     def _dispatch_inference(self, items: list[tuple[Any, "_Running"]]) -> None:
-        """Start one poll's inference leases: consecutive ones in batches of at most
-        ``inference_batch_sentences`` sentences, each batch one worker call (:meth:`_run_inference_batch`);
-        a batch of one runs like any lease."""
-        sizes = [len(sentences_from_text(job.ticket["text"])) for job, _ in items]
-        for idx in inference_chunks(sizes, int(self.cfg.inference_batch_sentences)):
-            chunk = [(items[i][0], items[i][1], sizes[i]) for i in idx]
-            if len(chunk) == 1:
-                job, run, _ = chunk[0]
-                run.future = self._executor.submit(self._run_lease, job, run)
-                continue
-            fut = self._executor.submit(self._run_inference_batch, chunk)
-            for _, run, _ in chunk:
-                run.future = fut
+        """Queue one poll's inference leases for batching. Each gets a task; the first task to start takes its lease
+        and the other inference leases still waiting (this poll's, and earlier polls' not started yet: those
+        queued while the workers were busy), in arrival order, while they fit ``inference_batch_sentences``
+        sentences (:func:`take_batch`), and runs them as one worker call (:meth:`_run_inference_batch`; alone, like
+        any lease). A task whose lease another batch took returns at once (the lease's future is that batch's)."""
+        if not items:
+            return
+        with self._lock:  # one acquisition: no task takes a batch before the whole poll is queued
+            for job, run in items:
+                self._infer_waiting.append((job, run, len(sentences_from_text(job.ticket["text"]))))
+            for _, run in items:
+                run.future = self._executor.submit(self._inference_task, run)
+
+    def _inference_task(self, run: "_Running") -> None:
+        with self._lock:
+            waiting = self._infer_waiting
+            first = next((i for i, w in enumerate(waiting) if w[1] is run), None)
+            if first is None:  # taken into another lease's batch
+                return
+            idx = take_batch([w[2] for w in waiting], first, int(self.cfg.inference_batch_sentences))
+            chunk = [waiting[i] for i in idx]
+            for i in sorted(idx, reverse=True):
+                del waiting[i]
+            for _, other, _ in chunk[1:]:
+                other.future = run.future
+        if len(chunk) == 1:
+            self._run_lease(chunk[0][0], run)
+        else:
+            self._run_inference_batch(chunk)
 
     def _run_inference_batch(self, chunk: list[tuple[Any, "_Running", int]]) -> None:
         """Several inference leases in ONE model call on one worker; each job's result is signed and uploaded on
@@ -712,18 +731,16 @@ class Agent:
             pass
 
 
-def inference_chunks(sizes: list[int], bound: int) -> list[list[int]]:
-    """Batches of one poll's inference leases: indices of consecutive leases whose sentence counts ``sizes`` sum
-    to at most ``bound`` (a lease over ``bound`` alone), in order."""
-    chunks: list[list[int]] = []
-    total = 0
+def take_batch(sizes: list[int], first: int, bound: int) -> list[int]:
+    """The batch a starting inference task takes from the waiting leases (sentence counts ``sizes``, arrival
+    order): ``first`` (its own lease, even when over ``bound``), then every other lease in order that still fits
+    ``bound`` sentences in all."""
+    out, total = [first], sizes[first]
     for i, n in enumerate(sizes):
-        if not chunks or total + n > bound:
-            chunks.append([])
-            total = 0
-        chunks[-1].append(i)
-        total += n
-    return chunks
+        if i != first and total + n <= bound:
+            out.append(i)
+            total += n
+    return out
 
 
 def _transient(exc: ApiError) -> bool:
