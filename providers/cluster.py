@@ -197,10 +197,25 @@ def _reload_ray_auth() -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+#: The ``ray start --head`` port flags a provider's head sets (each to its own free port; ``--port`` besides).
+HEAD_PORT_FLAGS = ("--dashboard-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                   "--metrics-export-port", "--runtime-env-agent-port", "--node-manager-port",
+                   "--object-manager-port")
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` DISTINCT free ports: every socket is held until all are bound (one at a time, the kernel may hand out
+    a port it just gave back: ``ray start`` then refuses "port ... used by other components")."""
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket()
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -367,24 +382,19 @@ class ProviderCluster:
         token = load_or_create_token(data_dir)
         # AF_UNIX socket paths must stay under 107 bytes: a short temp dir (FIELD-NOTES).
         temp_dir = tempfile.mkdtemp(prefix=f"rm-{re.sub(r'[^A-Za-z0-9]', '', name)[:10]}-", dir="/tmp")
-        port = _free_port()
-        cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}",
-               f"--num-cpus={int(cpus)}", f"--object-store-memory={int(object_store_bytes)}",
-               f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats",
-               f"--dashboard-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-               f"--dashboard-agent-grpc-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-               f"--runtime-env-agent-port={_free_port()}", f"--node-manager-port={_free_port()}",
-               f"--object-manager-port={_free_port()}", f"--labels=provider={name}",
-               # No log monitor (every driver of a provider runs with log_to_driver=False) and no autoscaler
-               # monitor (nodes join a provider's head by `ray start --address`, nothing autoscales): two
-               # Python daemons fewer per head; `ray start` takes ~10 s less on a loaded 2-core box.
-               "--include-log-monitor=false", "--no-monitor"]
+        rest = [f"--num-cpus={int(cpus)}", f"--object-store-memory={int(object_store_bytes)}",
+                f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats",
+                f"--labels=provider={name}",
+                # No log monitor (every driver of a provider runs with log_to_driver=False) and no autoscaler
+                # monitor (nodes join a provider's head by `ray start --address`, nothing autoscales): two
+                # Python daemons fewer per head; `ray start` takes ~10 s less on a loaded 2-core box.
+                "--include-log-monitor=false", "--no-monitor"]
         if gpus is not None:
-            cmd.append(f"--num-gpus={int(gpus)}")
+            rest.append(f"--num-gpus={int(gpus)}")
         if node_ip:
-            cmd.append(f"--node-ip-address={node_ip}")
+            rest.append(f"--node-ip-address={node_ip}")
         if resources:
-            cmd.append(f"--resources={json.dumps(resources)}")
+            rest.append(f"--resources={json.dumps(resources)}")
         env = dict(os.environ, **token_env(token), **(extra_env or {}))
         if fast_health_check:
             env.update({f"RAY_{k}": str(v) for k, v in FAST_HEALTH_CHECK.items()})
@@ -394,6 +404,10 @@ class ProviderCluster:
         # A new session: the head's daemons are not in the agent's process group (a Ctrl-C in the agent's
         # terminal does not reach them) and get their own scheduler autogroup.
         for attempt in range(1, attempts + 1):
+            # fresh, distinct ports on every attempt: a port taken meanwhile (or a collision) fails only one try
+            port, *others = _free_ports(len(HEAD_PORT_FLAGS) + 1)
+            cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}",
+                   *(f"{flag}={p}" for flag, p in zip(HEAD_PORT_FLAGS, others)), *rest]
             done = threading.Event()
             if _minimal_dashboard():
                 threading.Thread(target=_prewrite_minimal_agent_ports, args=(temp_dir, done), daemon=True).start()
