@@ -14,8 +14,10 @@ from tests.service.harness import ThreadService
 
 def test_a_real_agent_answers_its_challenge_and_is_offered_at_the_measured_speed(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path / "data", settlement_window_s=1.0, max_attempts=3)
+    # a short grace (not the default 30 s): the test waits it out; a challenge that comes while the agent still builds
+    # its challenge key waits for the worker, and its measured speed counts all the same
     config = ServiceConfig(lease_s=LEASE_S, round_interval_s=0.1, dev=True, **SMALL_LIMITS,
-                           challenge_interval_s=3600.0, challenge_deadline_s=600.0, challenge_grace_s=60.0)
+                           challenge_interval_s=3600.0, challenge_deadline_s=600.0, challenge_grace_s=5.0)
     svc = ThreadService(settings, config).start()
     agent = AgentProcess("measured1", svc.url, tmp_path, cpus=1)
     try:
