@@ -51,6 +51,7 @@ log = logging.getLogger("raymarket.exchange")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LATER = "raymarket.pipeline.later"
 _SEEN = "raymarket.pipeline.groups"
+_DIRTY = "raymarket.pipeline.dirty"
 #: engine -> the service's ``metrics.PipelineStageMetrics`` (set by :func:`attach`).
 _SINKS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
@@ -84,6 +85,17 @@ def _later(s: Session, fn: Callable[[Any], None]) -> None:
     s.info.setdefault(_LATER, []).append(fn)
 
 
+@event.listens_for(Session, "before_commit")
+def _before_commit(s: Session) -> None:
+    """Re-hash every batch the transaction changed, once (not once per member)."""
+    dirty = s.info.pop(_DIRTY, None)
+    if not dirty:
+        return
+    s.flush()
+    for batch in dirty.values():
+        batch.record_sha256 = record_hash(batch, members_of(s, batch.batch_id))
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(s: Session) -> None:
     fns = s.info.pop(_LATER, None)
@@ -105,8 +117,8 @@ def _after_commit(s: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(s: Session) -> None:
-    s.info.pop(_LATER, None)
-    s.info.pop(_SEEN, None)
+    for key in (_LATER, _SEEN, _DIRTY):
+        s.info.pop(key, None)
 
 
 def group_of(job: JobRecord) -> GroupKey:
@@ -177,8 +189,8 @@ def delivered(s: Session, leases: Sequence[LeaseRecord], now_s: float) -> None:
 
 
 def _refresh(s: Session, batch: ProofBatch, now_s: float) -> None:
-    s.flush()
-    batch.record_sha256 = record_hash(batch, members_of(s, batch.batch_id))
+    """A member of ``batch`` changed: its record hash is recomputed before the transaction commits."""
+    s.info.setdefault(_DIRTY, {})[batch.batch_id] = batch
     if batch.verified_at is None and batch.n_ok + batch.n_rejected + batch.n_lost >= batch.n_jobs:
         batch.verified_at = now_s
 
