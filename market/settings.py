@@ -141,6 +141,8 @@ class Settings(BaseSettings):
         unbonding_period_s: seconds between ``Vault.requestUnstake`` and ``withdrawStake`` (on-chain time), used
             when the service deploys a new Vault; stake stays slashable until then. In ``[1, 365 days]`` (the
             Vault's own bounds); default 7 days (:data:`market.core.policy.UNBONDING_PERIOD_S`).
+        challenge_interval_s: seconds between two timed speed challenges of one provider
+            (``market.exchange.service.challenges``, issue 14 finding 10); 0 turns them off. Default 300.
 
     Raises:
         pydantic.ValidationError (a ``ValueError``) from the constructor; :meth:`load` raises
@@ -175,6 +177,7 @@ class Settings(BaseSettings):
     matching_rule: Literal["pay-as-bid", "second-price"] = "pay-as-bid"
     epoch_interval_s: float = Field(10.0, gt=0)
     unbonding_period_s: int = Field(UNBONDING_PERIOD_S, gt=0, le=MAX_UNBONDING_PERIOD_S)
+    challenge_interval_s: float = Field(300.0, ge=0)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

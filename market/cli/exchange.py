@@ -31,10 +31,14 @@ def serve_cmd(
                                                               help="Seconds between rounds.")] = None,
     settlement_window_s: Annotated[Optional[float], typer.Option("--settlement-window-s", min=0.1,
                                                                  help="Settlement batch window, seconds.")] = None,
+    challenge_interval_s: Annotated[Optional[float], typer.Option(
+        "--challenge-interval-s", min=0.0, help="Seconds between two timed speed challenges of a provider "
+        "(env RAYMARKET_CHALLENGE_INTERVAL_S; default 300; 0 = no challenges: claimed speeds count, capped at "
+        "the reference machine's).", show_default=False)] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Run the exchange service until SIGINT/SIGTERM (all state is in the database: restart it at will)."""
     s = settings(host=host, port=port, database_url=database_url, rpc_url=rpc_url, data_dir=data_dir,
                  contract=contract, dev=dev, lease_s=lease_s, round_interval_s=round_interval_s,
-                 settlement_window_s=settlement_window_s)
+                 settlement_window_s=settlement_window_s, challenge_interval_s=challenge_interval_s)
     serve(s, s.host, s.port, ServiceConfig.from_settings(s), log_level=log_level)

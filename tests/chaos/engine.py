@@ -28,7 +28,11 @@ from tests.chaos.world import ChaosWorld
 #: loaded box measures low; a proof is estimated by its constraints (a few-round MiMC-7 proof: 1 reference-second,
 #: ``service.jobs.proof_estimate_s``), so even a provider at the failed-challenge floor (speed 0.001) can meet a
 #: proof's deadline.
-MAX_PRICE_WEI = 10**15
+#: Both kinds offer their provider the same budget (an inference job's spot-check reserve, a third of 1.5e15 at the
+#: default ``spot-check:0.5``, comes on top): with 1e15 for both, every proof out-bid every inference job
+#: (welfare = budget - ask), and on a saturated box (chaos --jobs 200, seed 1: 3 single-slot agents, load 20+) the
+#: proof backlog starved the inference jobs until their 240 s deadlines (77 expired, never matched).
+MAX_PRICE_WEI = {"proof": 10**15, "inference": 15 * 10**14}
 DEADLINE_S = {"proof": 1800.0, "inference": 240.0}
 #: The client's own patience: a job not terminal this many seconds after its submit is cancelled by its client
 #: (a cancel of an open, assigned or running job refunds it; of a paid one it is refused).
@@ -74,7 +78,7 @@ class Run:
 
     def _submit(self, job: PlannedJob) -> None:
         c = self.world.clients[job.client]
-        common = {"max_price_wei": MAX_PRICE_WEI, "deadline_s": DEADLINE_S[job.kind], "job_id": job.job_id}
+        common = {"max_price_wei": MAX_PRICE_WEI[job.kind], "deadline_s": DEADLINE_S[job.kind], "job_id": job.job_id}
         if job.kind == "proof":
             fn = lambda: c.submit_proof(job.preimage, rounds=job.rounds, **common)  # noqa: E731
         else:

@@ -19,8 +19,12 @@ from market.core.matching import clear_round
 from market.core.orders import JobOrder, Offer, ask_wei, run_seconds, unit_ask_wei
 from market.core.pricing import (FAILED_SPEED, REFERENCE_UNITS_PER_S, challenge_speed, effective_speed,
                                  quantise_speed, work_units)
-from market.exchange.service.challenges import CHALLENGE_UNITS
-from market.exchange.service.config import ServiceConfig
+from market.db.models import ProviderRecord
+from market.exchange.service import challenges
+from market.exchange.service.challenges import CHALLENGE_UNITS, ChallengeBook
+from market.exchange.service.__main__ import _args as service_args
+from market.exchange.service.config import DEFAULT_CHALLENGE_INTERVAL_S, ServiceConfig
+from market.exchange.service.jobs import proof_estimate_s
 from market.settings import Settings
 from providers.hardware import benchmark
 from providers.jobs import JobWorker, challenge_job
@@ -64,6 +68,42 @@ def test_measured_speed_rules() -> None:
     assert effective_speed(100.0, [8.0], last_failed=True) == FAILED_SPEED
     assert challenge_speed("proof", 400, 1.0) == 1.0 and challenge_speed("proof", 400, 0.01) == 100.0
     assert quantise_speed(0.4567) == 0.46 and quantise_speed(8.34) == 8.3 and quantise_speed(-1) == FAILED_SPEED
+
+
+def test_challenges_are_on_by_default_and_can_be_turned_off(tmp_path) -> None:
+    assert ServiceConfig().challenge_interval_s == DEFAULT_CHALLENGE_INTERVAL_S > 0 and ServiceConfig().challenges_on
+    settings = Settings(data_dir=tmp_path)
+    assert ServiceConfig.from_settings(settings).challenge_interval_s == DEFAULT_CHALLENGE_INTERVAL_S
+    off = Settings(data_dir=tmp_path, challenge_interval_s=0)  # RAYMARKET_CHALLENGE_INTERVAL_S=0 / the config file
+    assert not ServiceConfig.from_settings(off).challenges_on
+    assert not ServiceConfig(challenge_interval_s=None).challenges_on
+    assert service_args(["--challenge-interval-s", "0"]).challenge_interval_s == 0.0
+    with pytest.raises(ValueError):
+        ServiceConfig(challenge_interval_s=-1.0)
+
+
+def test_a_failed_challenge_is_retried_sooner_than_the_interval() -> None:
+    rec = ProviderRecord(name="p-retry", hardware={"challenges": 1}, registered_at=0.0, reputation=1.0, speed=1.0)
+    book, kw = ChallengeBook(), dict(interval_s=300.0, deadline_s=120.0, grace_s=30.0, retry_s=60.0)
+    assert challenges.issue(book, rec, 10.0, **kw) is None  # in the grace period
+    first = challenges.issue(book, rec, 100.0, **kw)
+    assert first is not None and challenges.issue(book, rec, 101.0, **kw) is None  # one outstanding at a time
+    book.outstanding.clear()
+    challenges.record(rec, speed=0.5)  # passed: the next one after the interval
+    assert challenges.issue(book, rec, 200.0, **kw) is None and challenges.issue(book, rec, 401.0, **kw) is not None
+    book.outstanding.clear()
+    challenges.record(rec, speed=None)  # missed its deadline: floor speed, asked again after retry_s
+    assert rec.speed == FAILED_SPEED
+    assert challenges.issue(book, rec, 450.0, **kw) is None and challenges.issue(book, rec, 462.0, **kw) is not None
+    assert challenges.issue(ChallengeBook(), rec, 1e6, **{**kw, "interval_s": 0}) is None  # 0: off
+
+
+def test_a_proof_is_estimated_by_its_constraints() -> None:
+    """Issue 14 (chaos): not a fixed 30 reference-seconds, which a provider measured slow under load could not
+    meet within any ordinary deadline."""
+    assert proof_estimate_s(16) == 1 and proof_estimate_s(400) == 1 and proof_estimate_s(401) == 2
+    assert proof_estimate_s(50_000) == 125 and proof_estimate_s(0) == 1
+    assert run_seconds(proof_estimate_s(32), 30) < 240  # a 32-constraint proof at speed 0.03 fits a 4-minute deadline
 
 
 # --------------------------------------------------------------------------- through the real service
@@ -141,14 +181,17 @@ def test_a_provider_claiming_100_answering_like_1_is_priced_and_matched_by_its_m
     view = _view(client, "claims100")
     assert view["offer"]["speed"] == measured and view["hardware"]["exchange"]["speed_measured"] == [measured]
     pc.heartbeat("claims100")
-    # needs speed 100 to meet the deadline (30 reference-seconds in 2 s): not matched on the claim
-    tight = client.submit_proof(rounds=4, preimage=3, max_price_wei=10**17, deadline_s=2.0)["job_id"]
-    loose = client.submit_proof(rounds=4, preimage=5, max_price_wei=10**17, deadline_s=3600.0)["job_id"]
+    # 101 rounds = 404 constraints = 2 reference-seconds (proof_estimate_s): in 1.5 s it needs speed 1.4+, which
+    # the claim (100) has and the measurement (<= 1) has not: not matched on the claim
+    tight = client.submit_proof(rounds=101, preimage=3, max_price_wei=10**17, deadline_s=1.5)["job_id"]
+    loose = client.submit_proof(rounds=101, preimage=5, max_price_wei=10**17, deadline_s=3600.0)["job_id"]
     got = _wait_status(client, loose, pc, "claims100")
     assert got["status"] in ("assigned", "running") and got["provider"] == "claims100", got
     speed_milli = max(1, round(measured * 1000))
-    assert int(got["price_wei"]) == run_seconds(30, speed_milli) * 10**9  # priced by the measured speed
-    assert int(got["price_wei"]) > run_seconds(30, 100_000) * 10**9      # not by the claimed one
+    estimate = proof_estimate_s(4 * 101)
+    assert estimate == 2
+    assert int(got["price_wei"]) == run_seconds(estimate, speed_milli) * 10**9  # priced by the measured speed
+    assert int(got["price_wei"]) > run_seconds(estimate, 100_000) * 10**9      # not by the claimed one
     tight_view = client.status(tight)  # open, or failed at its deadline: never matched to the claimed speed
     assert tight_view["status"] in ("open", "failed", "expired")
     assert not any(e["event"] == "matched" for e in tight_view["history"]), tight_view

@@ -25,6 +25,8 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--round-interval-s", type=float, default=None)
     p.add_argument("--settlement-window-s", type=float, default=None)
     p.add_argument("--max-attempts", type=int, default=None)
+    p.add_argument("--challenge-interval-s", type=float, default=None,
+                   help="seconds between two timed speed challenges of a provider (default 300; 0 = no challenges)")
     return p.parse_args(argv)
 
 
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     a = _args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     given = {"database_url": a.database_url, "rpc_url": a.rpc_url, "data_dir": a.data_dir,
-             "settlement_window_s": a.settlement_window_s, "max_attempts": a.max_attempts}
+             "settlement_window_s": a.settlement_window_s, "max_attempts": a.max_attempts,
+             "challenge_interval_s": a.challenge_interval_s}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
     config = ServiceConfig.from_settings(settings, lease_s=a.lease_s, round_interval_s=a.round_interval_s,
                                          dev=a.dev or None, contract=a.contract)

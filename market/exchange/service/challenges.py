@@ -2,7 +2,8 @@
 
 A provider's agent that announces support (``hardware["challenges"]`` at registration; the agent in
 :mod:`providers.agent` does) gets, with a lease poll, at most one outstanding challenge every
-``ServiceConfig.challenge_interval_s`` seconds: a Groth16 proof of MiMC-7 over :data:`CHALLENGE_ROUNDS`
+``ServiceConfig.challenge_interval_s`` seconds (on by default, every 300 s; 0 turns them off: settings
+``challenge_interval_s``, ``--challenge-interval-s``): a Groth16 proof of MiMC-7 over :data:`CHALLENGE_ROUNDS`
 rounds for a fresh random preimage (so no answer can be prepared in advance), under the dev proving key
 both sides build from the same seed. It answers with ``challenge.answer`` (the canonical proof bytes)
 before ``deadline_at``. The exchange checks the public signal (MiMC-7 of the preimage, computed here) and the
@@ -113,12 +114,15 @@ def on_register(rec: ProviderRecord, kept: dict[str, Any], offer: Any) -> None:
 
 
 def issue(book: ChallengeBook, rec: ProviderRecord, now_s: float, *, interval_s: float | None,
-          deadline_s: float, grace_s: float = 0.0) -> Challenge | None:
+          deadline_s: float, grace_s: float = 0.0, retry_s: float | None = None) -> Challenge | None:
     """A fresh challenge for ``rec`` when one is due (supported, registered at least ``grace_s`` ago so its agent
-    could build the key, none outstanding, the last one at least ``interval_s`` ago; ``None`` disables
-    challenges), else ``None``."""
-    if interval_s is None or not supports(rec) or now_s - float(rec.registered_at or 0.0) < grace_s:
+    could build the key, none outstanding, the last one at least ``interval_s`` ago -- or ``retry_s`` when the
+    last one failed, so that a provider at the failed-challenge floor, e.g. after one overloaded minute, is measured
+    again soon; ``None`` or 0 disables challenges), else ``None``."""
+    if not interval_s or not supports(rec) or now_s - float(rec.registered_at or 0.0) < grace_s:
         return None
+    if retry_s is not None and notes(rec).get("challenge_failed"):
+        interval_s = min(interval_s, retry_s)
     with book.lock:
         if any(c.provider == rec.name for c in book.outstanding.values()):
             return None
@@ -243,6 +247,7 @@ def claim_view(rt: Any, s: Session, name: str, now_s: float) -> list[dict[str, A
     if rec is None:
         return []
     ch = issue(rt.challenges, rec, now_s, interval_s=rt.config.challenge_interval_s,
-               deadline_s=rt.config.challenge_deadline_s, grace_s=rt.config.challenge_grace_s)
+               deadline_s=rt.config.challenge_deadline_s, grace_s=rt.config.challenge_grace_s,
+               retry_s=rt.config.challenge_retry_s)
     return [ch.view()] if ch is not None else []
 

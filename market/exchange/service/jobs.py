@@ -23,6 +23,7 @@ from market.ledger import chain as chain_ledger
 from market.core import ids
 from market.core.jobs import JobEvent, JobStatus, transition
 from market.core.orders import MAX_WEI as MATCHING_MAX_WEI
+from market.core.pricing import reference_seconds
 from market.core.policy import (PolicyError, VerificationPolicy, default_policy, parse_policy, prover_budget_wei,
                                 required_collateral_wei)
 from proving.field import FR_MODULUS
@@ -38,9 +39,16 @@ from market.protocol import ErrorCode, JobSpecIn
 CANCELLABLE = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value)
 UNFINISHED = (JobStatus.OPEN.value, JobStatus.ASSIGNED.value, JobStatus.RUNNING.value, JobStatus.VERIFYING.value,
               JobStatus.VERIFIED.value)
-#: Reference-machine seconds per sentence embedded, and per proof job (the rounds' duration estimates).
+#: Reference-machine seconds per sentence embedded (an inference job's duration estimate).
 SENTENCES_PER_S = 20
-PROOF_ESTIMATE_S = 30
+
+
+def proof_estimate_s(n_constraints: int) -> int:
+    """A proof job's duration estimate at the reference machine, seconds: its constraints at
+    ``REFERENCE_UNITS_PER_S["proof"]`` (``market.core.pricing.reference_seconds``, at least 1). Issue 14: a fixed
+    30 s for every proof (even a 16-constraint one) made a provider measured at speed 0.03 under load unable to
+    meet any deadline under 1000 s, so small proof jobs expired unmatched."""
+    return reference_seconds("proof", n_constraints)
 
 
 def decode_input(spec: JobSpecIn, config: ServiceConfig) -> bytes:
@@ -96,11 +104,12 @@ def job_spec(signer: str, spec: JobSpecIn, config: ServiceConfig,
         params = {"circuit": rec.circuit_id, "public": [str(x) for x in public], "n_constraints": rec.n_constraints,
                   "example": f"mimc7-{rounds}"}
         return ex.JobSpec(input_hash=hex32(circuit_input_hash(rec.circuit_id, public)), params=params,
-                          duration_estimate_s=PROOF_ESTIMATE_S, **common), wtns
+                          duration_estimate_s=proof_estimate_s(rec.n_constraints), **common), wtns
     ticket = proof_ticket(int(spec.preimage or 0), rounds, str(spec.circuit))  # a quote: no session, no intake
     params = {k: ticket[k] for k in ("circuit", "rounds", "public")}
     input_hash = hex32(proof_input_hash(ticket["circuit"], ticket["rounds"], int(ticket["public"][0])))
-    return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), None
+    return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=proof_estimate_s(4 * rounds),
+                      **common), None
 
 
 def verification_terms(spec: JobSpecIn) -> tuple[VerificationPolicy, int]:
@@ -153,7 +162,7 @@ def _circuit_spec(s: Session | None, spec: JobSpecIn, config: ServiceConfig,
         params = {"circuit": rec.circuit_id, "public": [str(x) for x in public], "n_constraints": rec.n_constraints,
                   "witness_from": "input", "wasm_sha256": rec.wasm_sha256}
         return ex.JobSpec(input_hash=hex32(circuit_input_hash(rec.circuit_id, public)), params=params,
-                          duration_estimate_s=PROOF_ESTIMATE_S, **common), canonical_input_bytes(inp)
+                          duration_estimate_s=proof_estimate_s(rec.n_constraints), **common), canonical_input_bytes(inp)
     b64 = spec.witness_b64 or ""
     if len(b64) > config.max_input_bytes * 4 // 3 + 4:
         raise ServiceError(ErrorCode.TOO_LARGE, f"witness over {config.max_input_bytes} bytes", "")
@@ -167,7 +176,8 @@ def _circuit_spec(s: Session | None, spec: JobSpecIn, config: ServiceConfig,
         raise invalid("spec.witness_b64", str(exc)) from None
     params = {"circuit": rec.circuit_id, "public": [str(x) for x in public], "n_constraints": rec.n_constraints}
     input_hash = hex32(circuit_input_hash(rec.circuit_id, public))
-    return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=PROOF_ESTIMATE_S, **common), wtns
+    return ex.JobSpec(input_hash=input_hash, params=params, duration_estimate_s=proof_estimate_s(rec.n_constraints),
+                      **common), wtns
 
 
 def submit(s: Session, signer: str, spec_in: JobSpecIn, config: ServiceConfig, now_s: float) -> JobRecord:
