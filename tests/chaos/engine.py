@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from market.client import ApiError
 from tests.chaos.checks import TERMINAL, job_statuses, run_checks
-from tests.chaos.schedule import FAULT_KINDS, Plan, PlannedJob
+from tests.chaos.schedule import FAULT_KINDS, Fault, Plan, PlannedJob
 from tests.chaos.world import ChaosWorld
 
 #: A job's budget and its deadline at the exchange, by kind. A job no offer can finish in time is never matched:
@@ -34,6 +34,8 @@ from tests.chaos.world import ChaosWorld
 #: proof backlog starved the inference jobs until their 240 s deadlines (77 expired, never matched).
 MAX_PRICE_WEI = {"proof": 10**15, "inference": 15 * 10**14}
 DEADLINE_S = {"proof": 1800.0, "inference": 240.0}
+#: Faults that take no time to inject (the workload thread fires them on the plan's clock).
+INSTANT_FAULTS = ("lie",)
 #: The client's own patience: a job not terminal this many seconds after its submit is cancelled by its client
 #: (a cancel of an open, assigned or running job refunds it; of a paid one it is refused).
 PATIENCE_S = 300.0
@@ -126,14 +128,20 @@ class Run:
                     self.cancels["impatient_refused"] += 1
 
     def workload(self) -> None:
+        """Submit and cancel on the plan's clock; ``lie`` faults fire here too, on time (a lie is a file written at
+        once: behind a slow restart in the fault thread it came after the last job, and no lie was ever told)."""
         events = sorted([(j.at_s, 0, j) for j in self.plan.jobs]
-                        + [(j.cancel_at_s, 1, j) for j in self.plan.jobs if j.cancel_at_s is not None],
+                        + [(j.cancel_at_s, 1, j) for j in self.plan.jobs if j.cancel_at_s is not None]
+                        + [(f.at_s, 2, f) for f in self.plan.faults if f.kind in INSTANT_FAULTS],
                         key=lambda e: (e[0], e[1]))
-        for at, what, job in events:
+        for at, what, item in events:
             wait = at - self.now()
             if wait > 0:
                 time.sleep(wait)
-            (self._submit if what == 0 else self._cancel)(job)
+            if what == 2:
+                self._inject(item)
+            else:
+                (self._submit if what == 0 else self._cancel)(item)
         self.log(f"workload done at {self.now():.0f} s: {len(self.submitted)} submitted, "
                  f"{len(self.submit_errors)} refused, {self.retries} retried calls")
 
@@ -152,22 +160,28 @@ class Run:
                         self.errors.append(f"restart of {a.name}: {exc}"[:500])
             time.sleep(min(1.0, max(0.0, until_s - self.now())))
 
+    def _inject(self, f: Fault) -> None:
+        started = self.now()
+        try:
+            seen = self.world.inject(f.kind, f.target, f.param)
+            ok = True
+        except Exception as exc:  # noqa: BLE001 -- a failed injection is reported, not fatal
+            seen, ok = {"error": f"{type(exc).__name__}: {exc}"[:500]}, False
+            self.errors.append(f"fault {f.kind} at {started:.0f}s: {seen['error']}")
+        rec = {**asdict(f), "started_s": round(started, 1), "took_s": round(self.now() - started, 1), "ok": ok, **seen}
+        self.faults.append(rec)
+        self.log(f"fault {len(self.faults)}/{len(self.plan.faults)} at {started:.0f}s: {f.kind} "
+                 f"{'' if f.target is None else 'cp' + str(f.target + 1)} {seen}")
+
     def fault_loop(self) -> None:
+        """The faults other than :data:`INSTANT_FAULTS`, one after the other, each at its time or after the one
+        before it ended."""
         try:
             for f in self.plan.faults:
+                if f.kind in INSTANT_FAULTS:
+                    continue
                 self._idle(f.at_s)
-                started = self.now()
-                try:
-                    seen = self.world.inject(f.kind, f.target, f.param)
-                    ok = True
-                except Exception as exc:  # noqa: BLE001 -- a failed injection is reported, not fatal
-                    seen, ok = {"error": f"{type(exc).__name__}: {exc}"[:500]}, False
-                    self.errors.append(f"fault {f.kind} at {started:.0f}s: {seen['error']}")
-                rec = {**asdict(f), "started_s": round(started, 1), "took_s": round(self.now() - started, 1),
-                       "ok": ok, **seen}
-                self.faults.append(rec)
-                self.log(f"fault {len(self.faults)}/{len(self.plan.faults)} at {started:.0f}s: {f.kind} "
-                         f"{'' if f.target is None else 'cp' + str(f.target + 1)} {seen}")
+                self._inject(f)
         finally:
             self._faults_done.set()
 

@@ -29,7 +29,7 @@ def test_same_seed_same_schedule():
 
 @pytest.mark.timeout(2400, method="signal")  # signal: on a timeout the finally blocks still stop every process
 def test_chaos_short_every_fault_kind_once():
-    plan = make_plan(SEED, 12, window_s=70.0, faults=len(FAULT_KINDS))
+    plan = make_plan(SEED, 12, window_s=50.0, faults=len(FAULT_KINDS))
     report = run_chaos(plan, short_base(), log=print)
     print(table(report))
     print(json.dumps({k: v for k, v in report.items() if k not in ("schedule",)}, indent=1, default=str))
