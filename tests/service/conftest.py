@@ -72,6 +72,8 @@ def make_parties(service):
                                  "memory_bytes": 8 * 2**30, "speed": 1.0})
         Client(service.url, key).faucet(0, bond_wei=10**17, provider_name=name)
         provs[name] = (pc, key)
+    for name, (pc, _) in provs.items():  # both online now: under load the bonding above can outlast a lease
+        pc.heartbeat(name)               # period, and a provider last seen at its registration would be offline
     return client, provs
 
 
