@@ -229,9 +229,12 @@ def test_the_same_job_clears_at_the_same_price_whatever_speed_is_claimed(svc) ->
     prices = []
     pc = _provider(svc, "unitpriced", speed=1.0, challenges=False, price_per_constraint_wei=10**9)
     for i, claimed in enumerate((0.46, 8.3, 2.0)):  # one host's benchmark range (issue 14, finding 10)
-        pc.register("unitpriced", offer={"price_per_cpu_s_wei": 10**9, "cpus": 4, "memory_bytes": 8 * 2**30,
+        # 16 GiB and a 12 GiB job: only this offer can serve it (the module's other providers, still online
+        # from earlier tests, have 8 GiB and may ask less per second than this per-constraint price)
+        pc.register("unitpriced", offer={"price_per_cpu_s_wei": 10**9, "cpus": 4, "memory_bytes": 16 * 2**30,
                                          "speed": claimed, "price_per_constraint_wei": 10**9})
-        job_id = client.submit_proof(rounds=4, preimage=11 + i, max_price_wei=10**17, deadline_s=3600.0)["job_id"]
+        job_id = client.submit_proof(rounds=4, preimage=11 + i, max_price_wei=10**17, deadline_s=3600.0,
+                                     memory_bytes=12 * 2**30)["job_id"]
         got = _wait_status(client, job_id, pc, "unitpriced")
         assert got["provider"] == "unitpriced", got
         prices.append(int(got["price_wei"]))
