@@ -142,7 +142,7 @@ class AgentProcess:
     def log(self) -> str:
         """The agent's stderr so far."""
         try:
-            return self.log_path.read_text(encoding="utf-8")
+            return self.log_path.read_text(encoding="utf-8", errors="replace")  # Ray may write raw bytes
         except OSError:
             return ""
 
