@@ -213,3 +213,31 @@ def test_single_provider_job_is_not_paid_then_refunded_at_deadline(tmp_path):
             assert ledger.check_invariants(s) == []
     finally:
         svc.stop()
+
+
+def test_a_provider_silent_on_an_earlier_attempt_may_verify_but_not_one_that_lied(tmp_path):
+    """With two providers, one expired lease used to leave the job unverifiable: the silent provider was excluded
+    from the job, hence from verifying it, and the job sat ``verifying`` until its deadline (seen in
+    ``benchmarks/inference.py --own-market 2``). Excluded for a wrong result, it still may not verify."""
+    svc = start_service(tmp_path / "data")
+    try:
+        client = Client(svc.url, new_key())
+        client.faucet(10**18)
+        for name in ("p1", "p2"):
+            Provider(svc.url, name, 10**9).pc.heartbeat(name)
+        job_id = client.submit_inference(TEXT, max_price_wei=10**15)["job_id"]
+        rec = {"tested_provider": "p1", "tries": {}}
+        with svc.runtime.tx() as s:
+            job = s.get(JobRecord, job_id)
+            job.spec = {**job.spec, "excluded": ["p2"]}
+            s.add(JobEventRecord(job_id=job_id, at_s=time.time(), event="fault", status="open",
+                                 detail={"provider": "p2", "reason": "lease expired (provider p2 silent)",
+                                         "wrong_result": False}))
+        with svc.runtime.tx() as s:
+            assert spot.choose_verifier(s, s.get(JobRecord, job_id), rec) == "p2"
+            s.add(JobEventRecord(job_id=job_id, at_s=time.time(), event="fault", status="open",
+                                 detail={"provider": "p2", "reason": "wrong result", "wrong_result": True}))
+        with svc.runtime.tx() as s:
+            assert spot.choose_verifier(s, s.get(JobRecord, job_id), rec) is None
+    finally:
+        svc.stop()

@@ -9,7 +9,7 @@ The flow, each step in the caller's transaction:
    ``secret`` being the exchange's own (:func:`exchange_secret`, 32 random bytes kept in ``service_meta``, never
    sent anywhere). The rows cannot be known before the result is committed to, and not from the job at all.
 2. :func:`sweep` (every loop tick) — a ``verifying`` job without an open verification lease gets one for an
-   online provider other than the one tested and than the job's excluded providers (least tried first, ties in
+   online provider other than the one tested and than those that gave the job a wrong result (least tried first, ties in
    an order keyed by the secret, so the tested provider cannot pick its verifier). A verification lease is an
    ordinary inference lease to the agent (the normal poll path, lease id prefix ``lv-``): its ticket holds only
    the sampled sentences, its attestation commits to their keccak, at price 0, under ``attest-only`` (the
@@ -177,10 +177,23 @@ def _order_key(secret: bytes, job: JobRecord, name: str) -> bytes:
     return hmac.new(secret, msg, hashlib.sha256).digest()
 
 
+def wrong_result_providers(s: Session, job_id: str) -> set[str]:
+    """Providers that gave ``job_id`` a wrong result on an earlier attempt (its ``fault`` events with
+    ``wrong_result``). A provider excluded only for being silent (an expired lease) is not among them."""
+    return {str(d.get("provider")) for d in s.scalars(
+        select(JobEventRecord.detail).where(JobEventRecord.job_id == job_id, JobEventRecord.event == "fault"))
+        if isinstance(d, dict) and d.get("wrong_result")}
+
+
 def choose_verifier(s: Session, job: JobRecord, rec: dict[str, Any]) -> str | None:
-    """An online provider to re-execute the sample: not the tested one, not excluded from the job; least tried
-    first, ties in a secret-keyed order. None when there is no such provider."""
-    barred = {rec["tested_provider"], *job.spec.get("excluded", [])}
+    """An online provider to re-execute the sample: not the tested one, and not one that gave this job a wrong
+    result before; least tried first, ties in a secret-keyed order. None when there is no such provider.
+
+    A provider excluded from the job only because its lease expired (silent, ``wrong_result=False``) may verify:
+    it lied about nothing, and barring it left a job unverifiable (``verifying`` until its deadline) whenever
+    the market had two providers and one lease expired (found by ``benchmarks/inference.py --own-market 2``).
+    """
+    barred = {rec["tested_provider"], *wrong_result_providers(s, job.job_id)}
     names = [p for p in s.scalars(select(ProviderRecord.name).where(ProviderRecord.active.is_(True),
                                                                   ProviderRecord.draining.is_(False)))
              if p not in barred]
