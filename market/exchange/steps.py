@@ -34,7 +34,7 @@ from market.core.explain import quote
 from market.core.matching import RoundInputs
 from market.core.pricing import offer_unit_prices, work_units
 from market.core.jobs import TERMINAL, JobEvent, JobKind, JobStatus, transition
-from market.db.models import JobEventRecord, JobRecord, ProviderRecord, RoundRecord
+from market.db.models import JobEventRecord, JobRecord, LeaseRecord, ProviderRecord, RoundRecord
 from market.exchange.circuits import drop_witness
 from market.settlement.hooks import register_challenge_slashing
 from market.settlement.models import BatchRecord
@@ -266,13 +266,29 @@ def _offer(s: Session, p: ProviderRecord) -> Offer:
                  reputation=float(p.reputation), speed=float(p.speed), **offer_unit_prices(p.hardware))
 
 
+#: Lease id prefix of a spot check's verification lease (``market.exchange.service.spot.LEASE_PREFIX``).
+VERIFICATION_LEASE_PREFIX = "lv-"
+
+
 def _running_usage(s: Session) -> dict[str, Usage]:
+    """What each provider's offer is already busy with: its assigned / running jobs, and the open verification
+    leases it holds for other providers' jobs (a spot check re-executes on the verifier's CPUs; uncounted, a
+    round matched a busy verifier, and the lease expired undelivered)."""
     busy = (JobStatus.ASSIGNED.value, JobStatus.RUNNING.value)
     usage: dict[str, Usage] = {}
+
+    def add(provider: str, spec: dict[str, Any]) -> None:
+        u = usage.get(provider, Usage())
+        usage[provider] = Usage(cpus=u.cpus + int(spec["cpus"]), gpus=u.gpus + int(spec["gpus"]),
+                                memory_bytes=u.memory_bytes + int(spec["memory_bytes"]))
+
     for job in s.scalars(select(JobRecord).where(JobRecord.status.in_(busy))):
-        u = usage.get(job.provider, Usage())
-        usage[job.provider] = Usage(cpus=u.cpus + int(job.spec["cpus"]), gpus=u.gpus + int(job.spec["gpus"]),
-                                    memory_bytes=u.memory_bytes + int(job.spec["memory_bytes"]))
+        add(job.provider, job.spec)
+    for provider, spec in s.execute(
+            select(LeaseRecord.provider, JobRecord.spec).join(JobRecord, JobRecord.job_id == LeaseRecord.job_id)
+            .where(LeaseRecord.lease_id.startswith(VERIFICATION_LEASE_PREFIX),
+                   LeaseRecord.status.in_(("assigned", "running")))):
+        add(provider, spec)
     return usage
 
 

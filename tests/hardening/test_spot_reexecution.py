@@ -241,3 +241,29 @@ def test_a_provider_silent_on_an_earlier_attempt_may_verify_but_not_one_that_lie
             assert spot.choose_verifier(s, s.get(JobRecord, job_id), rec) is None
     finally:
         svc.stop()
+
+
+def test_an_open_verification_lease_counts_against_the_verifiers_capacity(tmp_path):
+    """A spot check runs on the verifier's CPUs: a round must see them busy. Uncounted, a round gave the busy
+    verifier another job, whose lease expired undelivered (two of four parts in the inference benchmark)."""
+    from market.exchange import steps
+
+    assert spot.LEASE_PREFIX == steps.VERIFICATION_LEASE_PREFIX
+    svc = start_service(tmp_path / "data")
+    try:
+        client = Client(svc.url, new_key())
+        client.faucet(10**18)
+        Provider(svc.url, "p2", 10**9).pc.heartbeat("p2", draining=True)  # registered, but given no job here
+        job_id = client.submit_inference(TEXT, max_price_wei=10**15, cpus=3)["job_id"]
+        with svc.runtime.tx() as s:
+            assert "p2" not in steps._running_usage(s)
+            s.add(LeaseRecord(lease_id=spot.LEASE_PREFIX + "test", job_id=job_id, provider="p2",
+                              attempt=1, status="assigned", price_wei=0, created_at=time.time(),
+                              expires_at=time.time() + 60))
+        with svc.runtime.tx() as s:
+            assert steps._running_usage(s)["p2"].cpus == 3
+            s.get(LeaseRecord, spot.LEASE_PREFIX + "test").status = "completed"
+        with svc.runtime.tx() as s:
+            assert "p2" not in steps._running_usage(s)
+    finally:
+        svc.stop()
