@@ -49,14 +49,18 @@ def test_killed_agent_lease_expires_and_job_moves_to_the_other_provider(tmp_path
         # attest-only: with pA dead, no second provider could re-execute a spot-check sample (lease expiry is tested)
         job_id = client.submit_inference(TEXT, max_price_wei=10**15, verification="attest-only")["job_id"]
         # The embedding worker loads its model first (seconds): kill A while it works on the job.
-        wait_for(lambda: (j := client.status(job_id))["status"] == "running" and j["provider"] == "pA",
-                 300, "job running on pA", every_s=0.1)
+        # pA is cheaper per CPU-second, but the exchange prices by the speed it measures (speed challenges are on
+        # by default), so on a loaded box either may win: the one running the job is the one killed.
+        first = wait_for(lambda: (j := client.status(job_id))["status"] == "running" and j["provider"],
+                         300, "job running on a provider", every_s=0.1)
+        if first == "pB":
+            a, b = b, a
         a.kill()
         t_kill = time.monotonic()
         done = client.wait(job_id, timeout_s=600)
-        print(f"after SIGKILL of pA: done in {time.monotonic() - t_kill:.1f} s")
+        print(f"after SIGKILL of {a.name}: done in {time.monotonic() - t_kill:.1f} s")
         assert done["status"] in ("paid", "settled"), done
-        assert done["provider"] == "pB", done
+        assert done["provider"] == b.name, done
         events = [e["event"] for e in done["history"]]
         assert events.count("paid") == 1 and "fault" in events, events
         assert any("expired" in (e.get("detail") or "") or "expired" in str(e) for e in done["history"]
@@ -67,7 +71,7 @@ def test_killed_agent_lease_expires_and_job_moves_to_the_other_provider(tmp_path
                  - int(after["balance_wei"]) - int(after["escrowed_wei"]))
         assert spent == int(done["price_wei"])  # the client paid once
         earned = provider_earnings(settings, ["pA", "pB"])
-        assert earned["pA"] == 0 and 0 < earned["pB"] <= int(done["price_wei"]), earned  # B paid, A nothing
+        assert earned[a.name] == 0 and 0 < earned[b.name] <= int(done["price_wei"]), earned  # the survivor paid
         assert b.proc.poll() is None  # the other agent carried on
     finally:
         for agent in (a, b):
